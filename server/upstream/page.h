@@ -1,0 +1,26 @@
+#ifndef CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_H_
+#define CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_H_
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "contacts/v1/contacts.pb.h"
+
+namespace contacts::gateway {
+
+// One answer of the upstream's getAllContacts endpoint, as parsed: the contacts in upstream order
+// and the paging facts the upstream reported. A fact the upstream left out (or sent as null) is
+// std::nullopt; the Pager decides what a missing fact means.
+struct Page {
+  std::vector<contacts::v1::Contact> contacts;
+  std::optional<int64_t> skip;           // echoed offset of the first contact
+  std::optional<int64_t> limit;          // echoed page size
+  std::optional<bool> has_more;          // more contacts after this page
+  std::optional<int64_t> total_results;  // size of the whole list
+  std::optional<int64_t> total_pages;
+};
+
+}  // namespace contacts::gateway
+
+#endif  // CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_H_
