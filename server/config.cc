@@ -1,0 +1,253 @@
+#include "server/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
+namespace contacts::gateway {
+namespace {
+
+// One configuration setting: its flag name, the kind of value it takes, what it does, and how it
+// is stored. `set` returns an error message, or "" when the value was taken.
+struct Setting {
+  std::string name;
+  std::string value;  // e.g. "HOST:PORT"; empty for a boolean flag
+  std::string help;
+  std::function<std::string(Config&, const std::string&)> set;
+  std::function<std::string(const Config&)> show;  // the default, for --help; null: not shown
+};
+
+std::string ParseBool(const std::string& text, bool* out) {
+  std::string v = absl::AsciiStrToLower(text);
+  if (v == "" || v == "true" || v == "1" || v == "yes") {
+    *out = true;
+  } else if (v == "false" || v == "0" || v == "no") {
+    *out = false;
+  } else {
+    return "expected true or false";
+  }
+  return "";
+}
+
+template <typename Int>
+std::string ParseInt(const std::string& text, Int low, Int high, Int* out) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(text, &v) || v < low || v > high) {
+    return absl::StrCat("expected a whole number from ", low, " to ", high);
+  }
+  *out = static_cast<Int>(v);
+  return "";
+}
+
+// "30s", "1m", "250ms", or a bare number of seconds.
+std::string ParseSeconds(const std::string& text, absl::Duration* out) {
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds) && seconds >= 0) {
+    *out = absl::Seconds(seconds);
+    return "";
+  }
+  absl::Duration d;
+  if (absl::ParseDuration(text, &d) && d >= absl::ZeroDuration()) {
+    *out = d;
+    return "";
+  }
+  return "expected a duration such as 30s, 1m or 250ms";
+}
+
+std::string Seconds(absl::Duration d) { return absl::FormatDuration(d); }
+
+std::string ReadSecretFile(const std::string& path, std::string* out) {
+  std::ifstream in(path);
+  if (!in) return "cannot read the file";
+  std::stringstream content;
+  content << in.rdbuf();
+  *out = std::string(absl::StripTrailingAsciiWhitespace(content.str()));
+  if (out->empty()) return "the file is empty";
+  return "";
+}
+
+#define STRING(field) \
+  [](Config& c, const std::string& v) { c.field = v; return std::string(); }, \
+  [](const Config& c) { return c.field; }
+#define INT(field, low, high) \
+  [](Config& c, const std::string& v) { return ParseInt(v, decltype(c.field){low}, decltype(c.field){high}, &c.field); }, \
+  [](const Config& c) { return absl::StrCat(c.field); }
+#define BOOL(field) \
+  [](Config& c, const std::string& v) { return ParseBool(v, &c.field); }, \
+  [](const Config& c) { return std::string(c.field ? "true" : "false"); }
+#define DURATION(field) \
+  [](Config& c, const std::string& v) { return ParseSeconds(v, &c.field); }, \
+  [](const Config& c) { return Seconds(c.field); }
+
+const std::vector<Setting>& Settings() {
+  static const auto* settings = new std::vector<Setting>{
+      {"listen", "HOST:PORT", "Address to serve gRPC on; port 0 picks a free port.", STRING(listen)},
+      {"upstream", "URL", "Kore.ai base URL, e.g. https://platform.kore.ai (regional and on-prem hosts too).",
+       STRING(upstream.base_url)},
+      {"upstream-ca-file", "FILE", "Extra PEM CA bundle trusted for the upstream, besides the system roots.",
+       STRING(upstream.ca_file)},
+      {"upstream-allow-plain-http", "", "Allow an http:// upstream: only for a local simulator such as kore-sim.",
+       BOOL(upstream.allow_plain_http)},
+      {"upstream-skip-param", "NAME", "Query parameter that carries the page offset (undocumented upstream).",
+       STRING(upstream.skip_param)},
+      {"upstream-limit-param", "NAME", "Query parameter that carries the page size (undocumented upstream).",
+       STRING(upstream.limit_param)},
+      {"upstream-connect-timeout", "DURATION", "Limit for name lookup, connect and TLS handshake.",
+       DURATION(upstream.connect_timeout)},
+      {"upstream-timeout", "DURATION", "Limit for one upstream request, first byte to last.",
+       DURATION(upstream.request_timeout)},
+      {"upstream-max-response-bytes", "N", "Largest upstream response body accepted.",
+       INT(upstream.max_response_bytes, 1024, 1 << 30)},
+      {"client-id", "ID", "Client (app) id of the Kore.ai app; the gateway then mints the JWTs itself.",
+       STRING(client_id)},
+      {"client-secret", "SECRET",
+       "Client secret of that app. Prefer --client-secret-file or the environment variable: "
+       "command lines are visible to other users of the machine.",
+       [](Config& c, const std::string& v) { c.client_secret = v; return std::string(); }, nullptr},
+      {"client-secret-file", "FILE", "File holding the client secret (e.g. a mounted Kubernetes Secret).",
+       [](Config& c, const std::string& v) { return ReadSecretFile(v, &c.client_secret); }, nullptr},
+      {"jwt-subject", "TEXT", "The `sub` claim of minted JWTs.", STRING(jwt.subject)},
+      {"jwt-ttl", "DURATION", "Lifetime of minted JWTs (`iat`/`exp` claims); 0 leaves both out.",
+       DURATION(jwt.ttl)},
+      {"jwt-jti", "", "Put a unique `jti` in every minted JWT (apps with \"Enforce JTI\").", BOOL(jwt.with_jti)},
+      {"page-size", "N", "Contacts per upstream page when the caller does not say.",
+       INT(stream.default_page_size, 1, 100000)},
+      {"max-page-size", "N", "Largest page size a caller may ask for.", INT(stream.max_page_size, 1, 100000)},
+      {"batch-size", "N", "Contacts per response message when the caller does not say.",
+       INT(stream.default_batch_size, 1, 100000)},
+      {"max-batch-size", "N", "Largest batch a caller may ask for.", INT(stream.max_batch_size, 1, 100000)},
+      {"prefetch-pages", "N", "Pages fetched or buffered ahead of each caller, at most (the prefetch window).",
+       INT(stream.prefetch_pages, 1, 64)},
+      {"max-pages", "N", "Most upstream pages one stream may fetch (guard against endless paging).",
+       INT(stream.max_pages, 1, int64_t{1} << 40)},
+      {"io-threads", "N", "Threads doing upstream I/O.", INT(io_threads, 1, 64)},
+      {"drain-timeout", "DURATION", "On SIGTERM/SIGINT, how long streams in flight may take to finish.",
+       DURATION(drain_timeout)},
+      {"log-level", "LEVEL", "debug, info, warning or error.",
+       [](Config& c, const std::string& v) {
+         static const std::pair<const char*, Severity> kLevels[] = {
+             {"debug", Severity::kDebug}, {"info", Severity::kInfo},
+             {"warning", Severity::kWarning}, {"error", Severity::kError}};
+         for (auto [name, level] : kLevels) {
+           if (v == name) {
+             c.log_level = level;
+             return std::string();
+           }
+         }
+         return std::string("expected debug, info, warning or error");
+       },
+       [](const Config&) { return std::string("info"); }},
+  };
+  return *settings;
+}
+
+#undef STRING
+#undef INT
+#undef BOOL
+#undef DURATION
+
+std::string EnvName(const std::string& flag) {
+  return absl::StrCat("CONTACTS_GATEWAY_", absl::AsciiStrToUpper(absl::StrReplaceAll(flag, {{"-", "_"}})));
+}
+
+absl::Status Apply(const Setting& setting, Config& config, const std::string& value, const std::string& from) {
+  std::string problem = setting.set(config, value);
+  if (problem.empty()) return absl::OkStatus();
+  // The value is echoed only for settings whose defaults may be shown, i.e. never for secrets.
+  std::string got = setting.show ? absl::StrCat(" (got \"", value, "\")") : "";
+  return absl::InvalidArgumentError(absl::StrCat(from, ": ", problem, got));
+}
+
+absl::Status Check(const Config& c) {
+  if (c.client_id.empty() != c.client_secret.empty()) {
+    return absl::InvalidArgumentError(
+        "--client-id and --client-secret (or --client-secret-file) go together: give both or neither");
+  }
+  if (c.stream.default_page_size > c.stream.max_page_size) {
+    return absl::InvalidArgumentError(absl::StrCat("--page-size ", c.stream.default_page_size,
+                                                   " exceeds --max-page-size ", c.stream.max_page_size));
+  }
+  if (c.stream.default_batch_size > c.stream.max_batch_size) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch-size ", c.stream.default_batch_size,
+                                                   " exceeds --max-batch-size ", c.stream.max_batch_size));
+  }
+  if (c.listen.rfind(':') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--listen: expected HOST:PORT (got \"", c.listen, "\")"));
+  }
+  if (absl::StatusOr<UpstreamUrl> url = ParseUpstreamUrl(c.upstream.base_url, c.upstream.allow_plain_http);
+      !url.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--upstream: ", url.status().message(),
+        c.upstream.allow_plain_http ? "" : " (--upstream-allow-plain-http permits http://)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args,
+                                   const std::function<const char*(const char*)>& getenv, bool* help) {
+  Config config;
+  *help = false;
+  for (const Setting& setting : Settings()) {
+    std::string env = EnvName(setting.name);
+    if (const char* value = getenv(env.c_str()); value != nullptr && *value != '\0') {
+      if (absl::Status s = Apply(setting, config, value, env); !s.ok()) return s;
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      *help = true;
+      return Config{};
+    }
+    if (arg.rfind("--", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", arg, "\" (see --help)"));
+    }
+    size_t eq = arg.find('=');
+    std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    const Setting* setting = nullptr;
+    for (const Setting& s : Settings()) {
+      if (s.name == name) setting = &s;
+    }
+    if (setting == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    std::string value;
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+    } else if (!setting->value.empty()) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value (", setting->value, ")"));
+      }
+      value = args[++i];
+    }
+    if (absl::Status s = Apply(*setting, config, value, "--" + name); !s.ok()) return s;
+  }
+  if (absl::Status s = Check(config); !s.ok()) return s;
+  return config;
+}
+
+std::string HelpText() {
+  std::string out =
+      "contacts-gateway: streams Kore.ai contact lists over gRPC (contacts.v1.ContactService).\n\n"
+      "Usage: contacts-gateway [--flag=value ...]\n"
+      "Every flag can also be set by the environment variable named under it; a flag wins.\n\n";
+  const Config defaults;
+  for (const Setting& s : Settings()) {
+    absl::StrAppend(&out, "  --", s.name, s.value.empty() ? "" : absl::StrCat("=", s.value), "\n      ",
+                    s.help, "\n      env ", EnvName(s.name));
+    if (s.show) {
+      std::string shown = s.show(defaults);
+      absl::StrAppend(&out, ", default ", shown.empty() ? "(none)" : shown);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace contacts::gateway

@@ -1,0 +1,286 @@
+#include "server/service/contact_service.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "server/log.h"
+#include "server/service/request_validation.h"
+#include "server/stream/pager.h"
+#include "server/stream/resume_token.h"
+
+namespace contacts::gateway {
+namespace {
+
+using contacts::v1::StreamContactsRequest;
+using contacts::v1::StreamContactsResponse;
+
+std::string_view MetadataValue(const grpc::CallbackServerContext& context, std::string_view key) {
+  auto it = context.client_metadata().find(grpc::string_ref(key.data(), key.size()));
+  if (it == context.client_metadata().end()) return {};
+  return std::string_view(it->second.data(), it->second.size());
+}
+
+absl::Time Deadline(const grpc::CallbackServerContext& context) {
+  auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
+// One StreamContacts call. gRPC holds one reference until OnDone; each upstream fetch in flight
+// holds another, so a page arriving after the call ended finds the reactor alive. The state is
+// guarded by mu_; gRPC and the page source call in on their own threads, and no lock is held
+// while calling StartWrite, Finish or Fetch.
+class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContactsResponse> {
+ public:
+  StreamContactsReactor(PageSource& source, JwtMinter* minter, const StreamOptions& options,
+                        grpc::CallbackServerContext* context, const StreamContactsRequest& request)
+      : source_(source), minter_(minter) {
+    absl::Status started = Start(options, *context, request);
+    if (!started.ok()) {
+      absl::MutexLock lock(&mu_);
+      end_ = started;
+    }
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) {
+        // The caller is gone: stop the upstream side and finish.
+        if (!end_) end_ = absl::CancelledError("the stream broke while writing");
+        ready_.clear();
+      }
+    }
+    if (!ok) cancel_->Cancel();
+    Pump();
+  }
+
+  void OnCancel() override {
+    cancel_->Cancel();
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      ready_.clear();
+    }
+    Pump();
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&mu_);
+      Log(Severity::kInfo,
+          absl::StrCat("stream ended: list=", list_id_, " contacts=", delivered_ - resumed_at_,
+                       " pages=", pages_, " status=", absl::StatusCodeToString(final_code_),
+                       " seconds=", absl::FormatDuration(absl::Now() - started_)));
+    }
+    Unref();
+  }
+
+ private:
+  absl::Status Start(const StreamOptions& options, const grpc::CallbackServerContext& context,
+                     const StreamContactsRequest& request) {
+    if (absl::Status valid = ValidateRequest(request); !valid.ok()) return valid;
+    base_.stream_id = request.stream_id();
+    base_.list_id = request.contact_list_id();
+    base_.account_id = request.account_id();
+    base_.deadline = Deadline(context);
+    list_id_ = base_.list_id;
+    fingerprint_ = ListFingerprint(base_.stream_id, base_.list_id, base_.account_id);
+
+    std::string_view jwt = MetadataValue(context, "auth");
+    std::string_view app_id = MetadataValue(context, "iid");
+    if (!jwt.empty()) {
+      if (app_id.empty()) {
+        return absl::InvalidArgumentError(
+            "metadata 'iid' (the app's client id) must accompany the JWT in metadata 'auth'");
+      }
+      base_.credentials = {std::string(jwt), std::string(app_id)};
+    } else if (minter_ == nullptr) {
+      return absl::UnauthenticatedError(
+          "no upstream credentials: send the app's JWT in metadata 'auth' and its client id in "
+          "'iid', or configure the gateway with --client-id and --client-secret");
+    }
+
+    ResumePoint start;
+    if (!request.resume_token().empty()) {
+      absl::StatusOr<ResumePoint> point = DecodeResumeToken(request.resume_token(), fingerprint_);
+      if (!point.ok()) return point.status();
+      start = *std::move(point);
+    }
+    delivered_ = resumed_at_ = start.delivered;
+    next_offset_ = start.next_offset;
+    last_ids_.assign(start.last_ids.begin(), start.last_ids.end());
+
+    int32_t page_size = request.page_size() == 0 ? options.default_page_size : request.page_size();
+    batch_size_ = request.max_batch_size() == 0 ? options.default_batch_size : request.max_batch_size();
+    batch_size_ = std::min(batch_size_, options.max_batch_size);
+    max_batch_bytes_ = options.max_batch_bytes;
+    window_ = std::max(1, options.prefetch_pages);
+    absl::MutexLock lock(&mu_);
+    pager_.emplace(PagerOptions{std::min(page_size, options.max_page_size), options.max_pages,
+                                request.max_contacts()},
+                   std::move(start));
+    return absl::OkStatus();
+  }
+
+  // Decides, under the lock, whether to write, finish or fetch; then does it without the lock.
+  void Pump() {
+    std::optional<grpc::Status> finish;
+    bool write = false;
+    std::optional<PageRequest> fetch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      if (!writing_) {
+        if (cancelled_) {
+          finish = grpc::Status::CANCELLED;
+        } else if (!ready_.empty()) {
+          BuildResponse();
+          writing_ = write = true;
+        } else if (end_) {
+          finish = FinalStatus();
+        }
+      }
+      if (finish) {
+        finished_ = true;
+        final_code_ = static_cast<absl::StatusCode>(finish->error_code());
+      } else if (!end_ && !fetching_ && !cancelled_) {
+        // Fetch while the pages buffered plus the one to fetch fit in the prefetch window.
+        std::optional<Pager::Request> next = pager_->Next();
+        if (next && ready_.size() + next->limit <= static_cast<size_t>(window_) * next->limit) {
+          fetching_ = true;
+          asked_ = *next;
+          fetch = base_;
+          fetch->skip = next->skip;
+          fetch->limit = next->limit;
+        }
+      }
+    }
+    if (write) StartWrite(&response_);
+    if (finish) Finish(*finish);
+    if (fetch) {
+      if (fetch->credentials.jwt.empty()) fetch->credentials = {minter_->Token(), minter_->client_id()};
+      refs_.fetch_add(1);
+      source_.Fetch(*std::move(fetch), cancel_,
+                    [this](absl::StatusOr<Page> page) { OnPage(std::move(page)); });
+    }
+  }
+
+  void OnPage(absl::StatusOr<Page> page) {
+    {
+      absl::MutexLock lock(&mu_);
+      fetching_ = false;
+      ++pages_;
+      if (!end_ && !cancelled_) {
+        if (!page.ok()) {
+          end_ = page.status();
+        } else {
+          std::vector<PagedContact> contacts;
+          absl::Status accepted = pager_->Accept(asked_, *std::move(page), &contacts);
+          total_results_ = pager_->total_results();
+          for (PagedContact& contact : contacts) ready_.push_back(std::move(contact));
+          if (!accepted.ok()) {
+            end_ = accepted;
+          } else if (pager_->done()) {
+            end_ = absl::OkStatus();
+          }
+        }
+      }
+    }
+    Pump();
+    Unref();
+  }
+
+  // Moves up to one batch from ready_ into response_.
+  void BuildResponse() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    response_.Clear();
+    size_t bytes = 0;
+    while (!ready_.empty() && response_.contacts_size() < batch_size_ && bytes < max_batch_bytes_) {
+      PagedContact& next = ready_.front();
+      bytes += next.contact.ByteSizeLong() + 4;
+      last_ids_.push_back(next.contact.id());
+      if (last_ids_.size() > kMaxResumeIds) last_ids_.pop_front();
+      next_offset_ = next.next_offset;
+      *response_.add_contacts() = std::move(next.contact);
+      ready_.pop_front();
+    }
+    delivered_ += response_.contacts_size();
+    response_.set_total_results(total_results_);
+    response_.set_delivered_count(delivered_);
+    response_.set_resume_token(EncodeResumeToken(
+        ResumePoint{next_offset_, delivered_, std::vector<std::string>(last_ids_.begin(), last_ids_.end())},
+        fingerprint_));
+  }
+
+  grpc::Status FinalStatus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::Status status = *end_;
+    if (status.ok() || delivered_ == resumed_at_) return ToGrpcStatus(status);
+    // Some contacts went out: say how to continue, and call unreadable data a loss.
+    absl::StatusCode code = status.code() == absl::StatusCode::kInternal ? absl::StatusCode::kDataLoss
+                                                                          : status.code();
+    return ToGrpcStatus(absl::Status(
+        code, absl::StrCat(status.message(), "; stopped after ", delivered_,
+                           " contacts, resume with the last resume_token received")));
+  }
+
+  void Unref() {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
+
+  PageSource& source_;
+  JwtMinter* const minter_;
+  const absl::Time started_ = absl::Now();
+  std::shared_ptr<Cancellation> cancel_ = std::make_shared<Cancellation>();
+  std::atomic<int> refs_{1};
+
+  // Set once by Start(), read-only afterwards.
+  PageRequest base_;
+  std::string list_id_;
+  uint64_t fingerprint_ = 0;
+  int32_t batch_size_ = 0;
+  size_t max_batch_bytes_ = 0;
+  int32_t window_ = 1;
+  int64_t resumed_at_ = 0;
+
+  absl::Mutex mu_;
+  std::optional<Pager> pager_ ABSL_GUARDED_BY(mu_);
+  Pager::Request asked_ ABSL_GUARDED_BY(mu_);
+  std::deque<PagedContact> ready_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);  // the upstream side is done
+  bool fetching_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  absl::StatusCode final_code_ = absl::StatusCode::kUnknown;  // written before Finish
+  int64_t pages_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t delivered_ = 0;  // guarded by mu_ after Start()
+  int64_t next_offset_ = 0;
+  int64_t total_results_ = 0;
+  std::deque<std::string> last_ids_;
+  StreamContactsResponse response_;  // owned by gRPC while writing_
+};
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+ContactService::ContactService(PageSource& source, JwtMinter* minter, StreamOptions options)
+    : source_(source), minter_(minter), options_(options) {}
+
+grpc::ServerWriteReactor<StreamContactsResponse>* ContactService::StreamContacts(
+    grpc::CallbackServerContext* context, const StreamContactsRequest* request) {
+  return new StreamContactsReactor(source_, minter_, options_, context, *request);
+}
+
+}  // namespace contacts::gateway

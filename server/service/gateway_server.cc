@@ -1,0 +1,61 @@
+#include "server/service/gateway_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
+#include "server/log.h"
+#include "server/service/contact_service.h"
+
+namespace contacts::gateway {
+
+absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config& config) {
+  std::unique_ptr<GatewayServer> gateway(new GatewayServer());
+  absl::StatusOr<std::unique_ptr<KoreClient>> client = KoreClient::Create(gateway->io_, config.upstream);
+  if (!client.ok()) return client.status();
+  gateway->source_ = *std::move(client);
+  if (!config.client_id.empty()) {
+    gateway->minter_ = std::make_unique<JwtMinter>(config.client_id, config.client_secret, config.jwt);
+  }
+  gateway->service_ =
+      std::make_unique<ContactService>(*gateway->source_, gateway->minter_.get(), config.stream);
+  for (int i = 0; i < config.io_threads; ++i) {
+    gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
+  }
+
+  // Reflection serves the descriptors linked into this binary; referencing the health proto keeps
+  // its descriptor linked, so `describe grpc.health.v1.Health` works.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &gateway->port_);
+  builder.RegisterService(gateway->service_.get());
+  gateway->server_ = builder.BuildAndStart();
+  if (!gateway->server_ || gateway->port_ == 0) {
+    gateway->Shutdown(absl::ZeroDuration());
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
+  }
+  grpc::HealthCheckServiceInterface* health = gateway->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(contacts::v1::ContactService::service_full_name(), true);
+  return gateway;
+}
+
+GatewayServer::~GatewayServer() { Shutdown(absl::ZeroDuration()); }
+
+void GatewayServer::Shutdown(absl::Duration drain) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (server_) {
+    server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING for every service, at once
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));
+    server_->Wait();
+  }
+  work_.reset();
+  io_.stop();
+  for (std::thread& thread : io_threads_) thread.join();
+}
+
+}  // namespace contacts::gateway

@@ -1,0 +1,358 @@
+#include "server/upstream/kore_client.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <exception>
+#include <optional>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "server/upstream/http_status.h"
+#include "server/upstream/page_parser.h"
+
+namespace contacts::gateway {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+
+constexpr char kUserAgent[] = "contacts-gateway/0.1";
+constexpr size_t kMaxHeaderBytes = 64 << 10;
+
+absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
+
+void PercentEncode(std::string_view in, std::string* out) {
+  for (unsigned char c : in) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out->push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(out, "%", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+}
+
+bool IsIpLiteral(const std::string& host) {
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// How much of `limit` is left before `deadline`; zero when it has passed.
+std::chrono::steady_clock::duration Budget(absl::Duration limit, absl::Time deadline) {
+  absl::Duration left = std::min(limit, deadline - absl::Now());
+  if (left < absl::ZeroDuration()) left = absl::ZeroDuration();
+  return absl::ToChronoNanoseconds(left);
+}
+
+// The transport error of `step` as a status: kDeadlineExceeded when the caller's deadline ran out,
+// kUnavailable otherwise (the caller may retry).
+absl::Status TransportError(std::string_view step, const boost::system::error_code& ec,
+                            absl::Time deadline) {
+  if (ec == beast::error::timeout) {
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the call's deadline passed while waiting for the upstream (", AsAbsl(step), ")"));
+    }
+    return absl::UnavailableError(absl::StrCat("upstream timed out (", AsAbsl(step), ")"));
+  }
+  return absl::UnavailableError(absl::StrCat("upstream ", AsAbsl(step), " failed: ", ec.message()));
+}
+
+// The upstream's own words, minus anything that is a credential.
+std::string Redact(std::string message, const UpstreamCredentials& credentials) {
+  if (!credentials.jwt.empty()) absl::StrReplaceAll({{credentials.jwt, "[redacted]"}}, &message);
+  return message;
+}
+
+}  // namespace
+
+absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url, bool allow_plain_http) {
+  UpstreamUrl out;
+  std::string_view rest;
+  if (url.substr(0, 8) == "https://") {
+    rest = url.substr(8);
+  } else if (url.substr(0, 7) == "http://") {
+    if (!allow_plain_http) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "upstream URL ", AsAbsl(url),
+          " is plain http://; use https://, or allow plain HTTP explicitly for a local simulator"));
+    }
+    out.tls = false;
+    rest = url.substr(7);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("upstream URL ", AsAbsl(url), " must start with https://"));
+  }
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    std::string_view path = rest.substr(slash);
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+    out.base_path = std::string(path);
+  }
+  if (authority.find_first_of("@?#") != std::string_view::npos ||
+      out.base_path.find_first_of("?#") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "upstream URL ", AsAbsl(url), " may hold only scheme, host, port and a path prefix"));
+  }
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("upstream URL ", AsAbsl(url), ": unclosed '['"));
+    }
+    out.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return absl::InvalidArgumentError(absl::StrCat("upstream URL ", AsAbsl(url), ": bad port"));
+      port = after.substr(1);
+    }
+  } else {
+    size_t colon = authority.rfind(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+  }
+  if (out.host.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("upstream URL ", AsAbsl(url), " has no host"));
+  }
+  int port_number = 0;
+  if (port.empty()) {
+    out.port = out.tls ? "443" : "80";
+  } else if (absl::SimpleAtoi(AsAbsl(port), &port_number) && port_number > 0 && port_number < 65536) {
+    out.port = std::string(port);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("upstream URL ", AsAbsl(url), ": bad port"));
+  }
+  return out;
+}
+
+std::string ContactsTarget(const UpstreamUrl& url, const PageRequest& request,
+                           std::string_view skip_param, std::string_view limit_param) {
+  std::string target = url.base_path;
+  target += "/campaign/api/v2/public/";
+  PercentEncode(request.stream_id, &target);
+  target += "/campaign/contactList/";
+  PercentEncode(request.list_id, &target);
+  target += "/getAllContacts?accountId=";
+  PercentEncode(request.account_id, &target);
+  absl::StrAppend(&target, "&", AsAbsl(skip_param), "=", request.skip, "&", AsAbsl(limit_param), "=",
+                  request.limit);
+  return target;
+}
+
+// One upstream connection: plain TCP or TLS over TCP, with the read buffer that must survive
+// between requests on a keep-alive connection. Used by one request at a time, on its strand.
+struct KoreClient::Connection {
+  Connection(asio::io_context& io, ssl::context* tls) : strand(asio::make_strand(io)) {
+    if (tls) {
+      secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(strand, *tls);
+    } else {
+      plain = std::make_unique<beast::tcp_stream>(strand);
+    }
+  }
+  beast::tcp_stream& tcp() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+
+  asio::strand<asio::io_context::executor_type> strand;
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer;
+  bool open = false;
+};
+
+absl::StatusOr<std::unique_ptr<KoreClient>> KoreClient::Create(asio::io_context& io,
+                                                               KoreClientOptions options) {
+  absl::StatusOr<UpstreamUrl> url = ParseUpstreamUrl(options.base_url, options.allow_plain_http);
+  if (!url.ok()) return url.status();
+  std::unique_ptr<KoreClient> client(new KoreClient(io, std::move(options), *std::move(url)));
+  if (client->url_.tls) {
+    auto tls = std::make_unique<ssl::context>(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+    tls->set_verify_mode(ssl::verify_peer);
+    boost::system::error_code ec;
+    tls->set_default_verify_paths(ec);
+    if (!client->options_.ca_file.empty()) {
+      tls->load_verify_file(client->options_.ca_file, ec);
+      if (ec) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "cannot read the upstream CA file ", client->options_.ca_file, ": ", ec.message()));
+      }
+    }
+    client->tls_ = std::move(tls);
+  }
+  return client;
+}
+
+KoreClient::KoreClient(asio::io_context& io, KoreClientOptions options, UpstreamUrl url)
+    : io_(io), options_(std::move(options)), url_(std::move(url)) {}
+
+KoreClient::~KoreClient() = default;
+
+std::shared_ptr<KoreClient::Connection> KoreClient::TakeConnection(bool* reused) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!idle_.empty()) {
+      std::shared_ptr<Connection> connection = std::move(idle_.back());
+      idle_.pop_back();
+      *reused = true;
+      return connection;
+    }
+  }
+  *reused = false;
+  return std::make_shared<Connection>(io_, tls_.get());
+}
+
+void KoreClient::ReturnConnection(std::shared_ptr<Connection> connection) {
+  absl::MutexLock lock(&mu_);
+  if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(connection));
+}
+
+void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) {
+  bool reused = false;
+  std::shared_ptr<Connection> connection = TakeConnection(&reused);
+  asio::co_spawn(
+      connection->strand, FetchPage(std::move(request), std::move(cancel), connection, reused),
+      [done = std::move(done)](std::exception_ptr error, absl::StatusOr<Page> page) mutable {
+        if (error) page = absl::InternalError("unexpected exception while fetching a page");
+        std::move(done)(std::move(page));
+      });
+}
+
+asio::awaitable<absl::Status> KoreClient::Open(Connection& connection, absl::Time deadline) {
+  boost::system::error_code ec;
+  tcp::resolver resolver(connection.strand);
+  auto endpoints = co_await resolver.async_resolve(url_.host, url_.port,
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return TransportError(absl::StrCat("name lookup of ", url_.host), ec, deadline);
+  connection.tcp().expires_after(Budget(options_.connect_timeout, deadline));
+  co_await connection.tcp().async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return TransportError(absl::StrCat("connect to ", url_.host, ":", url_.port), ec, deadline);
+  if (connection.secure) {
+    SSL* ssl = connection.secure->native_handle();
+    if (IsIpLiteral(url_.host)) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url_.host.c_str());
+    } else {
+      SSL_set_tlsext_host_name(ssl, url_.host.c_str());
+      SSL_set1_host(ssl, url_.host.c_str());
+    }
+    co_await connection.secure->async_handshake(ssl::stream_base::client,
+                                                asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return TransportError("TLS handshake", ec, deadline);
+  }
+  connection.open = true;
+  co_return absl::OkStatus();
+}
+
+asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
+                                                            std::shared_ptr<Cancellation> cancel,
+                                                            std::shared_ptr<Connection> connection,
+                                                            bool reused) {
+  // Cancelling closes the socket on its strand, which ends any pending operation at once.
+  std::weak_ptr<Connection> weak = connection;
+  Cancellation::Handle handle = cancel->OnCancel([weak] {
+    if (std::shared_ptr<Connection> c = weak.lock()) {
+      asio::post(c->strand, [c] { c->tcp().close(); });
+    }
+  });
+  absl::Cleanup forget = [&] { cancel->Forget(handle); };
+
+  const absl::Time deadline = request.deadline;
+  http::request<http::empty_body> req{
+      http::verb::get, ContactsTarget(url_, request, options_.skip_param, options_.limit_param), 11};
+  bool default_port = url_.port == (url_.tls ? "443" : "80");
+  std::string host_header = url_.host.find(':') != std::string::npos ? absl::StrCat("[", url_.host, "]") : url_.host;
+  req.set(http::field::host, default_port ? host_header : absl::StrCat(host_header, ":", url_.port));
+  req.set(http::field::user_agent, kUserAgent);
+  req.set(http::field::accept, "application/json");
+  req.set("auth", request.credentials.jwt);
+  req.set("iid", request.credentials.app_id);
+  req.set("accountId", request.account_id);
+  req.keep_alive(true);
+  const std::string what = absl::StrCat("contact list ", request.list_id, " (skip=", request.skip, ")");
+
+  for (int attempt = 0;; ++attempt) {
+    if (cancel->cancelled()) co_return absl::CancelledError("the call was cancelled");
+    if (!connection->open) {
+      absl::Status opened = co_await Open(*connection, deadline);
+      if (cancel->cancelled()) co_return absl::CancelledError("the call was cancelled");
+      if (!opened.ok()) co_return opened;
+    }
+    boost::system::error_code ec;
+    connection->tcp().expires_after(Budget(options_.request_timeout, deadline));
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(options_.max_response_bytes);
+    parser.header_limit(kMaxHeaderBytes);
+    if (connection->secure) {
+      co_await http::async_write(*connection->secure, req, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec) {
+        co_await http::async_read(*connection->secure, connection->buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+      }
+    } else {
+      co_await http::async_write(*connection->plain, req, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec) {
+        co_await http::async_read(*connection->plain, connection->buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+      }
+    }
+    if (cancel->cancelled()) co_return absl::CancelledError("the call was cancelled");
+    if (ec) {
+      connection->tcp().close();
+      connection->open = false;
+      connection->buffer.clear();
+      // A kept-alive connection the upstream closed while idle: once more on a fresh one.
+      if (reused && attempt == 0 && !parser.got_some() && ec != beast::error::timeout) continue;
+      if (ec == http::error::body_limit) {
+        co_return absl::InternalError(absl::StrCat("upstream response for ", what, " exceeds ",
+                                                   options_.max_response_bytes, " bytes"));
+      }
+      if (ec == http::error::header_limit) {
+        co_return absl::InternalError(absl::StrCat("upstream response headers for ", what, " exceed ",
+                                                   kMaxHeaderBytes, " bytes"));
+      }
+      co_return TransportError(absl::StrCat("response for ", what), ec, deadline);
+    }
+
+    http::response<http::string_body> response = parser.release();
+    std::move(forget).Invoke();  // before the connection can serve another stream
+    if (response.keep_alive()) {
+      ReturnConnection(connection);
+    } else {
+      connection->tcp().close();
+      connection->open = false;
+    }
+    if (response.result_int() == 200) {
+      absl::StatusOr<Page> page = ParsePage(response.body());
+      if (!page.ok()) {
+        co_return absl::Status(page.status().code(),
+                               absl::StrCat(page.status().message(), " (", what, ")"));
+      }
+      co_return page;
+    }
+    absl::Status status = StatusFromHttp(
+        response.result_int(), Redact(ParseErrorMessage(response.body()), request.credentials), what);
+    if (auto retry_after = response.find(http::field::retry_after); retry_after != response.end()) {
+      status.SetPayload("retry-after", absl::Cord(AsAbsl(retry_after->value())));
+    }
+    co_return status;
+  }
+}
+
+}  // namespace contacts::gateway

@@ -1,0 +1,48 @@
+#ifndef CONTACTS_GATEWAY_SERVER_SERVICE_GATEWAY_SERVER_H_
+#define CONTACTS_GATEWAY_SERVER_SERVICE_GATEWAY_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/config.h"
+
+namespace contacts::gateway {
+
+// The whole gateway in one object: the upstream I/O threads, the KoreClient, the credentials, and
+// the gRPC server with ContactService, health (overall and per service) and reflection.
+// Tests start it on port 0 in-process; main.cc runs one until a signal.
+class GatewayServer {
+ public:
+  // Errors: kInvalidArgument for unusable configuration, kUnavailable when it cannot listen.
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(const Config& config);
+  ~GatewayServer();
+
+  int port() const { return port_; }
+
+  // Health goes NOT_SERVING at once, new calls are refused, calls in flight get until `drain` to
+  // finish and are cancelled then; returns when everything has stopped. Idempotent.
+  void Shutdown(absl::Duration drain);
+
+ private:
+  GatewayServer() = default;
+
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+  std::vector<std::thread> io_threads_;
+  std::unique_ptr<PageSource> source_;
+  std::unique_ptr<JwtMinter> minter_;
+  std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace contacts::gateway
+
+#endif  // CONTACTS_GATEWAY_SERVER_SERVICE_GATEWAY_SERVER_H_

@@ -1,0 +1,23 @@
+#ifndef CONTACTS_GATEWAY_SERVER_UPSTREAM_HTTP_STATUS_H_
+#define CONTACTS_GATEWAY_SERVER_UPSTREAM_HTTP_STATUS_H_
+
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace contacts::gateway {
+
+// The one table from an upstream HTTP status to the status code a caller can act on:
+//   401 → kUnauthenticated, 403 → kPermissionDenied, 404 → kNotFound, 429 → kResourceExhausted,
+//   400/412/422 → kInvalidArgument, 408 and 5xx → kUnavailable, 3xx → kInternal (redirects are
+//   never followed), other 4xx → kFailedPrecondition, anything else → kUnknown.
+// A body that says the per-minute rate limit was exceeded is kResourceExhausted whatever the status.
+absl::StatusCode StatusCodeFromHttp(int http_status, std::string_view upstream_message);
+
+// The status for a non-200 upstream answer: the code above and a message naming the HTTP status,
+// what was being fetched (`what`) and the upstream's own message, if it gave one.
+absl::Status StatusFromHttp(int http_status, std::string_view upstream_message, std::string_view what);
+
+}  // namespace contacts::gateway
+
+#endif  // CONTACTS_GATEWAY_SERVER_UPSTREAM_HTTP_STATUS_H_
