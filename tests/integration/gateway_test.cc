@@ -1,0 +1,291 @@
+// The gateway (in-process, real gRPC server on port 0) against the real kore-sim process over TLS
+// with a test CA: every id checked against kore-sim's own list.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "server/service/gateway_server.h"
+#include "server/upstream/jwt.h"
+#include "tests/integration/test_support.h"
+
+namespace contacts::gateway {
+namespace {
+
+using ::contacts::testing::ChildProcess;
+using ::contacts::testing::HttpRequest;
+using ::contacts::testing::SplitLines;
+using ::contacts::v1::StreamContactsRequest;
+using ::contacts::v1::StreamContactsResponse;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kAppId[] = "cs-integration";
+constexpr char kSecret[] = "integration-secret-7f3a9c";
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(contacts::testing::TempDir());
+    ASSERT_TRUE(contacts::testing::MakeTestCertificates(*dir_));
+    sim_ = ChildProcess::Start({KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--tls-cert",
+                                *dir_ + "/server.pem", "--tls-key", *dir_ + "/server.key", "--app",
+                                absl::StrCat(kAppId, "=", kSecret), "--quiet"})
+               .release();
+    ASSERT_NE(sim_, nullptr);
+  }
+  static void TearDownTestSuite() {
+    delete sim_;
+    sim_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(sim_, nullptr);
+    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+  }
+  void TearDown() override {
+    if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
+  }
+
+  static contacts::testing::HttpResult Control(const std::string& method, const std::string& target) {
+    return HttpRequest(method, sim_->port(), target, *dir_ + "/ca.pem");
+  }
+  static int64_t SimListRequests() {
+    std::string body = Control("GET", "/_sim/stats").body;
+    size_t at = body.find("\"list_requests\":");
+    return at == std::string::npos ? -1 : std::stoll(body.substr(at + 16));
+  }
+
+  Config BaseConfig() {
+    Config config;
+    config.listen = "127.0.0.1:0";
+    config.upstream.base_url = absl::StrCat("https://localhost:", sim_->port());
+    config.upstream.ca_file = *dir_ + "/ca.pem";
+    config.client_id = kAppId;
+    config.client_secret = kSecret;
+    return config;
+  }
+  void StartGateway(const Config& config) {
+    absl::StatusOr<std::unique_ptr<GatewayServer>> gateway = GatewayServer::Start(config);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = *std::move(gateway);
+    stub_ = contacts::v1::ContactService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", gateway_->port()), grpc::InsecureChannelCredentials()));
+  }
+  void StartGateway() { StartGateway(BaseConfig()); }
+
+  static StreamContactsRequest Request(const std::string& list) {
+    StreamContactsRequest request;
+    request.set_stream_id("st-integration");
+    request.set_contact_list_id(list);
+    request.set_account_id("acct-integration");
+    return request;
+  }
+
+  struct Result {
+    grpc::Status status;
+    std::vector<std::string> ids;
+    std::vector<StreamContactsResponse> messages;
+  };
+  Result Stream(const StreamContactsRequest& request,
+                std::chrono::milliseconds timeout = std::chrono::milliseconds(60000),
+                std::multimap<std::string, std::string> metadata = {}) {
+    Result result;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + timeout);
+    for (auto& [k, v] : metadata) context.AddMetadata(k, v);
+    auto reader = stub_->StreamContacts(&context, request);
+    StreamContactsResponse response;
+    while (reader->Read(&response)) {
+      for (const auto& c : response.contacts()) result.ids.push_back(c.id());
+      result.messages.push_back(response);
+    }
+    result.status = reader->Finish();
+    return result;
+  }
+  static std::vector<std::string> SimIds(const std::string& list) {
+    return SplitLines(Control("GET", absl::StrCat("/_sim/lists/", list, "/ids")).body);
+  }
+
+  static std::string* dir_;
+  static ChildProcess* sim_;
+  std::unique_ptr<GatewayServer> gateway_;
+  std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
+};
+
+std::string* GatewayTest::dir_ = nullptr;
+ChildProcess* GatewayTest::sim_ = nullptr;
+
+TEST_F(GatewayTest, StreamsTwelveThousandContactsOverTlsInOrder) {
+  StartGateway();
+  Result result = Stream(Request("cl-sim-12345"));
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  std::vector<std::string> expected = SimIds("cl-sim-12345");
+  ASSERT_EQ(expected.size(), 12345u);
+  EXPECT_EQ(result.ids, expected);
+  EXPECT_EQ(result.messages.back().total_results(), 12345);
+  EXPECT_EQ(result.messages.back().delivered_count(), 12345);
+  EXPECT_EQ(SimListRequests(), 247);  // ceil(12345 / 50): every page once, no more
+}
+
+TEST_F(GatewayTest, ContactsCarryPhoneAndTimestamps) {
+  StartGateway();
+  Result result = Stream(Request("cl-sim-3"));
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  const contacts::v1::Contact& first = result.messages[0].contacts(0);
+  EXPECT_THAT(first.phone_number(), ::testing::StartsWith("+1"));
+  EXPECT_EQ(first.create_time().seconds(), 1704067200);  // 2024-01-01T00:00:00Z
+  EXPECT_EQ(first.update_time().seconds(), 1704067200 + 86400);
+}
+
+TEST_F(GatewayTest, ResumesWithATokenEndToEnd) {
+  StartGateway();
+  StreamContactsRequest request = Request("cl-sim-1000");
+  request.set_max_batch_size(64);
+  Result first = Stream(request);
+  ASSERT_TRUE(first.status.ok());
+  request.set_resume_token(first.messages[5].resume_token());
+  Result rest = Stream(request);
+  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
+  std::vector<std::string> expected(first.ids.begin() + 6 * 64, first.ids.end());
+  EXPECT_EQ(rest.ids, expected);
+}
+
+TEST_F(GatewayTest, PassThroughCredentialsReachTheUpstream) {
+  Config config = BaseConfig();
+  config.client_id.clear();
+  config.client_secret.clear();
+  StartGateway(config);
+  std::string jwt = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"caller","appId":"cs-integration"})", kSecret);
+  Result ok = Stream(Request("cl-sim-120"), std::chrono::milliseconds(10000), {{"auth", jwt}, {"iid", kAppId}});
+  ASSERT_TRUE(ok.status.ok()) << ok.status.error_message();
+  EXPECT_EQ(ok.ids, SimIds("cl-sim-120"));
+
+  std::string forged = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"caller","appId":"cs-integration"})", "wrong");
+  Result denied = Stream(Request("cl-sim-120"), std::chrono::milliseconds(10000), {{"auth", forged}, {"iid", kAppId}});
+  EXPECT_EQ(denied.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(denied.status.error_message(), HasSubstr("Invalid JWT token"));
+  EXPECT_THAT(denied.status.error_message(), Not(HasSubstr(forged)));
+}
+
+TEST_F(GatewayTest, WrongSecretIsUnauthenticatedAndNeverEchoed) {
+  Config config = BaseConfig();
+  config.client_secret = "not-the-secret-0d9e";
+  StartGateway(config);
+  Result result = Stream(Request("cl-sim-10"));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(result.status.error_message(), HasSubstr("HTTP 401"));
+  EXPECT_THAT(result.status.error_message(), Not(HasSubstr("not-the-secret")));
+}
+
+TEST_F(GatewayTest, UnknownListIsNotFound) {
+  StartGateway();
+  Result result = Stream(Request("cl-does-not-exist"));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(result.status.error_message(), HasSubstr("Contact list not found"));
+}
+
+struct FaultCase {
+  std::string fault;  // query of POST /_sim/faults
+  grpc::StatusCode code;
+  std::string message;
+};
+
+TEST_F(GatewayTest, MapsUpstreamFaultsOnTheFirstPage) {
+  const FaultCase kCases[] = {
+      {"kind=status&code=403", grpc::StatusCode::PERMISSION_DENIED, "HTTP 403"},
+      {"kind=status&code=429&retry_after=5", grpc::StatusCode::RESOURCE_EXHAUSTED, "HTTP 429"},
+      {"kind=status&code=500", grpc::StatusCode::UNAVAILABLE, "HTTP 500"},
+      {"kind=status&code=503", grpc::StatusCode::UNAVAILABLE, "HTTP 503"},
+      {"kind=reset", grpc::StatusCode::UNAVAILABLE, "upstream"},
+      {"kind=malformed", grpc::StatusCode::INTERNAL, "upstream page"},
+      {"kind=truncate", grpc::StatusCode::INTERNAL, "upstream page"},
+      {"kind=ignore-paging&after=1", grpc::StatusCode::DATA_LOSS, "ignored the paging"},
+  };
+  StartGateway();
+  for (const FaultCase& c : kCases) {
+    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+    ASSERT_EQ(Control("POST", "/_sim/faults?" + c.fault).status, 200) << c.fault;
+    Result result = Stream(Request("cl-sim-500"), std::chrono::milliseconds(20000));
+    EXPECT_EQ(result.status.error_code(), c.code) << c.fault << ": " << result.status.error_message();
+    EXPECT_THAT(result.status.error_message(), HasSubstr(c.message)) << c.fault;
+  }
+}
+
+TEST_F(GatewayTest, MalformedPageAfterSomeContactsIsDataLossWithResumableToken) {
+  StartGateway();
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=malformed&skip=100").status, 200);
+  Result result = Stream(Request("cl-sim-500"));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DATA_LOSS);
+  std::vector<std::string> expected = SimIds("cl-sim-500");
+  ASSERT_EQ(result.ids.size(), 100u);
+  EXPECT_TRUE(std::equal(result.ids.begin(), result.ids.end(), expected.begin()));
+  StreamContactsRequest resume = Request("cl-sim-500");
+  resume.set_resume_token(result.messages.back().resume_token());
+  Result rest = Stream(resume);
+  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
+  EXPECT_EQ(rest.ids, std::vector<std::string>(expected.begin() + 100, expected.end()));
+}
+
+TEST_F(GatewayTest, SlowUpstreamHitsTheUpstreamTimeout) {
+  Config config = BaseConfig();
+  config.upstream.request_timeout = absl::Milliseconds(300);
+  StartGateway(config);
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=3000").status, 200);
+  Result result = Stream(Request("cl-sim-10"));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(result.status.error_message(), HasSubstr("timed out"));
+}
+
+TEST_F(GatewayTest, CallerDeadlineEndsTheCall) {
+  StartGateway();
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=3000").status, 200);
+  auto start = std::chrono::steady_clock::now();
+  Result result = Stream(Request("cl-sim-10"), std::chrono::milliseconds(500));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST_F(GatewayTest, CancellationStopsUpstreamRequests) {
+  StartGateway();
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=50&count=-1").status, 200);
+  {
+    grpc::ClientContext context;
+    auto reader = stub_->StreamContacts(&context, Request("cl-sim-100000"));
+    StreamContactsResponse response;
+    ASSERT_TRUE(reader->Read(&response));
+    context.TryCancel();
+    while (reader->Read(&response)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int64_t after_cancel = SimListRequests();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(SimListRequests(), after_cancel) << "the gateway kept paging after the caller left";
+  EXPECT_LT(after_cancel, 10);
+}
+
+TEST_F(GatewayTest, RefusesAnUpstreamCertificateItCannotVerify) {
+  Config config = BaseConfig();
+  config.upstream.ca_file.clear();  // system roots only: the test CA is unknown
+  StartGateway(config);
+  Result result = Stream(Request("cl-sim-10"));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(result.status.error_message(), HasSubstr("TLS handshake"));
+  EXPECT_EQ(SimListRequests(), 0);
+}
+
+TEST_F(GatewayTest, RefusesAWrongHostName) {
+  Config config = BaseConfig();
+  config.upstream.base_url = absl::StrCat("https://127.0.0.2:", sim_->port());
+  StartGateway(config);
+  Result result = Stream(Request("cl-sim-10"));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(SimListRequests(), 0);
+}
+
+}  // namespace
+}  // namespace contacts::gateway

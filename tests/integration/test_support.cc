@@ -1,0 +1,164 @@
+#include "tests/integration/test_support.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+
+namespace contacts::testing {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+std::string TempDir() {
+  const char* base = getenv("TMPDIR");
+  std::string pattern = absl::StrCat(base ? base : "/tmp", "/contacts-test-XXXXXX");
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  if (mkdtemp(buffer.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
+  return buffer.data();
+}
+
+std::unique_ptr<ChildProcess> ChildProcess::Start(const std::vector<std::string>& args) {
+  auto child = std::unique_ptr<ChildProcess>(new ChildProcess());
+  child->log_path_ = absl::StrCat(TempDir(), "/stderr.log");
+  int out[2];
+  if (pipe(out) != 0) {
+    ADD_FAILURE() << "pipe failed";
+    return nullptr;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    int log = open(child->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(log, STDERR_FILENO);
+    close(out[0]);
+    std::vector<char*> argv;
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  child->pid_ = pid;
+  // Read stdout until the ready line, 20 s at most.
+  FILE* stream = fdopen(out[0], "r");
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::thread watchdog([pid, give_up, stream] {
+    (void)stream;
+    while (std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (waitpid(pid, nullptr, WNOHANG) != 0) return;
+    }
+  });
+  char line[512];
+  while (fgets(line, sizeof line, stream) != nullptr) {
+    std::string text(line);
+    size_t at = text.find("listening on ");
+    if (at == std::string::npos) continue;
+    std::string address = text.substr(at + 13);
+    address = address.substr(0, address.find_first_of(" \n"));
+    absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &child->port_);
+    break;
+  }
+  watchdog.detach();
+  // Keep draining stdout in the background so the child never blocks on a full pipe.
+  std::thread([stream] {
+    char sink[4096];
+    while (fgets(sink, sizeof sink, stream) != nullptr) {
+    }
+    fclose(stream);
+  }).detach();
+  if (child->port_ == 0) {
+    ADD_FAILURE() << args[0] << " did not report a listening port; see " << child->log_path_;
+    return nullptr;
+  }
+  return child;
+}
+
+int ChildProcess::Stop(int signal, int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, signal);
+  int status = 0;
+  for (int waited = 0; waited < timeout_ms; waited += 10) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return -1;
+}
+
+ChildProcess::~ChildProcess() { Stop(SIGTERM); }
+
+bool MakeTestCertificates(const std::string& dir) {
+  std::string script = absl::StrCat(
+      "set -e; cd '", dir, "';",
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=contacts-test-ca "
+      "-keyout ca.key -out ca.pem 2>/dev/null;",
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr "
+      "2>/dev/null;",
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext;",
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+      "-extfile san.ext -out server.pem 2>/dev/null");
+  int rc = std::system(absl::StrCat("bash -c \"", absl::StrReplaceAll(script, {{"\"", "\\\""}}), "\"").c_str());
+  EXPECT_EQ(rc, 0) << "openssl could not make the test certificates";
+  return rc == 0;
+}
+
+HttpResult HttpRequest(const std::string& method, int port, const std::string& target,
+                       const std::string& ca_file) {
+  asio::io_context io;
+  asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+  http::request<http::empty_body> request{http::string_to_verb(method), target, 11};
+  request.set(http::field::host, "localhost");
+  http::response<http::string_body> response;
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  if (ca_file.empty()) {
+    beast::tcp_stream stream(io);
+    stream.connect(endpoint, ec);
+    if (!ec) http::write(stream, request, ec);
+    if (!ec) http::read(stream, buffer, response, ec);
+  } else {
+    asio::ssl::context tls(asio::ssl::context::tls_client);
+    tls.load_verify_file(ca_file);
+    tls.set_verify_mode(asio::ssl::verify_peer);
+    beast::ssl_stream<beast::tcp_stream> stream(io, tls);
+    SSL_set_tlsext_host_name(stream.native_handle(), "localhost");
+    beast::get_lowest_layer(stream).connect(endpoint, ec);
+    if (!ec) stream.handshake(asio::ssl::stream_base::client, ec);
+    if (!ec) http::write(stream, request, ec);
+    if (!ec) http::read(stream, buffer, response, ec);
+  }
+  EXPECT_FALSE(ec) << method << " " << target << ": " << ec.message();
+  return {static_cast<int>(response.result_int()), response.body()};
+}
+
+std::vector<std::string> SplitLines(const std::string& text) {
+  return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+}  // namespace contacts::testing

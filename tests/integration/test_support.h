@@ -1,0 +1,54 @@
+// Real parts for integration tests: child processes (kore-sim, the gateway binary), a test CA,
+// and a small HTTP(S) client for kore-sim's control API.
+#ifndef CONTACTS_GATEWAY_TESTS_INTEGRATION_TEST_SUPPORT_H_
+#define CONTACTS_GATEWAY_TESTS_INTEGRATION_TEST_SUPPORT_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace contacts::testing {
+
+// A child process started with `args`; its stdout is read until a line containing
+// "listening on HOST:PORT" tells the port. Stderr goes to `log_path()`.
+// The destructor sends SIGTERM and waits (SIGKILL after 10 s).
+class ChildProcess {
+ public:
+  // Fails the current test (and returns nullptr) when the process does not get ready in 20 s.
+  static std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& args);
+  ~ChildProcess();
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::string& log_path() const { return log_path_; }
+  // Sends `signal` and waits for the exit; returns the exit status as from waitpid, or -1.
+  int Stop(int signal, int timeout_ms = 10000);
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string log_path_;
+};
+
+// A fresh directory under TMPDIR, removed by nobody: tests are short-lived.
+std::string TempDir();
+
+// Writes ca.pem, server.pem, server.key (for localhost and 127.0.0.1) into `dir` with the openssl
+// command line tool; returns false (and fails the test) when that does not work.
+bool MakeTestCertificates(const std::string& dir);
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+};
+// One HTTP/1.1 request to 127.0.0.1:port ("localhost" as TLS host name when ca_file is set).
+HttpResult HttpRequest(const std::string& method, int port, const std::string& target,
+                       const std::string& ca_file = "");
+
+std::vector<std::string> SplitLines(const std::string& text);
+
+}  // namespace contacts::testing
+
+#endif  // CONTACTS_GATEWAY_TESTS_INTEGRATION_TEST_SUPPORT_H_

@@ -1,0 +1,69 @@
+#include "server/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace contacts::gateway {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+absl::StatusOr<Config> Parse(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  bool help = false;
+  return ParseConfig(args, [&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  }, &help);
+}
+
+TEST(ConfigTest, DefaultsAreUsable) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->upstream.base_url, "https://platform.kore.ai");
+  EXPECT_EQ(config->stream.prefetch_pages, 2);
+}
+
+TEST(ConfigTest, FlagsBeatEnvironmentBeatsDefaults) {
+  absl::StatusOr<Config> config =
+      Parse({"--page-size=20", "--listen", "127.0.0.1:0"},
+            {{"CONTACTS_GATEWAY_PAGE_SIZE", "30"}, {"CONTACTS_GATEWAY_PREFETCH_PAGES", "4"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->stream.default_page_size, 20);
+  EXPECT_EQ(config->stream.prefetch_pages, 4);
+  EXPECT_EQ(config->listen, "127.0.0.1:0");
+}
+
+TEST(ConfigTest, RejectsBadValuesNamingTheFlag) {
+  EXPECT_THAT(Parse({"--page-size=0"}).status().message(), HasSubstr("--page-size"));
+  EXPECT_THAT(Parse({"--prefetch-pages=abc"}).status().message(), HasSubstr("--prefetch-pages"));
+  EXPECT_THAT(Parse({"--nope"}).status().message(), HasSubstr("unknown flag --nope"));
+  EXPECT_THAT(Parse({"--upstream=http://127.0.0.1:1"}).status().message(), HasSubstr("plain http"));
+  EXPECT_TRUE(Parse({"--upstream=http://127.0.0.1:1", "--upstream-allow-plain-http"}).ok());
+  EXPECT_THAT(Parse({"--upstream-timeout=soon"}).status().message(), HasSubstr("--upstream-timeout"));
+  EXPECT_THAT(Parse({"--client-id=x"}).status().message(), HasSubstr("go together"));
+}
+
+TEST(ConfigTest, SecretsNeverAppearInErrorsOrHelp) {
+  absl::StatusOr<Config> config = Parse({"--client-secret-file=/nonexistent/secret"});
+  EXPECT_FALSE(config.ok());
+  config = Parse({"--client-id=a"}, {{"CONTACTS_GATEWAY_CLIENT_SECRET", ""}});
+  EXPECT_FALSE(config.ok());
+  config = Parse({"--client-id=a", "--client-secret=hunter2-secret"});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->client_secret, "hunter2-secret");
+  EXPECT_THAT(HelpText(), HasSubstr("CONTACTS_GATEWAY_CLIENT_SECRET_FILE"));
+  EXPECT_THAT(HelpText(), Not(HasSubstr("hunter2")));
+}
+
+TEST(ConfigTest, DurationsTakeSecondsOrUnits) {
+  absl::StatusOr<Config> config = Parse({"--upstream-timeout=2.5", "--drain-timeout=1m"});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->upstream.request_timeout, absl::Milliseconds(2500));
+  EXPECT_EQ(config->drain_timeout, absl::Minutes(1));
+}
+
+}  // namespace
+}  // namespace contacts::gateway

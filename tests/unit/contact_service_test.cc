@@ -1,0 +1,335 @@
+// ContactService's reactor through a real gRPC channel on port 0, with a scripted PageSource.
+#include "server/service/contact_service.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+
+namespace contacts::gateway {
+namespace {
+
+using ::contacts::v1::StreamContactsRequest;
+using ::contacts::v1::StreamContactsResponse;
+using ::testing::HasSubstr;
+
+// Serves a list of `size` contacts "c0".."c<size-1>" from a thread of its own, as the real
+// client does from its I/O threads. Errors can be scripted per offset.
+class FakePageSource final : public PageSource {
+ public:
+  explicit FakePageSource(int64_t size, size_t phone_bytes = 12) : size_(size), phone_(phone_bytes, '5') {
+    worker_ = std::thread([this] { Run(); });
+  }
+  ~FakePageSource() override {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    worker_.join();
+  }
+
+  void Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) override {
+    absl::MutexLock lock(&mu_);
+    requests_.push_back(request);
+    queue_.push_back({std::move(request), std::move(cancel), std::move(done)});
+  }
+
+  void FailAt(int64_t skip, absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    failures_[skip] = status;
+  }
+  std::vector<PageRequest> requests() {
+    absl::MutexLock lock(&mu_);
+    return requests_;
+  }
+
+ private:
+  struct Job {
+    PageRequest request;
+    std::shared_ptr<Cancellation> cancel;
+    Callback done;
+  };
+
+  void Run() {
+    while (true) {
+      Job job;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(+[](FakePageSource* s) { return s->stop_ || !s->queue_.empty(); }, this));
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      std::move(job.done)(Serve(job.request, *job.cancel));
+    }
+  }
+
+  absl::StatusOr<Page> Serve(const PageRequest& request, const Cancellation& cancel) {
+    if (cancel.cancelled()) return absl::CancelledError("cancelled");
+    {
+      absl::MutexLock lock(&mu_);
+      if (auto it = failures_.find(request.skip); it != failures_.end()) return it->second;
+    }
+    Page page;
+    page.skip = request.skip;
+    page.limit = request.limit;
+    page.total_results = size_;
+    for (int64_t i = request.skip; i < std::min(size_, request.skip + request.limit); ++i) {
+      contacts::v1::Contact& c = page.contacts.emplace_back();
+      c.set_id(absl::StrCat("c", i));
+      c.set_phone_number(phone_);
+    }
+    page.has_more = request.skip + request.limit < size_;
+    return page;
+  }
+
+  const int64_t size_;
+  const std::string phone_;
+  absl::Mutex mu_;
+  std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<PageRequest> requests_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, absl::Status> failures_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread worker_;
+};
+
+class ContactServiceTest : public ::testing::Test {
+ protected:
+  void StartServer(int64_t list_size, size_t phone_bytes = 12, bool with_minter = true) {
+    source_ = std::make_unique<FakePageSource>(list_size, phone_bytes);
+    if (with_minter) minter_ = std::make_unique<JwtMinter>("cs-test", "secret", JwtOptions{});
+    service_ = std::make_unique<ContactService>(*source_, minter_.get(),
+                                                StreamOptions{.default_page_size = 50, .default_batch_size = 100});
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(port, 0);
+    stub_ = contacts::v1::ContactService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown(std::chrono::system_clock::now());
+  }
+
+  static StreamContactsRequest Request() {
+    StreamContactsRequest request;
+    request.set_stream_id("st-1");
+    request.set_contact_list_id("cl-1");
+    request.set_account_id("acct-1");
+    return request;
+  }
+
+  // Reads a whole stream; returns its status and fills ids and the messages' resume tokens.
+  grpc::Status ReadAll(const StreamContactsRequest& request, std::vector<std::string>* ids,
+                       std::vector<StreamContactsResponse>* messages = nullptr,
+                       std::multimap<std::string, std::string> metadata = {}) {
+    grpc::ClientContext context;
+    for (auto& [k, v] : metadata) context.AddMetadata(k, v);
+    auto reader = stub_->StreamContacts(&context, request);
+    StreamContactsResponse response;
+    while (reader->Read(&response)) {
+      for (const auto& c : response.contacts()) ids->push_back(c.id());
+      if (messages) messages->push_back(response);
+    }
+    return reader->Finish();
+  }
+
+  std::unique_ptr<FakePageSource> source_;
+  std::unique_ptr<JwtMinter> minter_;
+  std::unique_ptr<ContactService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
+};
+
+std::vector<std::string> Range(int64_t from, int64_t to) {
+  std::vector<std::string> ids;
+  for (int64_t i = from; i < to; ++i) ids.push_back(absl::StrCat("c", i));
+  return ids;
+}
+
+TEST_F(ContactServiceTest, StreamsWholeListInOrderInBatches) {
+  StartServer(1234);
+  std::vector<std::string> ids;
+  std::vector<StreamContactsResponse> messages;
+  grpc::Status status = ReadAll(Request(), &ids, &messages);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(ids, Range(0, 1234));
+  int64_t running = 0;
+  for (const auto& m : messages) {
+    EXPECT_GT(m.contacts_size(), 0);
+    EXPECT_LE(m.contacts_size(), 100);
+    running += m.contacts_size();
+    EXPECT_EQ(m.delivered_count(), running);
+    EXPECT_EQ(m.total_results(), 1234);
+    EXPECT_FALSE(m.resume_token().empty());
+  }
+  EXPECT_EQ(source_->requests().size(), 25u);  // ceil(1234 / 50)
+  EXPECT_EQ(source_->requests()[0].credentials.app_id, "cs-test");
+}
+
+TEST_F(ContactServiceTest, HonoursPageAndBatchSizeFromTheRequest) {
+  StartServer(100);
+  StreamContactsRequest request = Request();
+  request.set_page_size(30);
+  request.set_max_batch_size(7);
+  std::vector<std::string> ids;
+  std::vector<StreamContactsResponse> messages;
+  ASSERT_TRUE(ReadAll(request, &ids, &messages).ok());
+  EXPECT_EQ(ids, Range(0, 100));
+  for (const auto& m : messages) EXPECT_LE(m.contacts_size(), 7);
+  EXPECT_EQ(source_->requests()[1].skip, 30);
+  EXPECT_EQ(source_->requests()[1].limit, 30);
+}
+
+TEST_F(ContactServiceTest, ResumeTokenOfAnyMessageContinuesExactly) {
+  StartServer(777);
+  std::vector<std::string> ids;
+  std::vector<StreamContactsResponse> messages;
+  ASSERT_TRUE(ReadAll(Request(), &ids, &messages).ok());
+  for (size_t m : {size_t{0}, size_t{3}, messages.size() - 2}) {
+    StreamContactsRequest request = Request();
+    request.set_resume_token(messages[m].resume_token());
+    std::vector<std::string> rest;
+    ASSERT_TRUE(ReadAll(request, &rest).ok());
+    int64_t done = messages[m].delivered_count();
+    EXPECT_EQ(rest, Range(done, 777)) << "resumed after message " << m;
+  }
+}
+
+TEST_F(ContactServiceTest, MaxContactsCountsAcrossResumes) {
+  StartServer(500);
+  StreamContactsRequest request = Request();
+  request.set_max_contacts(250);
+  std::vector<std::string> ids;
+  std::vector<StreamContactsResponse> messages;
+  ASSERT_TRUE(ReadAll(request, &ids, &messages).ok());
+  EXPECT_EQ(ids, Range(0, 250));
+  request.set_max_contacts(300);
+  request.set_resume_token(messages.back().resume_token());
+  std::vector<std::string> rest;
+  ASSERT_TRUE(ReadAll(request, &rest).ok());
+  EXPECT_EQ(rest, Range(250, 300));
+}
+
+TEST_F(ContactServiceTest, UnreadableDataAfterSomeContactsIsDataLoss) {
+  StartServer(1000);
+  source_->FailAt(100, absl::InternalError("upstream page: not valid JSON"));
+  std::vector<std::string> ids;
+  std::vector<StreamContactsResponse> messages;
+  grpc::Status status = ReadAll(Request(), &ids, &messages);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_THAT(status.error_message(), HasSubstr("not valid JSON"));
+  EXPECT_THAT(status.error_message(), HasSubstr("resume"));
+  EXPECT_EQ(ids, Range(0, 100));
+  EXPECT_EQ(messages.back().delivered_count(), 100);
+}
+
+TEST_F(ContactServiceTest, UpstreamErrorBeforeAnyContactKeepsItsCode) {
+  StartServer(1000);
+  source_->FailAt(0, absl::NotFoundError("upstream answered HTTP 404: Contact list not found"));
+  std::vector<std::string> ids;
+  grpc::Status status = ReadAll(Request(), &ids);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("Contact list not found"));
+  EXPECT_TRUE(ids.empty());
+}
+
+TEST_F(ContactServiceTest, InvalidRequestNeverReachesTheUpstream) {
+  StartServer(10);
+  StreamContactsRequest request = Request();
+  request.set_contact_list_id("../admin");
+  std::vector<std::string> ids;
+  grpc::Status status = ReadAll(request, &ids);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("contact_list_id"));
+  request = Request();
+  request.set_resume_token("tampered");
+  status = ReadAll(request, &ids);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("resume_token"));
+  EXPECT_TRUE(source_->requests().empty());
+}
+
+TEST_F(ContactServiceTest, WithoutCredentialsIsUnauthenticated) {
+  StartServer(10, 12, /*with_minter=*/false);
+  std::vector<std::string> ids;
+  grpc::Status status = ReadAll(Request(), &ids);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(status.error_message(), HasSubstr("'auth'"));
+  EXPECT_TRUE(source_->requests().empty());
+}
+
+TEST_F(ContactServiceTest, PassesCallerCredentialsThrough) {
+  StartServer(10, 12, /*with_minter=*/false);
+  std::vector<std::string> ids;
+  ASSERT_TRUE(ReadAll(Request(), &ids, nullptr, {{"auth", "caller.jwt.value"}, {"iid", "cs-caller"}}).ok());
+  EXPECT_EQ(ids.size(), 10u);
+  ASSERT_EQ(source_->requests().size(), 1u);
+  EXPECT_EQ(source_->requests()[0].credentials.jwt, "caller.jwt.value");
+  EXPECT_EQ(source_->requests()[0].credentials.app_id, "cs-caller");
+
+  grpc::Status status = ReadAll(Request(), &ids, nullptr, {{"auth", "caller.jwt.value"}});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("'iid'"));
+}
+
+TEST_F(ContactServiceTest, SlowCallerBoundsUpstreamFetching) {
+  // 2,000 pages of ~50 KB: a caller that stops reading must stop the paging soon after the
+  // transport's flow-control windows are full, not let the gateway buffer the list.
+  StartServer(100000, 1000);
+  grpc::ClientContext context;
+  auto reader = stub_->StreamContacts(&context, Request());
+  StreamContactsResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  size_t after_stall = source_->requests().size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(source_->requests().size(), after_stall) << "still fetching while the caller stalls";
+  EXPECT_LT(after_stall, 200u);
+  context.TryCancel();
+  reader->Finish();
+}
+
+TEST_F(ContactServiceTest, CancellationStopsUpstreamFetching) {
+  StartServer(1000000);
+  {
+    grpc::ClientContext context;
+    auto reader = stub_->StreamContacts(&context, Request());
+    StreamContactsResponse response;
+    ASSERT_TRUE(reader->Read(&response));
+    context.TryCancel();
+    while (reader->Read(&response)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  size_t after_cancel = source_->requests().size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(source_->requests().size(), after_cancel);
+  EXPECT_LT(after_cancel, 100u);
+}
+
+TEST_F(ContactServiceTest, CallerDeadlineReachesTheUpstreamRequest) {
+  StartServer(10);
+  grpc::ClientContext context;
+  auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(30);
+  context.set_deadline(deadline);
+  auto reader = stub_->StreamContacts(&context, Request());
+  StreamContactsResponse response;
+  while (reader->Read(&response)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  absl::Duration skew = absl::FromChrono(deadline) - source_->requests()[0].deadline;
+  EXPECT_LT(absl::AbsDuration(skew), absl::Seconds(1));
+}
+
+}  // namespace
+}  // namespace contacts::gateway
