@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building (and, with --test, testing) needs on Debian 12; skips what is there.
-#   scripts/deps.sh          build and demo: compiler, CMake, gRPC, protobuf, Boost, OpenSSL, ...
-#   scripts/deps.sh --test   also GoogleTest, Python gRPC, clang/libFuzzer, and buf + grpc-js (npm)
+#   scripts/deps.sh          build and demo: compiler, CMake, gRPC, protobuf, Boost, OpenSSL, GoogleTest, ...
+#   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, and buf + grpc-js (npm)
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev protobuf-compiler-grpc
-  libprotobuf-dev protobuf-compiler grpc-proto libboost-dev libssl-dev libabsl-dev libsimdjson-dev)
+  libprotobuf-dev protobuf-compiler grpc-proto libboost-dev libssl-dev libabsl-dev libsimdjson-dev
+  libgtest-dev libgmock-dev libbenchmark-dev)
 if [[ ${1:-} == --test ]]; then
-  packages+=(libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev rapidjson-dev python3
+  packages+=(nlohmann-json3-dev rapidjson-dev python3
     python3-grpcio)
   command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
 fi

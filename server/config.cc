@@ -36,7 +36,7 @@ std::string ParseBool(const std::string& text, bool* out) {
 template <typename Int>
 std::string ParseInt(const std::string& text, Int low, Int high, Int* out) {
   int64_t v = 0;
-  if (!absl::SimpleAtoi(text, &v) || v < low || v > high) {
+  if (!absl::SimpleAtoi(text, &v) || v < static_cast<int64_t>(low) || v > static_cast<int64_t>(high)) {
     return absl::StrCat("expected a whole number from ", low, " to ", high);
   }
   *out = static_cast<Int>(v);

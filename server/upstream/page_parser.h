@@ -1,0 +1,79 @@
+#ifndef CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_PARSER_H_
+#define CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_PARSER_H_
+
+// Reads the JSON bodies of Kore.ai's getAllContacts endpoint (see shared docs UPSTREAM.md): the
+// success answer into a Page, an error answer into a short human-readable message, and the
+// upstream's ISO-8601 timestamps into google.protobuf.Timestamp.
+//
+// All functions are thread-safe. ParsePage keeps one simdjson parser per thread (its buffers are
+// reused from call to call and dropped when a page needed more than kRetainedParserBytes).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "server/upstream/page.h"
+
+namespace contacts::gateway {
+
+// Limits against a hostile or broken upstream; a page beyond any of them is an error.
+inline constexpr size_t kMaxContactsPerPage = 100000;
+inline constexpr size_t kMaxContactIdBytes = 256;
+inline constexpr size_t kMaxPhoneNumberBytes = 64;
+// Longest message ParseErrorMessage returns, in bytes.
+inline constexpr size_t kMaxUpstreamMessageBytes = 300;
+// A thread's parser buffers are freed after a page that needed more than this.
+inline constexpr size_t kRetainedParserBytes = size_t{16} << 20;
+
+// Parses one getAllContacts answer body (HTTP 200) into a Page.
+//
+// Accepted shape (fields in any order, keys matched exactly, unknown fields ignored):
+//   {"status":"success", "message":..., "data":{"results":[...], "skip":0, "limit":50,
+//    "hasMore":false, "totalPages":1, "totalResults":3}}
+// - The paging facts may also sit at the top level; when both places have one, `data` wins.
+//   Each may be a number, a numeric string ("50") or null/""; hasMore may also be a bool,
+//   "true"/"false" or 0/1. A fact that is absent or null stays std::nullopt.
+// - `results` (inside `data`, else at the top level) is an array, or null/absent (no contacts).
+// - Per contact: `_id` a non-empty string, or a number (kept as its JSON text, so an integer
+//   becomes its decimal digits); `phoneNumber` a string, a number (likewise) or null/absent
+//   (empty);
+//   `createdAt`/`updatedAt` an ISO-8601 string (see ParseTimestamp), a number or digit string of
+//   epoch milliseconds, or null/absent/"" (unset).
+// - A top-level `status` other than "success" (case-insensitive) fails with the upstream's own
+//   message (see ParseErrorMessage).
+//
+// Grows body's capacity by simdjson's padding (its contents are unchanged) so that the body is
+// parsed in place without a copy.
+//
+// Errors: every error is absl::InternalError (the upstream answered something that cannot be
+// read); the message starts with "upstream page: ", names where the problem is
+// ("data.results[3]._id: expected a non-empty string"), and never quotes more than a short
+// snippet of the body. Covers: not JSON or truncated JSON, trailing content, invalid UTF-8, a
+// wrong type at any documented place, a missing or empty `_id`, an unreadable timestamp, a limit
+// above exceeded, and a non-success `status` (then the message is the upstream's, e.g.
+// `upstream page: status "failure": Invalid JWT token`, also when `status` follows a `data` of
+// the wrong shape). Values of unknown fields are skipped without full validation (simdjson
+// on-demand), but the whole body is always checked to be UTF-8 with balanced strings.
+absl::StatusOr<Page> ParsePage(std::string& body);
+
+// Returns a human-readable message from an upstream error body: the `errors[].msg` entries
+// (Kore.ai's usual shape {"errors":[{"msg":"Invalid JWT token","code":4002}]}) joined with "; ",
+// else the top-level "message", else the top-level "status"; "" when the body has none of them
+// or is not JSON. Control characters are dropped and the result is cut to at most
+// kMaxUpstreamMessageBytes bytes (at a UTF-8 character boundary). Never fails.
+std::string ParseErrorMessage(std::string_view body);
+
+// Parses an ISO-8601 / RFC 3339 timestamp into *out and returns true; returns false (leaving
+// *out unchanged) if text is not one. Accepted: "YYYY-MM-DD" then 'T', 't' or ' ', then
+// "hh:mm:ss", an optional fraction of 1 to 9 digits ('.' or ','), then 'Z'/'z', "+hh:mm",
+// "+hhmm", "-hh:mm", "-hhmm", or nothing (read as UTC). Dates and times are range-checked (leap
+// years included; a leap second :60 is rejected), and the instant must lie within
+// google.protobuf.Timestamp's range (years 1 to 9999 UTC). Allocates nothing.
+bool ParseTimestamp(std::string_view text, google::protobuf::Timestamp* out);
+
+}  // namespace contacts::gateway
+
+#endif  // CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_PARSER_H_

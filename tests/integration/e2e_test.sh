@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# End to end with real processes: kore-sim, the contacts-gateway binary, contacts-cli and buf
+# (proto lint, reflection listing, health checks and a StreamContacts call, as grpcurl would).
+# Usage: e2e_test.sh KORE_SIM GATEWAY CLI SOURCE_DIR
+set -euo pipefail
+sim_bin=$1 gateway_bin=$2 cli_bin=$3 src=$4
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+failures=0
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
+}
+port_of() {  # waits for "listening on HOST:PORT" in file $1
+  for _ in $(seq 200); do
+    if grep -q 'listening on' "$1" 2>/dev/null; then sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$1"; return; fi
+    sleep 0.05
+  done
+  echo "no ready line in $1" >&2; return 1
+}
+http_get() { /usr/bin/python3 -c 'import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' "$1"; }
+
+"$sim_bin" --listen 127.0.0.1:0 --quiet --app cs-e2e=e2e-secret-5b1d >"$work/sim.out" 2>"$work/sim.err" &
+pids+=($!)
+sim_port=$(port_of "$work/sim.out")
+printf 'e2e-secret-5b1d\n' >"$work/secret"
+"$gateway_bin" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
+  --client-id cs-e2e --client-secret-file "$work/secret" >"$work/gw.out" 2>"$work/gw.err" &
+gateway_pid=$!
+pids+=($gateway_pid)
+gw_port=$(port_of "$work/gw.out")
+target=127.0.0.1:$gw_port
+list=(--stream-id st-e2e --account-id acct-e2e)
+
+# contacts-cli: CSV of 10,000 contacts, every id in kore-sim's order.
+"$cli_bin" --target "$target" "${list[@]}" --list-id cl-sim-10000 --format csv --output "$work/out.csv" \
+  2>"$work/cli.err"
+http_get "http://127.0.0.1:$sim_port/_sim/lists/cl-sim-10000/ids" >"$work/expected.txt"
+check "cli csv has header + 10000 rows" test "$(wc -l <"$work/out.csv")" -eq 10001
+check "cli ids equal kore-sim's list, in order" \
+  cmp -s <(tail -n +2 "$work/out.csv" | cut -d, -f1) "$work/expected.txt"
+check "cli summary names the count" grep -q '10000 contacts' "$work/cli.err"
+
+# JSON lines, and a failing call exits with the gRPC code (5 = NOT_FOUND) and its message.
+"$cli_bin" --target "$target" "${list[@]}" --list-id cl-sim-25 --quiet >"$work/out.jsonl"
+check "cli jsonl has 25 lines" test "$(wc -l <"$work/out.jsonl")" -eq 25
+check "cli jsonl line is a contact" grep -q '^{"id":"c-[0-9a-f]*-00000000","phone_number":"+1' "$work/out.jsonl"
+set +e
+"$cli_bin" --target "$target" "${list[@]}" --list-id cl-missing --quiet >/dev/null 2>"$work/missing.err"
+code=$?
+set -e
+check "cli exits 5 on NOT_FOUND" test "$code" -eq 5
+check "cli prints the status" grep -q 'NOT_FOUND' "$work/missing.err"
+
+# buf: lint, reflection, health, and a call described by reflection alone.
+check "buf lint (STANDARD) is clean" buf lint "$src"
+curl_=(buf curl --protocol grpc --http2-prior-knowledge)
+"${curl_[@]}" --list-services "http://$target" >"$work/services"
+for s in contacts.v1.ContactService grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
+  check "reflection lists $s" grep -qx "$s" "$work/services"
+done
+"${curl_[@]}" --list-methods "http://$target" >"$work/methods"
+for m in contacts.v1.ContactService/StreamContacts grpc.health.v1.Health/Check grpc.health.v1.Health/Watch; do
+  check "reflection describes $m" grep -qx "$m" "$work/methods"
+done
+for s in "" contacts.v1.ContactService; do
+  check "health of '$s' is SERVING" \
+    grep -q SERVING <("${curl_[@]}" -d "{\"service\":\"$s\"}" "http://$target/grpc.health.v1.Health/Check")
+done
+"${curl_[@]}" -d '{"streamId":"st-e2e","contactListId":"cl-sim-120","accountId":"acct-e2e","maxBatchSize":50}' \
+  "http://$target/contacts.v1.ContactService/StreamContacts" >"$work/buf-stream.json"
+check "buf curl streams 120 contacts" test "$(grep -c '"id":' "$work/buf-stream.json")" -eq 120
+
+# Configuration errors: exit 2 with one clear line; --help explains every flag.
+set +e
+"$gateway_bin" --prefetch-pages=0 2>"$work/bad.err"
+code=$?
+set -e
+check "bad config exits 2" test "$code" -eq 2
+check "bad config names the flag" grep -q -- '--prefetch-pages' "$work/bad.err"
+check "help lists env names" grep -q CONTACTS_GATEWAY_UPSTREAM_CA_FILE <("$gateway_bin" --help)
+
+# The secret never shows in the gateway's output.
+check "secret absent from gateway logs" bash -c "! grep -q e2e-secret-5b1d '$work/gw.out' '$work/gw.err'"
+
+# SIGTERM: the gateway exits 0.
+kill -TERM "$gateway_pid"
+set +e
+wait "$gateway_pid"
+code=$?
+set -e
+check "gateway exits 0 on SIGTERM" test "$code" -eq 0
+
+if ((failures)); then echo "e2e: $failures check(s) failed"; exit 1; fi
+echo "e2e: all checks passed"
