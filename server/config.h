@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "server/log.h"
 #include "server/service/contact_service.h"
+#include "server/stream/retry.h"
 #include "server/upstream/jwt.h"
 #include "server/upstream/kore_client.h"
 
@@ -18,6 +19,7 @@ namespace contacts::gateway {
 struct Config {
   std::string listen = "0.0.0.0:50051";
   KoreClientOptions upstream;
+  RetryOptions retry;
   std::string client_id;
   std::string client_secret;  // never printed
   JwtOptions jwt;

@@ -127,7 +127,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
     window_ = std::max(1, options.prefetch_pages);
     absl::MutexLock lock(&mu_);
     pager_.emplace(PagerOptions{std::min(page_size, options.max_page_size), options.max_pages,
-                                request.max_contacts()},
+                                request.max_contacts(), options.seam_overlap},
                    std::move(start));
     return absl::OkStatus();
   }
@@ -187,6 +187,11 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
           std::vector<PagedContact> contacts;
           absl::Status accepted = pager_->Accept(asked_, *std::move(page), &contacts);
           total_results_ = pager_->total_results();
+          if (pager_->list_changed() && !list_changed_) {
+            list_changed_ = true;
+            Log(Severity::kWarning, absl::StrCat("list ", list_id_, " changed during the stream: ",
+                                                 pager_->change()));
+          }
           for (PagedContact& contact : contacts) ready_.push_back(std::move(contact));
           if (!accepted.ok()) {
             end_ = accepted;
@@ -216,6 +221,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
     delivered_ += response_.contacts_size();
     response_.set_total_results(total_results_);
     response_.set_delivered_count(delivered_);
+    response_.set_list_changed(list_changed_);
     response_.set_resume_token(EncodeResumeToken(
         ResumePoint{next_offset_, delivered_, std::vector<std::string>(last_ids_.begin(), last_ids_.end())},
         fingerprint_));
@@ -265,6 +271,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
   int64_t delivered_ = 0;  // guarded by mu_ after Start()
   int64_t next_offset_ = 0;
   int64_t total_results_ = 0;
+  bool list_changed_ = false;
   std::deque<std::string> last_ids_;
   StreamContactsResponse response_;  // owned by gRPC while writing_
 };

@@ -14,7 +14,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   std::unique_ptr<GatewayServer> gateway(new GatewayServer());
   absl::StatusOr<std::unique_ptr<KoreClient>> client = KoreClient::Create(gateway->io_, config.upstream);
   if (!client.ok()) return client.status();
-  gateway->source_ = *std::move(client);
+  gateway->upstream_ = *std::move(client);
+  gateway->source_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->upstream_, config.retry);
   if (!config.client_id.empty()) {
     gateway->minter_ = std::make_unique<JwtMinter>(config.client_id, config.client_secret, config.jwt);
   }

@@ -35,7 +35,8 @@ class GatewayServer {
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
   std::vector<std::thread> io_threads_;
-  std::unique_ptr<PageSource> source_;
+  std::unique_ptr<PageSource> upstream_;  // KoreClient
+  std::unique_ptr<PageSource> source_;    // upstream_ with retries
   std::unique_ptr<JwtMinter> minter_;
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Server> server_;

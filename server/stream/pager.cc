@@ -7,19 +7,20 @@
 namespace contacts::gateway {
 
 Pager::Pager(PagerOptions options, ResumePoint start)
-    : options_(options), delivered_(start.delivered) {
-  // Re-read a little before the resume offset, to find the last delivered ids again even when
-  // contacts were removed before it in the meantime.
-  int64_t overlap = std::min<int64_t>(start.last_ids.size(), options_.page_size - 1);
-  skip_ = std::max<int64_t>(0, start.next_offset - overlap);
+    : options_(options), next_(start.next_offset), delivered_(start.delivered) {
   for (const std::string& id : start.last_ids) Remember(id);
+  if (!start.last_ids.empty()) {
+    anchor_ = start.last_ids.back();
+    // Re-read the token's last ids, to find the resume point even if contacts before it went.
+    back_ = std::min<int64_t>(start.last_ids.size(), next_);
+  }
   if (options_.max_contacts > 0 && delivered_ >= options_.max_contacts) done_ = true;
-  resume_ = std::move(start);
 }
 
 std::optional<Pager::Request> Pager::Next() const {
   if (done_) return std::nullopt;
-  return Request{skip_, options_.page_size};
+  int64_t skip = std::max<int64_t>(0, next_ - back_);
+  return Request{skip, options_.page_size + static_cast<int32_t>(next_ - skip)};
 }
 
 void Pager::Remember(const std::string& id) {
@@ -32,17 +33,26 @@ void Pager::Remember(const std::string& id) {
   }
 }
 
-size_t Pager::ResumeStart(const Page& page, const Request& asked) const {
-  // After the last of the previously delivered ids found in the page; if none is found (the
-  // window shifted further than the overlap), from the offset the token named.
-  for (size_t i = page.contacts.size(); i-- > 0;) {
-    const std::string& id = page.contacts[i].id();
-    if (std::find(resume_->last_ids.begin(), resume_->last_ids.end(), id) != resume_->last_ids.end()) {
+void Pager::NoteChange(std::string what) {
+  if (change_.empty()) change_ = std::move(what);
+}
+
+std::optional<size_t> Pager::FindStart(const Request& asked, const Page& page) {
+  const size_t count = page.contacts.size();
+  if (!anchor_ || asked.skip >= next_) return 0;  // no seam to check
+  size_t expected = static_cast<size_t>(next_ - 1 - asked.skip);
+  if (expected < count && page.contacts[expected].id() == *anchor_) return expected + 1;
+  // The seam moved: continue after the last recently delivered id in the page, if any.
+  for (size_t i = count; i-- > 0;) {
+    if (recent_.contains(page.contacts[i].id())) {
+      NoteChange(absl::StrCat("the contacts at offset ", next_ - 1, " moved to offset ",
+                              asked.skip + static_cast<int64_t>(i)));
       return i + 1;
     }
   }
-  int64_t from = resume_->next_offset - asked.skip;
-  return static_cast<size_t>(std::clamp<int64_t>(from, 0, page.contacts.size()));
+  NoteChange(absl::StrCat("the last delivered contact is no longer at offset ", next_ - 1));
+  if (asked.skip > 0 && rereads_ < kMaxRereads) return std::nullopt;
+  return 0;  // nothing left to anchor on: deliver what is new
 }
 
 absl::Status Pager::Accept(const Request& asked, Page page, std::vector<PagedContact>* out) {
@@ -60,25 +70,35 @@ absl::Status Pager::Accept(const Request& asked, Page page, std::vector<PagedCon
   }
   const size_t count = page.contacts.size();
   if (count > 0 && pages_ > 1 && count == last_size_ && page.contacts.front().id() == last_first_id_ &&
-      page.contacts.back().id() == last_last_id_) {
+      page.contacts.back().id() == last_last_id_ && asked.skip != last_skip_) {
     done_ = true;
     return absl::InternalError(absl::StrCat(
-        "upstream answered the same page for skip=", asked.skip,
-        " as for the previous offset; it does not seem to honour the paging parameters"));
+        "upstream answered the same page for skip=", asked.skip, " as for skip=", last_skip_,
+        "; it does not seem to honour the paging parameters"));
   }
   if (count > 0) {
     last_size_ = count;
     last_first_id_ = page.contacts.front().id();
     last_last_id_ = page.contacts.back().id();
+    last_skip_ = asked.skip;
   }
-  if (page.total_results) total_results_ = page.total_results;
+  if (page.total_results) {
+    if (total_results_ && *total_results_ != *page.total_results) {
+      NoteChange(absl::StrCat("totalResults went from ", *total_results_, " to ", *page.total_results));
+    }
+    total_results_ = page.total_results;
+  }
 
-  size_t first = 0;
-  if (resume_) {
-    first = ResumeStart(page, asked);
-    resume_.reset();
+  std::optional<size_t> start = FindStart(asked, page);
+  if (!start) {
+    // Contacts were removed before the seam: look for the last delivered ones a page further back.
+    ++rereads_;
+    ++rereads_total_;
+    back_ += options_.page_size;
+    return absl::OkStatus();
   }
-  for (size_t i = first; i < count; ++i) {
+  if (count > 0) anchor_ = page.contacts.back().id();  // before the contacts move out
+  for (size_t i = *start; i < count; ++i) {
     if (options_.max_contacts > 0 && delivered_ >= options_.max_contacts) break;
     contacts::v1::Contact& contact = page.contacts[i];
     if (recent_.contains(contact.id())) {
@@ -90,10 +110,15 @@ absl::Status Pager::Accept(const Request& asked, Page page, std::vector<PagedCon
     out->push_back(PagedContact{std::move(contact), asked.skip + static_cast<int64_t>(i) + 1});
   }
 
-  skip_ = asked.skip + static_cast<int64_t>(count);
-  bool more = page.has_more.value_or(total_results_ ? skip_ < *total_results_
-                                                    : count >= static_cast<size_t>(asked.limit));
-  if (!more || count == 0 || (total_results_ && skip_ >= *total_results_) ||
+  // Offsets are those of the list as it is now: continue after this page.
+  next_ = asked.skip + static_cast<int64_t>(count);
+  back_ = anchor_ ? std::min<int64_t>(options_.seam_overlap, next_) : 0;
+  rereads_ = 0;
+
+  const bool more = page.has_more.value_or(total_results_ ? next_ < *total_results_
+                                                          : count >= static_cast<size_t>(asked.limit));
+  if (!more || count == *start /* nothing after the seam */ ||
+      (total_results_ && next_ >= *total_results_) ||
       (options_.max_contacts > 0 && delivered_ >= options_.max_contacts)) {
     done_ = true;
   }

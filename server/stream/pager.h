@@ -16,9 +16,10 @@
 namespace contacts::gateway {
 
 struct PagerOptions {
-  int32_t page_size = 50;     // `limit` asked of the upstream
+  int32_t page_size = 50;      // new contacts asked of the upstream per page
   int64_t max_pages = 100000;  // loop guard: no stream fetches more pages than this
-  int64_t max_contacts = 0;   // stop after this many delivered contacts (resumes included); 0 = all
+  int64_t max_contacts = 0;    // stop after this many delivered contacts (resumes included); 0 = all
+  int32_t seam_overlap = 1;    // contacts re-read at each page seam to check the list did not shift
 };
 
 // A contact ready for the caller, with the upstream offset just after it (for resume tokens).
@@ -28,11 +29,23 @@ struct PagedContact {
 };
 
 // The paging state machine of one stream, pure logic without I/O: which page to ask for next,
-// what of an answered page to deliver, and when to stop. It keeps upstream order, drops ids it
-// delivered moments ago (duplicates at page seams when the list shifts), and refuses to loop when
-// the upstream ignores the paging parameters. Not thread-safe; one per stream.
+// what of an answered page to deliver, and when to stop. Not thread-safe; one per stream.
+//
+// Offset paging over a list that changes under it can skip or repeat contacts. The Pager
+//  - re-reads `seam_overlap` contacts at each seam and checks that the last contact it consumed
+//    is still where it was (after a resume: one of the token's last ids);
+//  - on a mismatch, continues right after the last recently delivered id it finds in the page, or
+//    when it finds none (contacts were removed before the seam), re-reads further back, a page at
+//    a time, up to kMaxRereads pages;
+//  - never delivers an id it delivered within the last two pages (bounded memory);
+//  - reports the list as changed when the seam moved or `totalResults` changed.
+// Guarantee: every contact present in the list for the whole stream is delivered once, in order,
+// as long as the list shifts by less than kMaxRereads pages between two requests. Contacts removed
+// during the stream may be missing; contacts inserted before the current position are not seen.
 class Pager {
  public:
+  static constexpr int kMaxRereads = 3;
+
   struct Request {
     int64_t skip = 0;
     int32_t limit = 0;
@@ -43,7 +56,8 @@ class Pager {
   // The page to fetch next, or nullopt once the stream is complete.
   std::optional<Request> Next() const;
 
-  // Takes the answer to Next() and appends what to deliver to `out`.
+  // Takes the answer to Next() and appends what to deliver to `out` (possibly nothing, e.g. when
+  // the page only served to find the seam again).
   // Errors (kInternal, message for the caller): the upstream echoed another offset than asked,
   // answered the same page twice, or the page cap was reached.
   absl::Status Accept(const Request& asked, Page page, std::vector<PagedContact>* out);
@@ -51,23 +65,32 @@ class Pager {
   bool done() const { return done_; }
   int64_t total_results() const { return total_results_.value_or(0); }
   int64_t delivered() const { return delivered_; }
-  // Duplicates dropped at page seams so far.
+  // Whether the list changed under the stream, and the first sign of it ("" until then).
+  bool list_changed() const { return !change_.empty(); }
+  const std::string& change() const { return change_; }
   int64_t duplicates_dropped() const { return duplicates_dropped_; }
+  int64_t rereads() const { return rereads_total_; }
 
  private:
   void Remember(const std::string& id);
-  // Index of the first contact of the first page after a resume that was not delivered before.
-  size_t ResumeStart(const Page& page, const Request& asked) const;
+  void NoteChange(std::string what);
+  // Where in `page` (asked at `asked`) the undelivered contacts start; nullopt: re-read further back.
+  std::optional<size_t> FindStart(const Request& asked, const Page& page);
 
   const PagerOptions options_;
-  std::optional<ResumePoint> resume_;  // until the first page after a resume is accepted
-  int64_t skip_ = 0;
+  int64_t next_ = 0;      // offset of the first contact not consumed yet
+  int64_t back_ = 0;      // how far before next_ the next request starts
+  int rereads_ = 0;       // re-reads at the current seam
+  int64_t rereads_total_ = 0;
+  std::optional<std::string> anchor_;  // id of the last contact consumed, at offset next_ - 1
   int64_t pages_ = 0;
   int64_t delivered_ = 0;
   int64_t duplicates_dropped_ = 0;
   bool done_ = false;
+  std::string change_;
   std::optional<int64_t> total_results_;
-  // Fingerprint of the last page: first id, last id, size.
+  // Fingerprint of the last page: offset, first id, last id, size.
+  int64_t last_skip_ = -1;
   std::string last_first_id_, last_last_id_;
   size_t last_size_ = 0;
   // Ids delivered most recently (at most two pages' worth), for duplicates at seams.

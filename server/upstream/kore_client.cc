@@ -254,7 +254,15 @@ asio::awaitable<absl::Status> KoreClient::Open(Connection& connection, absl::Tim
     }
     co_await connection.secure->async_handshake(ssl::stream_base::client,
                                                 asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return TransportError("TLS handshake", ec, deadline);
+    if (ec) {
+      if (long verify = SSL_get_verify_result(ssl); verify != X509_V_OK) {
+        // Not transient: retrying cannot help until the CA or the URL is fixed.
+        co_return absl::FailedPreconditionError(absl::StrCat(
+            "upstream TLS certificate of ", url_.host, " rejected: ", X509_verify_cert_error_string(verify),
+            " (check --upstream and --upstream-ca-file)"));
+      }
+      co_return TransportError("TLS handshake", ec, deadline);
+    }
   }
   connection.open = true;
   co_return absl::OkStatus();

@@ -128,6 +128,7 @@ TEST_F(GatewayTest, StreamsTwelveThousandContactsOverTlsInOrder) {
   EXPECT_EQ(result.messages.back().total_results(), 12345);
   EXPECT_EQ(result.messages.back().delivered_count(), 12345);
   EXPECT_EQ(SimListRequests(), 247);  // ceil(12345 / 50): every page once, no more
+  EXPECT_FALSE(result.messages.back().list_changed());
 }
 
 TEST_F(GatewayTest, ContactsCarryPhoneAndTimestamps) {
@@ -198,27 +199,47 @@ struct FaultCase {
 TEST_F(GatewayTest, MapsUpstreamFaultsOnTheFirstPage) {
   const FaultCase kCases[] = {
       {"kind=status&code=403", grpc::StatusCode::PERMISSION_DENIED, "HTTP 403"},
-      {"kind=status&code=429&retry_after=5", grpc::StatusCode::RESOURCE_EXHAUSTED, "HTTP 429"},
-      {"kind=status&code=500", grpc::StatusCode::UNAVAILABLE, "HTTP 500"},
-      {"kind=status&code=503", grpc::StatusCode::UNAVAILABLE, "HTTP 503"},
-      {"kind=reset", grpc::StatusCode::UNAVAILABLE, "upstream"},
-      {"kind=malformed", grpc::StatusCode::INTERNAL, "upstream page"},
-      {"kind=truncate", grpc::StatusCode::INTERNAL, "upstream page"},
+      {"kind=status&code=429&retry_after=5&count=-1", grpc::StatusCode::RESOURCE_EXHAUSTED, "HTTP 429"},
+      {"kind=status&code=500&count=-1", grpc::StatusCode::UNAVAILABLE, "HTTP 500"},
+      {"kind=status&code=503&count=-1", grpc::StatusCode::UNAVAILABLE, "HTTP 503"},
+      {"kind=reset&count=-1", grpc::StatusCode::UNAVAILABLE, "upstream"},
+      {"kind=malformed&count=-1", grpc::StatusCode::INTERNAL, "upstream page"},
+      {"kind=truncate&count=-1", grpc::StatusCode::INTERNAL, "upstream page"},
       {"kind=ignore-paging&after=1", grpc::StatusCode::DATA_LOSS, "ignored the paging"},
   };
-  StartGateway();
+  // Persistent faults: retries (two quick attempts here) cannot help, and the code says what can.
+  Config config = BaseConfig();
+  config.retry = RetryOptions{.max_attempts = 2, .initial_backoff = absl::Milliseconds(1),
+                              .max_retry_after = absl::Milliseconds(10)};
+  StartGateway(config);
   for (const FaultCase& c : kCases) {
     ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
     ASSERT_EQ(Control("POST", "/_sim/faults?" + c.fault).status, 200) << c.fault;
     Result result = Stream(Request("cl-sim-500"), std::chrono::milliseconds(20000));
     EXPECT_EQ(result.status.error_code(), c.code) << c.fault << ": " << result.status.error_message();
     EXPECT_THAT(result.status.error_message(), HasSubstr(c.message)) << c.fault;
+    if (c.code != grpc::StatusCode::PERMISSION_DENIED && c.code != grpc::StatusCode::DATA_LOSS) {
+      EXPECT_THAT(result.status.error_message(), HasSubstr("gave up after 2 attempts")) << c.fault;
+    }
   }
 }
 
-TEST_F(GatewayTest, MalformedPageAfterSomeContactsIsDataLossWithResumableToken) {
+TEST_F(GatewayTest, RetriesATransientFaultWithoutLosingAContact) {
   StartGateway();
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=malformed&skip=100").status, 200);
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=status&code=503&skip=99&count=2").status, 200);
+  Result result = Stream(Request("cl-sim-500"));
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.ids, SimIds("cl-sim-500"));
+  EXPECT_EQ(SimListRequests(), 10 + 2);
+}
+
+TEST_F(GatewayTest, MalformedPageAfterSomeContactsIsDataLossWithResumableToken) {
+  Config config = BaseConfig();
+  config.retry.max_attempts = 2;
+  config.retry.initial_backoff = absl::Milliseconds(1);
+  StartGateway(config);
+  // Pages start at 0, 49, 99, ... (one contact of overlap): the third page stays unreadable.
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=malformed&skip=99&count=2").status, 200);
   Result result = Stream(Request("cl-sim-500"));
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DATA_LOSS);
   std::vector<std::string> expected = SimIds("cl-sim-500");
@@ -234,8 +255,9 @@ TEST_F(GatewayTest, MalformedPageAfterSomeContactsIsDataLossWithResumableToken) 
 TEST_F(GatewayTest, SlowUpstreamHitsTheUpstreamTimeout) {
   Config config = BaseConfig();
   config.upstream.request_timeout = absl::Milliseconds(300);
+  config.retry.max_attempts = 2;
   StartGateway(config);
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=3000").status, 200);
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=3000&count=-1").status, 200);
   Result result = Stream(Request("cl-sim-10"));
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(result.status.error_message(), HasSubstr("timed out"));
@@ -275,17 +297,19 @@ TEST_F(GatewayTest, RefusesAnUpstreamCertificateItCannotVerify) {
   config.upstream.ca_file.clear();  // system roots only: the test CA is unknown
   StartGateway(config);
   Result result = Stream(Request("cl-sim-10"));
-  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_THAT(result.status.error_message(), HasSubstr("TLS handshake"));
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(result.status.error_message(), HasSubstr("certificate"));
+  EXPECT_THAT(result.status.error_message(), HasSubstr("--upstream-ca-file"));
   EXPECT_EQ(SimListRequests(), 0);
 }
 
 TEST_F(GatewayTest, RefusesAWrongHostName) {
   Config config = BaseConfig();
-  config.upstream.base_url = absl::StrCat("https://127.0.0.2:", sim_->port());
+  config.upstream.base_url = absl::StrCat("https://127.0.0.1:", sim_->port());  // cert: localhost
   StartGateway(config);
   Result result = Stream(Request("cl-sim-10"));
-  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(result.status.error_message(), HasSubstr("certificate"));
   EXPECT_EQ(SimListRequests(), 0);
 }
 

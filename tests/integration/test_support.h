@@ -35,7 +35,7 @@ class ChildProcess {
 // A fresh directory under TMPDIR, removed by nobody: tests are short-lived.
 std::string TempDir();
 
-// Writes ca.pem, server.pem, server.key (for localhost and 127.0.0.1) into `dir` with the openssl
+// Writes ca.pem, server.pem, server.key (for the name localhost only) into `dir` with the openssl
 // command line tool; returns false (and fails the test) when that does not work.
 bool MakeTestCertificates(const std::string& dir);
 

@@ -61,19 +61,30 @@ TEST(PagerTest, TwoPages) {
   EXPECT_EQ(pager.total_results(), 6);
 }
 
-TEST(PagerTest, AsksConsecutiveOffsets) {
+TEST(PagerTest, AsksOverlappingOffsetsToCheckEachSeam) {
   Pager pager(PagerOptions{.page_size = 50}, ResumePoint{});
   std::vector<PagedContact> out;
   ASSERT_EQ(pager.Next()->skip, 0);
+  ASSERT_EQ(pager.Next()->limit, 50);
   ASSERT_TRUE(pager.Accept({0, 50}, ListPage(0, 50, 120), &out).ok());
-  EXPECT_EQ(pager.Next()->skip, 50);
-  ASSERT_TRUE(pager.Accept({50, 50}, ListPage(50, 50, 120), &out).ok());
-  EXPECT_EQ(pager.Next()->skip, 100);
-  ASSERT_TRUE(pager.Accept({100, 50}, ListPage(100, 50, 120), &out).ok());
+  EXPECT_EQ(pager.Next()->skip, 49);  // the last contact again, then 50 new ones
+  EXPECT_EQ(pager.Next()->limit, 51);
+  ASSERT_TRUE(pager.Accept({49, 51}, ListPage(49, 51, 120), &out).ok());
+  EXPECT_EQ(pager.Next()->skip, 99);
+  ASSERT_TRUE(pager.Accept({99, 51}, ListPage(99, 51, 120), &out).ok());
   EXPECT_FALSE(pager.Next().has_value());
-  EXPECT_EQ(out.size(), 120u);
+  EXPECT_THAT(Ids(out), ElementsAreArray(Range(0, 120)));
   EXPECT_EQ(out.back().next_offset, 120);
   EXPECT_EQ(out[49].next_offset, 50);
+  EXPECT_FALSE(pager.list_changed()) << pager.change();
+}
+
+TEST(PagerTest, WithoutOverlapAsksConsecutiveOffsets) {
+  Pager pager(PagerOptions{.page_size = 50, .seam_overlap = 0}, ResumePoint{});
+  std::vector<PagedContact> out;
+  ASSERT_TRUE(pager.Accept({0, 50}, ListPage(0, 50, 120), &out).ok());
+  EXPECT_EQ(pager.Next()->skip, 50);
+  EXPECT_EQ(pager.Next()->limit, 50);
 }
 
 TEST(PagerTest, EmptyFirstPage) {
@@ -111,7 +122,7 @@ TEST(PagerTest, WithoutPagingFactsStopsOnShortPage) {
   full.skip.reset();
   ASSERT_TRUE(pager.Accept(*pager.Next(), full, &out).ok());
   EXPECT_FALSE(pager.done());
-  Page rest = ListPage(4, 4, 6);
+  Page rest = ListPage(3, 5, 6);
   rest.has_more.reset();
   rest.total_results.reset();
   ASSERT_TRUE(pager.Accept(*pager.Next(), rest, &out).ok());
@@ -123,9 +134,9 @@ TEST(PagerTest, FailsWhenUpstreamEchoesAnotherSkip) {
   Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
   std::vector<PagedContact> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(0, 5, 20), &out).ok());
-  absl::Status status = pager.Accept(*pager.Next(), ListPage(0, 5, 20), &out);
+  absl::Status status = pager.Accept(*pager.Next(), ListPage(0, 6, 20), &out);
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(status.message(), HasSubstr("asked for skip=5, it answered skip=0"));
+  EXPECT_THAT(status.message(), HasSubstr("asked for skip=4, it answered skip=0"));
   EXPECT_TRUE(pager.done());
   EXPECT_EQ(out.size(), 5u);
 }
@@ -148,25 +159,104 @@ TEST(PagerTest, StopsAtThePageCap) {
   for (int i = 0; i < 4 && status.ok(); ++i) {
     auto next = pager.Next();
     ASSERT_TRUE(next.has_value());
-    status = pager.Accept(*next, ListPage(next->skip, 1, 100), &out);
+    status = pager.Accept(*next, ListPage(next->skip, next->limit, 100), &out);
   }
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(status.message(), HasSubstr("page cap"));
   EXPECT_EQ(out.size(), 3u);
 }
 
-TEST(PagerTest, DropsDuplicatesAtTheSeam) {
-  // A contact inserted at the front between the two requests shifts c2 into the second page.
+// A list whose contacts can be inserted and deleted between requests.
+class ChangingList {
+ public:
+  explicit ChangingList(int size) : ids_(Range(0, size)) {}
+  Page Serve(const Pager::Request& asked) const {
+    Page page;
+    page.skip = asked.skip;
+    for (int64_t i = asked.skip; i < std::min<int64_t>(asked.skip + asked.limit, ids_.size()); ++i) {
+      page.contacts.emplace_back().set_id(ids_[i]);
+    }
+    page.total_results = ids_.size();
+    page.has_more = asked.skip + asked.limit < static_cast<int64_t>(ids_.size());
+    return page;
+  }
+  void Insert(int at, const std::string& id) { ids_.insert(ids_.begin() + at, id); }
+  void Erase(int at, int n) { ids_.erase(ids_.begin() + at, ids_.begin() + at + n); }
+
+ private:
+  std::vector<std::string> ids_;
+};
+
+TEST(PagerTest, InsertionBeforeTheSeamRepeatsNothing) {
+  ChangingList list(10);
   Pager pager(PagerOptions{.page_size = 3}, ResumePoint{});
   std::vector<PagedContact> out;
-  ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(0, 3, 6), &out).ok());
-  Page shifted;
-  shifted.skip = 3;
-  for (const char* id : {"c2", "c3", "c4"}) shifted.contacts.emplace_back().set_id(id);
-  shifted.has_more = true;
-  ASSERT_TRUE(pager.Accept(*pager.Next(), shifted, &out).ok());
-  EXPECT_THAT(Ids(out), ElementsAre("c0", "c1", "c2", "c3", "c4"));
+  ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());  // c0 c1 c2
+  list.Insert(0, "new");  // c2 moves from offset 2 to 3
+  while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
+  EXPECT_THAT(Ids(out), ElementsAreArray(Range(0, 10)));
+  EXPECT_TRUE(pager.list_changed());
+  EXPECT_THAT(pager.change(), HasSubstr("totalResults went from 10 to 11"));
+}
+
+TEST(PagerTest, DeletionBeforeTheSeamIsRecoveredByRereading) {
+  ChangingList list(20);
+  Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
+  std::vector<PagedContact> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());  // c0..c4
+  list.Erase(1, 2);  // c1, c2 gone: c5 and c6 slide before the seam
+  while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
+  EXPECT_THAT(Ids(out), ElementsAreArray(Range(0, 20)));  // c1 and c2 had been delivered already
+  EXPECT_TRUE(pager.list_changed());
+  EXPECT_EQ(pager.rereads(), 1);
+}
+
+TEST(PagerTest, DeletionOfTheAnchorItselfIsRecovered) {
+  ChangingList list(20);
+  Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
+  std::vector<PagedContact> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());  // c0..c4
+  list.Erase(4, 1);  // the last delivered contact goes
+  while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
+  EXPECT_THAT(Ids(out), ElementsAreArray(Range(0, 20)));
+}
+
+TEST(PagerTest, DeletionAfterTheSeamLosesOnlyTheDeleted) {
+  ChangingList list(20);
+  Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
+  std::vector<PagedContact> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());
+  list.Erase(10, 2);
+  while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
+  std::vector<std::string> expected = Range(0, 20);
+  expected.erase(expected.begin() + 10, expected.begin() + 12);
+  EXPECT_THAT(Ids(out), ElementsAreArray(expected));
+}
+
+TEST(PagerTest, WithoutOverlapDropsDuplicatesAtTheSeam) {
+  ChangingList list(6);
+  Pager pager(PagerOptions{.page_size = 3, .seam_overlap = 0}, ResumePoint{});
+  std::vector<PagedContact> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());
+  list.Insert(0, "new");  // c2 slides into the second page
+  while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
+  EXPECT_THAT(Ids(out), ElementsAre("c0", "c1", "c2", "c3", "c4", "c5"));
   EXPECT_EQ(pager.duplicates_dropped(), 1);
+}
+
+TEST(PagerTest, PageWithNothingAfterTheSeamEndsTheStream) {
+  Pager pager(PagerOptions{.page_size = 2}, ResumePoint{});
+  std::vector<PagedContact> out;
+  Page first = ListPage(0, 2, 2);
+  first.has_more = true;  // wrongly
+  first.total_results.reset();
+  ASSERT_TRUE(pager.Accept(*pager.Next(), first, &out).ok());
+  Page again = ListPage(1, 3, 2);  // only the seam contact
+  again.has_more = true;
+  again.total_results.reset();
+  ASSERT_TRUE(pager.Accept(*pager.Next(), again, &out).ok());
+  EXPECT_TRUE(pager.done());
+  EXPECT_THAT(Ids(out), ElementsAre("c0", "c1"));
 }
 
 TEST(PagerTest, StopsAtMaxContacts) {
