@@ -33,20 +33,41 @@ absl::Time Deadline(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
+}  // namespace
+
 // One StreamContacts call. gRPC holds one reference until OnDone; each upstream fetch in flight
 // holds another, so a page arriving after the call ended finds the reactor alive. The state is
 // guarded by mu_; gRPC and the page source call in on their own threads, and no lock is held
 // while calling StartWrite, Finish or Fetch.
 class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContactsResponse> {
  public:
-  StreamContactsReactor(PageSource& source, JwtMinter* minter, const StreamOptions& options,
-                        grpc::CallbackServerContext* context, const StreamContactsRequest& request)
-      : source_(source), minter_(minter) {
-    absl::Status started = Start(options, *context, request);
+  StreamContactsReactor(ContactService& service, grpc::CallbackServerContext* context,
+                        const StreamContactsRequest& request)
+      : service_(service), source_(service.source_), minter_(service.minter_), context_(context) {
+    absl::Status started = Start(service.options_, *context, request);
+    absl::Status refusal;
+    if (started.ok() && !service_.Register(this, &refusal)) started = refusal;
     if (!started.ok()) {
       absl::MutexLock lock(&mu_);
       end_ = started;
     }
+    Pump();
+  }
+
+  void Ref() { refs_.fetch_add(1); }
+  void Unref() {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
+
+  // Ends the stream with `status` after the write in flight, if any; contacts fetched but not yet
+  // written are dropped (the resume token points after the last one written).
+  void Abort(const absl::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!abort_) abort_ = status;
+      ready_.clear();
+    }
+    cancel_->Cancel();
     Pump();
   }
 
@@ -80,8 +101,10 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
       Log(Severity::kInfo,
           absl::StrCat("stream ended: list=", list_id_, " contacts=", delivered_ - resumed_at_,
                        " pages=", pages_, " status=", absl::StatusCodeToString(final_code_),
-                       " seconds=", absl::FormatDuration(absl::Now() - started_)));
+                       " list_changed=", list_changed_, " duration=",
+                       absl::FormatDuration(absl::Now() - started_)));
     }
+    service_.Unregister(this);
     Unref();
   }
 
@@ -143,6 +166,11 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
       if (!writing_) {
         if (cancelled_) {
           finish = grpc::Status::CANCELLED;
+        } else if (abort_) {
+          if (delivered_ > 0) {
+            context_->AddTrailingMetadata("contacts-resume-token", ResumeToken());
+          }
+          finish = ToGrpcStatus(*abort_);
         } else if (!ready_.empty()) {
           BuildResponse();
           writing_ = write = true;
@@ -153,7 +181,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
       if (finish) {
         finished_ = true;
         final_code_ = static_cast<absl::StatusCode>(finish->error_code());
-      } else if (!end_ && !fetching_ && !cancelled_) {
+      } else if (!end_ && !fetching_ && !cancelled_ && !abort_) {
         // Fetch while the pages buffered plus the one to fetch fit in the prefetch window.
         std::optional<Pager::Request> next = pager_->Next();
         if (next && ready_.size() + next->limit <= static_cast<size_t>(window_) * next->limit) {
@@ -222,9 +250,14 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
     response_.set_total_results(total_results_);
     response_.set_delivered_count(delivered_);
     response_.set_list_changed(list_changed_);
-    response_.set_resume_token(EncodeResumeToken(
+    response_.set_resume_token(ResumeToken());
+  }
+
+  // Resumes right after the last contact written.
+  std::string ResumeToken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return EncodeResumeToken(
         ResumePoint{next_offset_, delivered_, std::vector<std::string>(last_ids_.begin(), last_ids_.end())},
-        fingerprint_));
+        fingerprint_);
   }
 
   grpc::Status FinalStatus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -238,12 +271,10 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
                            " contacts, resume with the last resume_token received")));
   }
 
-  void Unref() {
-    if (refs_.fetch_sub(1) == 1) delete this;
-  }
-
+  ContactService& service_;
   PageSource& source_;
   JwtMinter* const minter_;
+  grpc::CallbackServerContext* const context_;
   const absl::Time started_ = absl::Now();
   std::shared_ptr<Cancellation> cancel_ = std::make_shared<Cancellation>();
   std::atomic<int> refs_{1};
@@ -266,6 +297,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<absl::Status> abort_ ABSL_GUARDED_BY(mu_);  // draining: end after this write
   absl::StatusCode final_code_ = absl::StatusCode::kUnknown;  // written before Finish
   int64_t pages_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t delivered_ = 0;  // guarded by mu_ after Start()
@@ -276,8 +308,6 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
   StreamContactsResponse response_;  // owned by gRPC while writing_
 };
 
-}  // namespace
-
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
@@ -287,7 +317,44 @@ ContactService::ContactService(PageSource& source, JwtMinter* minter, StreamOpti
 
 grpc::ServerWriteReactor<StreamContactsResponse>* ContactService::StreamContacts(
     grpc::CallbackServerContext* context, const StreamContactsRequest* request) {
-  return new StreamContactsReactor(source_, minter_, options_, context, *request);
+  return new StreamContactsReactor(*this, context, *request);
+}
+
+bool ContactService::Register(StreamContactsReactor* stream, absl::Status* refusal) {
+  absl::MutexLock lock(&mu_);
+  if (refusal_) {
+    *refusal = *refusal_;
+    return false;
+  }
+  active_.insert(stream);
+  return true;
+}
+
+void ContactService::Unregister(StreamContactsReactor* stream) {
+  absl::MutexLock lock(&mu_);
+  active_.erase(stream);
+}
+
+size_t ContactService::active_streams() const {
+  absl::MutexLock lock(&mu_);
+  return active_.size();
+}
+
+void ContactService::AbortAll(const absl::Status& status) {
+  std::vector<StreamContactsReactor*> streams;
+  {
+    absl::MutexLock lock(&mu_);
+    refusal_ = status;
+    for (StreamContactsReactor* stream : active_) {
+      stream->Ref();  // alive until aborted, even if it finishes meanwhile
+      streams.push_back(stream);
+    }
+  }
+  // Without the lock: Abort may finish a stream, and its OnDone unregisters.
+  for (StreamContactsReactor* stream : streams) {
+    stream->Abort(status);
+    stream->Unref();
+  }
 }
 
 }  // namespace contacts::gateway

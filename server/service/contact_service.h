@@ -4,8 +4,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <optional>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "contacts/v1/contacts.grpc.pb.h"
 #include "server/stream/page_source.h"
 #include "server/upstream/jwt.h"
@@ -26,6 +30,8 @@ struct StreamOptions {
 // The one conversion from the gateway's absl::Status to what a gRPC caller sees.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+class StreamContactsReactor;
+
 // contacts.v1.ContactService on gRPC's callback API: each StreamContacts call is one reactor that
 // pages through `source` and writes one message at a time, with no thread of its own.
 // `minter` (may be null) supplies the gateway's own upstream credentials for callers that bring
@@ -38,10 +44,24 @@ class ContactService final : public contacts::v1::ContactService::CallbackServic
       grpc::CallbackServerContext* context,
       const contacts::v1::StreamContactsRequest* request) override;
 
+  // For draining: ends every stream in flight with `status` once its current write is done (the
+  // trailing metadata `contacts-resume-token` says where to resume), and refuses new streams
+  // with it. Thread-safe.
+  void AbortAll(const absl::Status& status);
+  size_t active_streams() const;
+
  private:
+  friend class StreamContactsReactor;
+  // False (and *refusal set) once AbortAll ran.
+  bool Register(StreamContactsReactor* stream, absl::Status* refusal);
+  void Unregister(StreamContactsReactor* stream);
+
   PageSource& source_;
   JwtMinter* const minter_;
   const StreamOptions options_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<StreamContactsReactor*> active_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> refusal_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace contacts::gateway

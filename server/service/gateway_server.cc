@@ -4,6 +4,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "grpc/health/v1/health.pb.h"
 #include "server/log.h"
 #include "server/service/contact_service.h"
@@ -51,8 +52,20 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   stopped_ = true;
   if (server_) {
     server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING for every service, at once
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));
+    // When the drain time is up, end what still runs with UNAVAILABLE, which callers resume,
+    // before gRPC's own deadline would cancel it (CANCELLED is not retried by clients).
+    absl::Notification stopped;
+    std::thread drainer([this, drain, &stopped] {
+      if (stopped.WaitForNotificationWithTimeout(drain)) return;
+      Log(Severity::kInfo, absl::StrCat("drain time over: ending ", service_->active_streams(),
+                                        " stream(s) with UNAVAILABLE"));
+      service_->AbortAll(absl::UnavailableError(
+          "the gateway is shutting down; resume with the last resume_token"));
+    });
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + drain + absl::Seconds(2)));
     server_->Wait();
+    stopped.Notify();
+    drainer.join();
   }
   work_.reset();
   io_.stop();

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/config.h"
+#include "server/service/contact_service.h"
 
 namespace contacts::gateway {
 
@@ -25,9 +26,13 @@ class GatewayServer {
 
   int port() const { return port_; }
 
-  // Health goes NOT_SERVING at once, new calls are refused, calls in flight get until `drain` to
-  // finish and are cancelled then; returns when everything has stopped. Idempotent.
+  // Health goes NOT_SERVING at once and new calls are refused; streams in flight get until
+  // `drain` to finish, then end with UNAVAILABLE and a resume token (see ContactService::AbortAll).
+  // Returns when everything has stopped. Idempotent.
   void Shutdown(absl::Duration drain);
+
+  // Streams in flight, for tests and logs.
+  size_t active_streams() const { return service_->active_streams(); }
 
  private:
   GatewayServer() = default;
@@ -38,7 +43,7 @@ class GatewayServer {
   std::unique_ptr<PageSource> upstream_;  // KoreClient
   std::unique_ptr<PageSource> source_;    // upstream_ with retries
   std::unique_ptr<JwtMinter> minter_;
-  std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool stopped_ = false;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "server/service/gateway_server.h"
 #include "server/upstream/jwt.h"
 #include "tests/integration/test_support.h"
@@ -311,6 +312,101 @@ TEST_F(GatewayTest, RefusesAWrongHostName) {
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(result.status.error_message(), HasSubstr("certificate"));
   EXPECT_EQ(SimListRequests(), 0);
+}
+
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(int port, const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&context, request, &response);
+  return status.ok() ? response.status() : grpc::health::v1::HealthCheckResponse::UNKNOWN;
+}
+
+TEST_F(GatewayTest, DrainLetsStreamsInFlightFinish) {
+  StartGateway();
+  ASSERT_EQ(Health(gateway_->port(), "contacts.v1.ContactService"), grpc::health::v1::HealthCheckResponse::SERVING);
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=30&count=-1").status, 200);
+  StreamContactsRequest request = Request("cl-sim-1000");  // 20 pages of 30 ms: about 0.6 s
+  grpc::ClientContext context;
+  auto reader = stub_->StreamContacts(&context, request);
+  StreamContactsResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  std::vector<std::string> ids;
+  for (const auto& c : response.contacts()) ids.push_back(c.id());
+
+  int port = gateway_->port();
+  absl::Time begin = absl::Now();
+  std::thread drain([this] { gateway_->Shutdown(absl::Seconds(20)); });
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_NE(Health(port, ""), grpc::health::v1::HealthCheckResponse::SERVING);
+  while (reader->Read(&response)) {
+    for (const auto& c : response.contacts()) ids.push_back(c.id());
+  }
+  grpc::Status status = reader->Finish();
+  drain.join();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(ids, SimIds("cl-sim-1000"));
+  EXPECT_LT(absl::Now() - begin, absl::Seconds(10));  // returned when the stream was done
+}
+
+TEST_F(GatewayTest, DrainTimeOverEndsStreamsWithUnavailableAndAResumeToken) {
+  StartGateway();
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);
+  StreamContactsRequest request = Request("cl-sim-100000");
+  grpc::ClientContext context;
+  auto reader = stub_->StreamContacts(&context, request);
+  StreamContactsResponse response, last;
+  std::vector<std::string> ids;
+  ASSERT_TRUE(reader->Read(&last));
+  for (const auto& c : last.contacts()) ids.push_back(c.id());
+
+  absl::Time begin = absl::Now();
+  std::thread drain([this] { gateway_->Shutdown(absl::Milliseconds(500)); });
+  while (reader->Read(&response)) {
+    for (const auto& c : response.contacts()) ids.push_back(c.id());
+    last = response;
+  }
+  grpc::Status status = reader->Finish();
+  drain.join();
+  EXPECT_LT(absl::Now() - begin, absl::Seconds(3));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
+  auto token = context.GetServerTrailingMetadata().find("contacts-resume-token");
+  ASSERT_NE(token, context.GetServerTrailingMetadata().end());
+  EXPECT_EQ(std::string(token->second.data(), token->second.size()), last.resume_token());
+
+  // A new gateway continues exactly after the last contact received.
+  ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+  StartGateway();
+  request.set_resume_token(last.resume_token());
+  request.set_max_contacts(last.delivered_count() + 500);
+  Result rest = Stream(request);
+  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
+  ids.insert(ids.end(), rest.ids.begin(), rest.ids.end());
+  std::vector<std::string> expected = SimIds("cl-sim-100000");
+  expected.resize(ids.size());
+  EXPECT_EQ(ids, expected);
+}
+
+TEST_F(GatewayTest, DrainingGatewayRefusesNewStreams) {
+  StartGateway();
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);
+  grpc::ClientContext context;
+  auto reader = stub_->StreamContacts(&context, Request("cl-sim-100000"));
+  StreamContactsResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  std::thread drain([this] { gateway_->Shutdown(absl::Seconds(1)); });
+  absl::SleepFor(absl::Milliseconds(200));
+  Result refused = Stream(Request("cl-sim-10"), std::chrono::milliseconds(3000));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(refused.ids.empty());
+  context.TryCancel();
+  reader->Finish();
+  drain.join();
 }
 
 }  // namespace
