@@ -30,7 +30,6 @@
 namespace contacts::client {
 namespace {
 
-constexpr int kMaxReceiveMessageBytes = 64 << 20;
 constexpr size_t kOutputFlushBytes = 256 << 10;
 constexpr absl::Duration kProgressInterval = absl::Milliseconds(100);
 constexpr int kProgressBarWidth = 24;
@@ -176,8 +175,7 @@ class ProgressDisplay {
 };
 
 std::shared_ptr<grpc::Channel> MakeChannel(const CliOptions& options, const std::string& ca_pem) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  grpc::ChannelArguments args = GatewayChannelArguments();
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (options.ca_file.empty()) {
     credentials = grpc::InsecureChannelCredentials();

@@ -1,6 +1,9 @@
 #include "client/contacts_client.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <utility>
 
@@ -30,10 +33,39 @@ CallOutcome CallOnce(contacts::v1::ContactService::StubInterface& stub, const St
   }
   if (!options.jwt.empty()) context.AddMetadata("auth", options.jwt);
   if (!options.app_id.empty()) context.AddMetadata("iid", options.app_id);
+  // Wait for the gateway to be reachable (a restarting gateway comes back within seconds), but
+  // only up to connect_timeout: the gateway sends its headers as soon as it takes the call.
+  context.set_wait_for_ready(true);
 
   CallOutcome outcome;
   std::unique_ptr<grpc::ClientReaderInterface<StreamContactsResponse>> reader =
       stub.StreamContacts(&context, request);
+  bool answered = false, gave_up = false;
+  {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::thread watchdog([&] {
+      std::unique_lock<std::mutex> lock(mu);
+      if (!cv.wait_for(lock, absl::ToChronoNanoseconds(options.connect_timeout), [&] { return answered; })) {
+        gave_up = true;
+        context.TryCancel();
+      }
+    });
+    reader->WaitForInitialMetadata();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      answered = true;
+    }
+    cv.notify_one();
+    watchdog.join();
+  }
+  if (gave_up) {
+    reader->Finish();
+    outcome.status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                  absl::StrCat("no gateway answered within ",
+                                               absl::FormatDuration(options.connect_timeout)));
+    return outcome;
+  }
   StreamContactsResponse response;
   while (reader->Read(&response)) {
     result.messages++;
@@ -94,6 +126,15 @@ StreamResult StreamContacts(contacts::v1::ContactService::StubInterface& stub, S
     request.set_resume_token(result.resume_token);
     result.resumes++;
   }
+}
+
+grpc::ChannelArguments GatewayChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 200);
+  return args;
 }
 
 }  // namespace contacts::client

@@ -39,6 +39,9 @@ struct StreamOptions {
   // Deadline of each call (not of the whole stream, resumes included); infinite by default.
   // A call that runs out ends the stream with DEADLINE_EXCEEDED, which is not retried.
   absl::Duration deadline = absl::InfiniteDuration();
+  // Each call waits for the gateway to be reachable (gRPC wait-for-ready), for this long at most;
+  // then it counts as UNAVAILABLE (and is resumed like one).
+  absl::Duration connect_timeout = absl::Seconds(20);
   // Optional pass-through credentials, sent when non-empty as the metadata entries `auth` (the
   // caller's own Kore.ai JWT, unchanged) and `iid` (the app's client id). Empty: the gateway uses
   // the credentials it holds.
@@ -86,6 +89,11 @@ StreamResult StreamContacts(contacts::v1::ContactService::StubInterface& stub,
 // The backoff before resume `attempt` (1-based, counted since the last progress) for `random`, a
 // number in [0, 1): random * min(max_backoff, initial_backoff * 2^(attempt-1)). Exposed for tests.
 absl::Duration ResumeBackoff(const StreamOptions& options, int attempt, double random);
+
+// Channel arguments for a gateway channel: a large receive limit (batches can be big) and quick
+// reconnects (100 ms, at most 2 s apart), so that resuming after a gateway restart finds the new
+// process within StreamOptions' backoff instead of waiting out gRPC's default reconnect backoff.
+grpc::ChannelArguments GatewayChannelArguments();
 
 }  // namespace contacts::client
 

@@ -50,6 +50,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
     if (!started.ok()) {
       absl::MutexLock lock(&mu_);
       end_ = started;
+    } else {
+      StartSendInitialMetadata();  // tells the caller at once that the stream was taken
     }
     Pump();
   }
