@@ -27,6 +27,14 @@ std::string_view MetadataValue(const grpc::CallbackServerContext& context, std::
   return std::string_view(it->second.data(), it->second.size());
 }
 
+std::string ToString(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& slice : slices) out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  return out;
+}
+
 absl::Time Deadline(const grpc::CallbackServerContext& context) {
   auto deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
@@ -39,12 +47,13 @@ absl::Time Deadline(const grpc::CallbackServerContext& context) {
 // holds another, so a page arriving after the call ended finds the reactor alive. The state is
 // guarded by mu_; gRPC and the page source call in on their own threads, and no lock is held
 // while calling StartWrite, Finish or Fetch.
-class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContactsResponse> {
+class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   StreamContactsReactor(ContactService& service, grpc::CallbackServerContext* context,
-                        const StreamContactsRequest& request)
+                        const grpc::ByteBuffer& wire)
       : service_(service), source_(service.source_), minter_(service.minter_), context_(context) {
-    absl::Status started = Start(service.options_, *context, request);
+    absl::StatusOr<StreamContactsRequest> request = ParseRequest(ToString(wire));
+    absl::Status started = request.ok() ? Start(service.options_, *context, *request) : request.status();
     absl::Status refusal;
     if (started.ok() && !service_.Register(this, &refusal)) started = refusal;
     if (!started.ok()) {
@@ -113,7 +122,6 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
  private:
   absl::Status Start(const StreamOptions& options, const grpc::CallbackServerContext& context,
                      const StreamContactsRequest& request) {
-    if (absl::Status valid = ValidateRequest(request); !valid.ok()) return valid;
     base_.stream_id = request.stream_id();
     base_.list_id = request.contact_list_id();
     base_.account_id = request.account_id();
@@ -195,7 +203,11 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
         }
       }
     }
-    if (write) StartWrite(&response_);
+    if (write) {
+      bool own = false;
+      grpc::SerializationTraits<StreamContactsResponse>::Serialize(response_, &wire_, &own);
+      StartWrite(&wire_);
+    }
     if (finish) Finish(*finish);
     if (fetch) {
       if (fetch->credentials.jwt.empty()) fetch->credentials = {minter_->Token(), minter_->client_id()};
@@ -307,7 +319,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<StreamContac
   int64_t total_results_ = 0;
   bool list_changed_ = false;
   std::deque<std::string> last_ids_;
-  StreamContactsResponse response_;  // owned by gRPC while writing_
+  StreamContactsResponse response_;  // the message being written, while writing_
+  grpc::ByteBuffer wire_;            // response_ serialized, owned by gRPC while writing_
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -317,8 +330,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 ContactService::ContactService(PageSource& source, JwtMinter* minter, StreamOptions options)
     : source_(source), minter_(minter), options_(options) {}
 
-grpc::ServerWriteReactor<StreamContactsResponse>* ContactService::StreamContacts(
-    grpc::CallbackServerContext* context, const StreamContactsRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ContactService::StreamContacts(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   return new StreamContactsReactor(*this, context, *request);
 }
 

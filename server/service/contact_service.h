@@ -36,13 +36,16 @@ class StreamContactsReactor;
 // pages through `source` and writes one message at a time, with no thread of its own.
 // `minter` (may be null) supplies the gateway's own upstream credentials for callers that bring
 // none. Both must outlive the service.
-class ContactService final : public contacts::v1::ContactService::CallbackService {
+//
+// The method is registered raw (request and responses as bytes) so that the gateway parses the
+// request itself, naming the field when a string is not UTF-8, and serializes each response once.
+class ContactService final : public contacts::v1::ContactService::WithRawCallbackMethod_StreamContacts<
+                                contacts::v1::ContactService::Service> {
  public:
   ContactService(PageSource& source, JwtMinter* minter, StreamOptions options);
 
-  grpc::ServerWriteReactor<contacts::v1::StreamContactsResponse>* StreamContacts(
-      grpc::CallbackServerContext* context,
-      const contacts::v1::StreamContactsRequest* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamContacts(grpc::CallbackServerContext* context,
+                                                             const grpc::ByteBuffer* request) override;
 
   // For draining: ends every stream in flight with `status` once its current write is done (the
   // trailing metadata `contacts-resume-token` says where to resume), and refuses new streams

@@ -3,6 +3,8 @@
 #include <string_view>
 
 #include "absl/strings/ascii.h"
+#include "google/protobuf/stubs/common.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "absl/strings/str_cat.h"
 
 namespace contacts::gateway {
@@ -43,6 +45,29 @@ absl::Status ValidateRequest(const contacts::v1::StreamContactsRequest& request)
   }
   if (request.max_contacts() < 0) return absl::InvalidArgumentError("max_contacts must not be negative");
   return absl::OkStatus();
+}
+
+absl::StatusOr<contacts::v1::StreamContactsRequest> ParseRequest(std::string_view wire) {
+  contacts::v1::StreamContactsRequest request;
+  if (!request.ParseFromArray(wire.data(), static_cast<int>(wire.size()))) {
+    // Find the culprit: protobuf refuses proto3 strings that are not UTF-8.
+    google::protobuf::UnknownFieldSet fields;
+    if (fields.ParseFromArray(wire.data(), static_cast<int>(wire.size()))) {
+      for (int i = 0; i < fields.field_count(); ++i) {
+        const google::protobuf::UnknownField& field = fields.field(i);
+        const google::protobuf::FieldDescriptor* known =
+            contacts::v1::StreamContactsRequest::descriptor()->FindFieldByNumber(field.number());
+        if (known != nullptr && known->type() == google::protobuf::FieldDescriptor::TYPE_STRING &&
+            field.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED &&
+            !google::protobuf::internal::IsStructurallyValidUTF8(field.length_delimited())) {
+          return absl::InvalidArgumentError(absl::StrCat(known->name(), " is not valid UTF-8"));
+        }
+      }
+    }
+    return absl::InvalidArgumentError("the request is not a valid contacts.v1.StreamContactsRequest");
+  }
+  if (absl::Status valid = ValidateRequest(request); !valid.ok()) return valid;
+  return request;
 }
 
 }  // namespace contacts::gateway

@@ -184,6 +184,24 @@ TEST_F(GatewayTest, WrongSecretIsUnauthenticatedAndNeverEchoed) {
   EXPECT_THAT(result.status.error_message(), Not(HasSubstr("not-the-secret")));
 }
 
+TEST_F(GatewayTest, BadIdsGetInvalidArgumentNamingTheFieldAndNeverReachTheUpstream) {
+  StartGateway();
+  const std::string kBad[] = {"", std::string(129, 'x'), "cl-\xff\xfe", "../x", "a/b", "%2F", "a\r\nb"};
+  for (const char* field : {"stream_id", "contact_list_id", "account_id"}) {
+    for (const std::string& bad : kBad) {
+      StreamContactsRequest request = Request("cl-sim-10");
+      if (std::string(field) == "stream_id") request.set_stream_id(bad);
+      if (std::string(field) == "contact_list_id") request.set_contact_list_id(bad);
+      if (std::string(field) == "account_id") request.set_account_id(bad);
+      Result result = Stream(request, std::chrono::milliseconds(5000));
+      EXPECT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field << " " << bad;
+      EXPECT_THAT(result.status.error_message(), HasSubstr(field)) << bad;
+      EXPECT_TRUE(result.ids.empty());
+    }
+  }
+  EXPECT_EQ(SimListRequests(), 0);
+}
+
 TEST_F(GatewayTest, UnknownListIsNotFound) {
   StartGateway();
   Result result = Stream(Request("cl-does-not-exist"));
