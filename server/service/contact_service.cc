@@ -205,6 +205,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     }
     if (write) {
       bool own = false;
+      wire_.Clear();
       grpc::SerializationTraits<StreamContactsResponse>::Serialize(response_, &wire_, &own);
       StartWrite(&wire_);
     }
