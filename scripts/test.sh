@@ -1,13 +1,46 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test (CTest): unit, integration (real kore-sim, TLS, gRPC),
-# proto lint, reflection and health via buf curl, and the end-to-end CLI run.
-# Installs what is missing first (Debian 12, apt + npm).
+# proto lint, reflection and health via buf curl, and the end-to-end CLI run; then the same suite
+# under AddressSanitizer + UBSan and under ThreadSanitizer, and 60 s of each fuzzer.
+# Installs what is missing first (Debian 12, apt + npm). CTest arguments apply to the first step.
+#   CONTACTS_TEST_QUICK=1 scripts/test.sh   only the first step (no sanitizers, no fuzzing)
+#   CONTACTS_FUZZ_SECONDS=N                 fuzzing time per target (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 export PATH="${CONTACTS_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/contacts-gateway/node}/node_modules/.bin:$PATH"
 
-build=${BUILD_DIR:-build}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build"
-ctest --test-dir "$build" --output-on-failure --timeout 600 -j2 "$@"
+summary=()
+failed=0
+step() {  # step NAME COMMAND...: runs a labelled step and records its outcome and duration
+  local name=$1 start=$SECONDS rc=0
+  shift
+  echo "===== test.sh step: $name ($*)"
+  "$@" || rc=$?
+  local line
+  line=$(printf '%-22s %-6s %4dm%02ds' "$name" "$([[ $rc == 0 ]] && echo ok || echo FAILED)" \
+    $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)))
+  echo "===== test.sh step: $line"
+  summary+=("$line")
+  ((rc == 0)) || failed=1
+}
+
+suite() {
+  local build=${BUILD_DIR:-build}
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build"
+  ctest --test-dir "$build" --output-on-failure --timeout 600 -j2 "$@"
+}
+
+total=$SECONDS
+step "build + ctest" suite "$@"
+if [[ ${CONTACTS_TEST_QUICK:-0} != 1 ]]; then
+  step "sanitize asan" scripts/sanitize.sh asan
+  step "sanitize tsan" scripts/sanitize.sh tsan
+  step "fuzz ${CONTACTS_FUZZ_SECONDS:-60}s" scripts/fuzz.sh "${CONTACTS_FUZZ_SECONDS:-60}"
+fi
+echo "===== test.sh summary"
+printf '  %s\n' "${summary[@]}"
+printf '  %-22s %-6s %4dm%02ds\n' total "$([[ $failed == 0 ]] && echo ok || echo FAILED)" \
+  $(((SECONDS - total) / 60)) $(((SECONDS - total) % 60))
+exit "$failed"

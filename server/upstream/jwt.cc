@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "server/sync.h"
 
 namespace contacts::gateway {
 namespace {
@@ -78,8 +79,14 @@ std::string Base64UrlEncode(std::string_view bytes) {
 }
 
 std::optional<std::string> Base64UrlDecode(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  // Padding, if any, only as much as completes the last group of four.
+  size_t padding = 0;
+  while (!text.empty() && text.back() == '=') {
+    text.remove_suffix(1);
+    ++padding;
+  }
   if (text.size() % 4 == 1) return std::nullopt;
+  if (padding != 0 && padding != (4 - text.size() % 4) % 4) return std::nullopt;
   std::string out;
   out.reserve(text.size() * 3 / 4);
   uint32_t acc = 0;
@@ -94,6 +101,10 @@ std::optional<std::string> Base64UrlDecode(std::string_view text) {
       out += static_cast<char>((acc >> bits) & 0xff);
     }
   }
+  // Canonical form only: the bits left over after the last byte must be zero, so that one byte
+  // string has exactly one encoding (else "AB" and "AC" would both decode to the same byte, and
+  // a resume token or JWT signature could be altered without being rejected).
+  if ((acc & ((uint32_t{1} << bits) - 1)) != 0) return std::nullopt;
   return out;
 }
 
@@ -135,7 +146,7 @@ JwtMinter::JwtMinter(std::string client_id, std::string client_secret, JwtOption
 
 std::string JwtMinter::Token(absl::Time now) {
   if (options_.with_jti) return Mint(now);
-  absl::MutexLock lock(&mu_);
+  contacts::MutexLock lock(&mu_);
   if (now >= refresh_at_) {
     cached_ = Mint(now);
     // Re-mint when 80% of the lifetime has passed, so a token never expires in flight.

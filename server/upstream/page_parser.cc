@@ -113,6 +113,37 @@ const char* ErrorName(simdjson::error_code error) {
   }
 }
 
+// Whether `body` stops inside a string or with objects or arrays still open: cut off on the way.
+bool EndsInsideTheDocument(std::string_view body) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return in_string || depth > 0;
+}
+
+// A body cut off on the way is kUnavailable (worth another attempt, and the caller may resume);
+// any other JSON error is kInternal.
+absl::Status JsonErrorStatus(std::string_view body, std::string text) {
+  if (EndsInsideTheDocument(body)) return absl::UnavailableError(Cat({"truncated body: ", text}));
+  return absl::InternalError(text);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Timestamps (hot path).
 
@@ -170,11 +201,15 @@ bool ParseTimestampParts(std::string_view text, int64_t* seconds, int32_t* nanos
   constexpr uint64_t kDigitsA = 0x00FFFF00FFFFFFFFULL;
   constexpr uint64_t kDigitsB = 0xFFFF00FFFF00FFFFULL;
   const char t = p[10];
-  const bool shape_ok = DigitsAt(a, kDigitsA) & DigitsAt(b, kDigitsB) &
+  // Every check is evaluated (no branches): '&' on bools, the calls made first.
+  const bool digits_a = DigitsAt(a, kDigitsA);
+  const bool digits_b = DigitsAt(b, kDigitsB);
+  const bool digit_s0 = IsDigit(p[17]);
+  const bool digit_s1 = IsDigit(p[18]);
+  const bool shape_ok = digits_a & digits_b & digit_s0 & digit_s1 &
                         ((a & 0xFF0000FF00000000ULL) == 0x2D00002D00000000ULL) &
                         ((b & 0x0000FF0000000000ULL) == 0x00003A0000000000ULL) &
-                        ((t == 'T') | (t == 't') | (t == ' ')) & (p[16] == ':') &
-                        IsDigit(p[17]) & IsDigit(p[18]);
+                        ((t == 'T') | (t == 't') | (t == ' ')) & (p[16] == ':');
   if (!shape_ok) return false;
   // Per-byte digit values; separators first read as '0' so that no byte borrows.
   const uint64_t da = ((a & kDigitsA) | (0x3030303030303030ULL & ~kDigitsA)) - 0x3030303030303030ULL;
@@ -412,7 +447,7 @@ class PageReader {
       const auto offset = static_cast<size_t>(location - body_.data());
       text.append(Cat({" near byte ", Num(offset), ": '", Snippet(body_, offset), "'"}));
     }
-    return absl::InternalError(text);
+    return JsonErrorStatus(body_, std::move(text));
   }
 
   // `where` holds a value that is valid JSON but of the wrong kind.
@@ -835,8 +870,8 @@ absl::StatusOr<Page> ParsePageWith(od::parser& parser, std::string& body) {
   od::document doc;
   simdjson::error_code error = parser.iterate(json).get(doc);
   if (error) {
-    return absl::InternalError(Cat({"upstream page: not valid JSON (", ErrorName(error), ": ",
-                                    simdjson::error_message(error), ")"}));
+    return JsonErrorStatus(body, Cat({"upstream page: not valid JSON (", ErrorName(error), ": ",
+                                      simdjson::error_message(error), ")"}));
   }
   PageReader reader(body, doc);
   Page page;

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "client/contacts_client.h"
 #include "contacts/v1/contacts.grpc.pb.h"
+#include "server/sync.h"
 
 namespace contacts::client {
 namespace {
@@ -49,26 +50,26 @@ class FakeContactService final : public ContactService::Service {
   };
 
   void SetPlan(std::vector<CallPlan> plan) {
-    absl::MutexLock lock(&mu_);
+    contacts::MutexLock lock(&mu_);
     plan_ = std::move(plan);
   }
   // Every call fails this way, however many there are.
   void FailEveryCall(CallPlan plan) {
-    absl::MutexLock lock(&mu_);
+    contacts::MutexLock lock(&mu_);
     fail_every_call_ = plan;
   }
   // Accepts the resume tokens `other` handed out, as a restarted gateway accepts its own tokens.
   void AcceptTokensFrom(FakeContactService& other) {
     std::set<std::string> tokens;
     {
-      absl::MutexLock lock(&other.mu_);
+      contacts::MutexLock lock(&other.mu_);
       tokens = other.issued_tokens_;
     }
-    absl::MutexLock lock(&mu_);
+    contacts::MutexLock lock(&mu_);
     issued_tokens_.insert(tokens.begin(), tokens.end());
   }
   std::vector<SeenCall> calls() {
-    absl::MutexLock lock(&mu_);
+    contacts::MutexLock lock(&mu_);
     return calls_;
   }
 
@@ -77,7 +78,7 @@ class FakeContactService final : public ContactService::Service {
     std::optional<CallPlan> plan;
     int first = 0;
     {
-      absl::MutexLock lock(&mu_);
+      contacts::MutexLock lock(&mu_);
       const size_t call = calls_.size();
       calls_.push_back({request->resume_token(), Metadata(*context, "auth"), Metadata(*context, "iid")});
       if (fail_every_call_.has_value()) {
@@ -105,7 +106,7 @@ class FakeContactService final : public ContactService::Service {
       response.set_total_results(kListSize);
       response.set_delivered_count(next);
       {
-        absl::MutexLock lock(&mu_);
+        contacts::MutexLock lock(&mu_);
         issued_tokens_.insert(response.resume_token());
       }
       if (!writer->Write(response)) return grpc::Status(grpc::StatusCode::CANCELLED, "write failed");

@@ -223,7 +223,7 @@ TEST_F(GatewayTest, MapsUpstreamFaultsOnTheFirstPage) {
       {"kind=status&code=503&count=-1", grpc::StatusCode::UNAVAILABLE, "HTTP 503"},
       {"kind=reset&count=-1", grpc::StatusCode::UNAVAILABLE, "upstream"},
       {"kind=malformed&count=-1", grpc::StatusCode::INTERNAL, "upstream page"},
-      {"kind=truncate&count=-1", grpc::StatusCode::INTERNAL, "upstream page"},
+      {"kind=truncate&count=-1", grpc::StatusCode::UNAVAILABLE, "truncated body"},
       {"kind=ignore-paging&after=1", grpc::StatusCode::DATA_LOSS, "ignored the paging"},
   };
   // Persistent faults: retries (two quick attempts here) cannot help, and the code says what can.

@@ -30,7 +30,7 @@ TEST(ResumeTokenTest, IsUrlSafeText) {
 }
 
 TEST(ResumeTokenTest, RejectsATokenOfAnotherList) {
-  std::string token = EncodeResumeToken({.next_offset = 5}, kList);
+  std::string token = EncodeResumeToken({.next_offset = 5, .delivered = 0, .last_ids = {}}, kList);
   absl::StatusOr<ResumePoint> back =
       DecodeResumeToken(token, ListFingerprint("st-1", "cl-2", "acct-1"));
   EXPECT_EQ(back.status().code(), absl::StatusCode::kInvalidArgument);
@@ -50,6 +50,30 @@ TEST(ResumeTokenTest, RejectsEveryTamperedByte) {
     absl::StatusOr<ResumePoint> back = DecodeResumeToken(Base64UrlEncode(tampered), kList);
     EXPECT_EQ(back.status().code(), absl::StatusCode::kInvalidArgument) << "byte " << i;
     EXPECT_THAT(back.status().message(), HasSubstr("resume_token")) << "byte " << i;
+  }
+}
+
+// Found by fuzz_resume_token (input tests/fuzz/corpus/fuzz_resume_token/crash-trailing-bits):
+// changing the last character of a token within its unused low bits was accepted.
+TEST(ResumeTokenTest, RejectsEveryChangedCharacter) {
+  constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  // Ids of 3, 4 and 5 bytes: token bodies of every length modulo 3, so the last character has
+  // 0, 4 or 2 unused bits.
+  for (const char* id : {"c-9", "c-10", "c-100"}) {
+    const uint64_t list = kList;
+    const std::string token =
+        EncodeResumeToken({.next_offset = 77, .delivered = 7, .last_ids = {id}}, list);
+    for (size_t i = 0; i < token.size(); ++i) {
+      for (char c : kAlphabet) {
+        if (c == token[i]) continue;
+        std::string changed = token;
+        changed[i] = c;
+        EXPECT_EQ(DecodeResumeToken(changed, list).status().code(),
+                  absl::StatusCode::kInvalidArgument)
+            << "position " << i << " as '" << c << "'";
+      }
+    }
   }
 }
 

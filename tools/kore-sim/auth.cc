@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "server/sync.h"
 #include "server/upstream/jwt.h"
 #include "simdjson.h"
 
@@ -80,7 +81,7 @@ absl::Status Authenticator::Check(std::string_view auth_header, std::string_view
   if (!claims->jti || claims->jti->empty()) {
     return absl::UnauthenticatedError("JWT has no jti claim");
   }
-  absl::MutexLock lock(&mu_);
+  contacts::MutexLock lock(&mu_);
   if (!seen_jtis_.emplace(*std::move(claims->jti), expiry).second) {
     return absl::UnauthenticatedError("JWT jti was already used");
   }

@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/sync.h"
 #include "tools/kore-sim/text.h"
 
 namespace contacts::kore_sim {
@@ -116,17 +117,17 @@ absl::StatusOr<FaultRule> ParseFaultSpec(std::string_view spec) {
 }
 
 void FaultBook::Add(FaultRule rule) {
-  absl::MutexLock lock(&mu_);
+  contacts::MutexLock lock(&mu_);
   entries_.push_back(Entry{.rule = std::move(rule)});
 }
 
 void FaultBook::Clear() {
-  absl::MutexLock lock(&mu_);
+  contacts::MutexLock lock(&mu_);
   entries_.clear();
 }
 
 std::optional<FaultRule> FaultBook::Match(std::string_view list_id, int64_t skip) {
-  absl::MutexLock lock(&mu_);
+  contacts::MutexLock lock(&mu_);
   for (Entry& entry : entries_) {
     const FaultRule& rule = entry.rule;
     if (rule.list && *rule.list != list_id) continue;
@@ -141,7 +142,7 @@ std::optional<FaultRule> FaultBook::Match(std::string_view list_id, int64_t skip
 }
 
 std::string FaultBook::ToJson() const {
-  absl::MutexLock lock(&mu_);
+  contacts::MutexLock lock(&mu_);
   std::string out = "[";
   for (const Entry& entry : entries_) {
     if (out.size() > 1) out += ',';

@@ -2,13 +2,15 @@
 
 #include <algorithm>
 
+#include "server/sync.h"
+
 namespace contacts::kore_sim {
 
 RateLimiter::RateLimiter(int64_t per_minute) : per_minute_(per_minute) {}
 
 RateLimiter::Decision RateLimiter::Admit(std::string_view account, Clock::time_point now) {
   if (per_minute_ <= 0) return {};
-  absl::MutexLock lock(&mu_);
+  contacts::MutexLock lock(&mu_);
   auto it = admitted_.find(account);
   if (it == admitted_.end()) {
     it = admitted_.emplace(std::string(account), std::deque<Clock::time_point>()).first;
@@ -25,7 +27,7 @@ RateLimiter::Decision RateLimiter::Admit(std::string_view account, Clock::time_p
 }
 
 void RateLimiter::Reset() {
-  absl::MutexLock lock(&mu_);
+  contacts::MutexLock lock(&mu_);
   admitted_.clear();
 }
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/sync.h"
 #include "tools/kore-sim/contact_render.h"
 #include "tools/kore-sim/text.h"
 
@@ -17,9 +18,9 @@ constexpr std::string_view kJson = "application/json; charset=utf-8";
 constexpr std::string_view kText = "text/plain; charset=utf-8";
 constexpr std::string_view kRateLimitMessage =
     "You've exceeded the per-minute rate limit. Please wait for sometime before retrying.";
-// What a kind=malformed fault answers: a JSON start that breaks off into garbage.
+// What a kind=malformed fault answers: a complete body that is not JSON.
 constexpr std::string_view kMalformedBody =
-    R"({"status":"success","data":{"results":[{"_id": nonsense)";
+    R"({"status":"success","data":{"results":[{"_id": nonsense}],"skip":0}})";
 constexpr std::string_view kSimPrefix = "/_sim/";
 constexpr std::string_view kListsPrefix = "/_sim/lists/";
 
@@ -251,7 +252,7 @@ Reply Simulator::HandleControl(const Request& request, std::string_view path,
     rate_limiter_.Reset();
     lists_.Reset();
     {
-      absl::MutexLock lock(&stats_mu_);
+      contacts::MutexLock lock(&stats_mu_);
       requests_ = list_requests_ = contacts_served_ = 0;
       by_status_.clear();
     }
@@ -313,7 +314,7 @@ Reply Simulator::HandleControl(const Request& request, std::string_view path,
 }
 
 void Simulator::Record(const Outcome& outcome, unsigned status) {
-  absl::MutexLock lock(&stats_mu_);
+  contacts::MutexLock lock(&stats_mu_);
   ++requests_;
   if (outcome.list_request) ++list_requests_;
   contacts_served_ += outcome.contacts;
@@ -321,7 +322,7 @@ void Simulator::Record(const Outcome& outcome, unsigned status) {
 }
 
 std::string Simulator::StatsJson() const {
-  absl::MutexLock lock(&stats_mu_);
+  contacts::MutexLock lock(&stats_mu_);
   std::string out =
       absl::StrCat(R"({"requests":)", requests_, R"(,"list_requests":)", list_requests_,
                    R"(,"contacts_served":)", contacts_served_, R"(,"by_status":{)");
