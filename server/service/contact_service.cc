@@ -14,6 +14,7 @@
 #include "server/service/request_validation.h"
 #include "server/stream/pager.h"
 #include "server/stream/resume_token.h"
+#include "server/sync.h"
 
 namespace contacts::gateway {
 namespace {
@@ -83,6 +84,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   }
 
   void OnWriteDone(bool ok) override {
+    HappensAfter(&wire_);
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
@@ -207,6 +209,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       bool own = false;
       wire_.Clear();
       grpc::SerializationTraits<StreamContactsResponse>::Serialize(response_, &wire_, &own);
+      HappensBefore(&wire_);  // gRPC orders StartWrite before OnWriteDone where TSan cannot see it
       StartWrite(&wire_);
     }
     if (finish) Finish(*finish);

@@ -10,7 +10,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/sync.h"
 
 namespace contacts::gateway {
 namespace {
@@ -146,7 +145,7 @@ JwtMinter::JwtMinter(std::string client_id, std::string client_secret, JwtOption
 
 std::string JwtMinter::Token(absl::Time now) {
   if (options_.with_jti) return Mint(now);
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   if (now >= refresh_at_) {
     cached_ = Mint(now);
     // Re-mint when 80% of the lifetime has passed, so a token never expires in flight.

@@ -16,7 +16,6 @@
 #include "absl/time/clock.h"
 #include "client/contacts_client.h"
 #include "contacts/v1/contacts.grpc.pb.h"
-#include "server/sync.h"
 
 namespace contacts::client {
 namespace {
@@ -50,26 +49,26 @@ class FakeContactService final : public ContactService::Service {
   };
 
   void SetPlan(std::vector<CallPlan> plan) {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     plan_ = std::move(plan);
   }
   // Every call fails this way, however many there are.
   void FailEveryCall(CallPlan plan) {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     fail_every_call_ = plan;
   }
   // Accepts the resume tokens `other` handed out, as a restarted gateway accepts its own tokens.
   void AcceptTokensFrom(FakeContactService& other) {
     std::set<std::string> tokens;
     {
-      contacts::MutexLock lock(&other.mu_);
+      absl::MutexLock lock(&other.mu_);
       tokens = other.issued_tokens_;
     }
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     issued_tokens_.insert(tokens.begin(), tokens.end());
   }
   std::vector<SeenCall> calls() {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     return calls_;
   }
 
@@ -78,7 +77,7 @@ class FakeContactService final : public ContactService::Service {
     std::optional<CallPlan> plan;
     int first = 0;
     {
-      contacts::MutexLock lock(&mu_);
+      absl::MutexLock lock(&mu_);
       const size_t call = calls_.size();
       calls_.push_back({request->resume_token(), Metadata(*context, "auth"), Metadata(*context, "iid")});
       if (fail_every_call_.has_value()) {
@@ -106,7 +105,7 @@ class FakeContactService final : public ContactService::Service {
       response.set_total_results(kListSize);
       response.set_delivered_count(next);
       {
-        contacts::MutexLock lock(&mu_);
+        absl::MutexLock lock(&mu_);
         issued_tokens_.insert(response.resume_token());
       }
       if (!writer->Write(response)) return grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
