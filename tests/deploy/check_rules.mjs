@@ -48,9 +48,9 @@ const RULES = [
   ["run-as-non-root", "workload", (w) =>
     containers(w).filter((c) => !(c.securityContext?.runAsNonRoot ?? podSpec(w).securityContext?.runAsNonRoot))
       .map((c) => `container ${c.name} may run as root: set runAsNonRoot: true`)],
-  ["run-as-high-uid", "workload", (w) =>
-    containers(w).filter((c) => !((c.securityContext?.runAsUser ?? podSpec(w).securityContext?.runAsUser) > 10000))
-      .map((c) => `container ${c.name}: runAsUser must be above 10000 (no clash with host users)`)],
+  ["run-as-high-ids", "workload", (w) => containers(w).flatMap((c) => ["runAsUser", "runAsGroup"]
+    .filter((f) => !((c.securityContext?.[f] ?? podSpec(w).securityContext?.[f]) > 10000))
+    .map((f) => `container ${c.name}: ${f} must be above 10000 (no clash with host users and groups)`))],
   ["read-only-root-filesystem", "workload", (w) =>
     containers(w).filter((c) => c.securityContext?.readOnlyRootFilesystem !== true)
       .map((c) => `container ${c.name}: set readOnlyRootFilesystem: true`)],
@@ -71,6 +71,13 @@ const RULES = [
   ["no-host-namespaces", "workload", (w) =>
     ["hostNetwork", "hostPID", "hostIPC"].filter((f) => podSpec(w)[f] === true)
       .map((f) => `${f} is on`)],
+  ["no-host-port", "workload", (w) => containers(w).flatMap((c) => (c.ports ?? []).filter((p) => p.hostPort)
+    .map((p) => `container ${c.name} binds host port ${p.hostPort}`))],
+  ["selector-matches-pods", "workload", (w) =>
+    matches(w.spec?.selector?.matchLabels, podLabels(w)) ? [] : ["spec.selector does not match the pod template's labels"]],
+  ["no-secret-in-env", "workload", (w) => containers(w).flatMap((c) => (c.env ?? [])
+    .filter((e) => /secret|password|token|key/i.test(e.name) && e.value !== undefined)
+    .map((e) => `container ${c.name}: env ${e.name} has a literal value (use a Secret, mounted as a file)`))],
   ["no-host-path", "workload", (w) =>
     (podSpec(w).volumes ?? []).filter((v) => v.hostPath).map((v) => `volume ${v.name} mounts a host path`)],
   ["resources", "workload", (w) => containers(w).flatMap((c) =>
@@ -167,6 +174,9 @@ const RULES = [
   ["service-targets-pods", "Service", (s, all) =>
     all.some((w) => WORKLOAD_KINDS.has(w.kind) && matches(s.spec?.selector, podLabels(w)))
       ? [] : ["its selector matches no workload's pods"]],
+  ["network-policy-targets-pods", "NetworkPolicy", (n, all) =>
+    all.some((w) => WORKLOAD_KINDS.has(w.kind) && matches(n.spec?.podSelector?.matchLabels ?? {}, podLabels(w)))
+      ? [] : ["its podSelector matches no workload's pods"]],
   ["hpa-targets-workload", "HorizontalPodAutoscaler", (h, all) =>
     all.some((w) => w.kind === h.spec?.scaleTargetRef?.kind && w.metadata?.name === h.spec?.scaleTargetRef?.name)
       ? [] : [`scaleTargetRef ${h.spec?.scaleTargetRef?.kind}/${h.spec?.scaleTargetRef?.name} is not in the manifests`]],
