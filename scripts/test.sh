@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test (CTest): unit, integration (real kore-sim, TLS, gRPC),
-# proto lint, reflection and health via buf curl, and the end-to-end CLI run; then the same suite
-# under AddressSanitizer + UBSan and under ThreadSanitizer, and 60 s of each fuzzer.
+# proto lint, reflection and health via buf curl, the end-to-end CLI run, the Kubernetes manifest
+# checks; then the container image (scripts/image-test.sh), the same suite under AddressSanitizer +
+# UBSan and under ThreadSanitizer, and 60 s of each fuzzer.
 # Installs what is missing first (Debian 12, apt + npm). CTest arguments apply to the first step.
-#   CONTACTS_TEST_QUICK=1 scripts/test.sh   only the first step (no sanitizers, no fuzzing)
+#   CONTACTS_TEST_QUICK=1 scripts/test.sh   only the first step (no image, sanitizers or fuzzing)
 #   CONTACTS_FUZZ_SECONDS=N                 fuzzing time per target (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,7 @@ suite() {
 total=$SECONDS
 step "build + ctest" suite "$@"
 if [[ ${CONTACTS_TEST_QUICK:-0} != 1 ]]; then
+  step "image" scripts/image-test.sh "${BUILD_DIR:-build}"
   step "sanitize asan" scripts/sanitize.sh asan
   step "sanitize tsan" scripts/sanitize.sh tsan
   step "fuzz ${CONTACTS_FUZZ_SECONDS:-60}s" scripts/fuzz.sh "${CONTACTS_FUZZ_SECONDS:-60}"

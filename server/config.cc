@@ -86,6 +86,19 @@ std::string ReadSecretFile(const std::string& path, std::string* out) {
 const std::vector<Setting>& Settings() {
   static const auto* settings = new std::vector<Setting>{
       {"listen", "HOST:PORT", "Address to serve gRPC on; port 0 picks a free port.", STRING(listen)},
+      {"max-connection-age", "DURATION",
+       "Close client connections after this age (GOAWAY, with +-10% jitter) so that clients reconnect "
+       "and spread over new replicas; 0 = never.",
+       DURATION(connections.max_age)},
+      {"max-connection-age-grace", "DURATION", "Time calls in flight get after that GOAWAY before they are cut.",
+       DURATION(connections.max_age_grace)},
+      {"keepalive-min-ping-interval", "DURATION",
+       "Shortest interval between client keepalive pings accepted; a client pinging more often is cut off.",
+       DURATION(connections.min_ping_interval)},
+      {"keepalive-permit-without-calls", "", "Accept keepalive pings on connections without calls.",
+       BOOL(connections.permit_pings_without_calls)},
+      {"max-concurrent-streams", "N", "Most calls at once on one client connection (more wait for a slot).",
+       INT(connections.max_concurrent_streams, 1, 1 << 20)},
       {"upstream", "URL", "Kore.ai base URL, e.g. https://platform.kore.ai (regional and on-prem hosts too).",
        STRING(upstream.base_url)},
       {"upstream-ca-file", "FILE", "Extra PEM CA bundle trusted for the upstream, besides the system roots.",

@@ -15,9 +15,21 @@
 
 namespace contacts::gateway {
 
+// How the gRPC server treats client connections. Closing connections at an age makes clients
+// reconnect, so that Kubernetes spreads long-lived clients over new pods; the keepalive rules accept
+// what grpc-go and grpc-java clients may send (their keepalive time is at least 10 s).
+struct ConnectionOptions {
+  absl::Duration max_age = absl::Minutes(5);         // then GOAWAY; 0 = never
+  absl::Duration max_age_grace = absl::Seconds(20);  // for calls in flight after that GOAWAY
+  absl::Duration min_ping_interval = absl::Seconds(10);  // clients pinging more often are cut off
+  bool permit_pings_without_calls = true;
+  int max_concurrent_streams = 100;  // per connection
+};
+
 // Everything contacts-gateway can be told, with its defaults.
 struct Config {
   std::string listen = "0.0.0.0:50051";
+  ConnectionOptions connections;
   KoreClientOptions upstream;
   RetryOptions retry;
   std::string client_id;

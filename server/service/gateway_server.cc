@@ -3,6 +3,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "grpc/health/v1/health.pb.h"
@@ -10,6 +13,13 @@
 #include "server/service/contact_service.h"
 
 namespace contacts::gateway {
+namespace {
+
+int Millis(absl::Duration d) {
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), std::numeric_limits<int>::max()));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config& config) {
   std::unique_ptr<GatewayServer> gateway(new GatewayServer());
@@ -33,6 +43,15 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &gateway->port_);
+  const ConnectionOptions& connections = config.connections;
+  if (connections.max_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, Millis(connections.max_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, Millis(connections.max_age_grace));
+  }
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             Millis(connections.min_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, connections.permit_pings_without_calls ? 1 : 0);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, connections.max_concurrent_streams);
   builder.RegisterService(gateway->service_.get());
   gateway->server_ = builder.BuildAndStart();
   if (!gateway->server_ || gateway->port_ == 0) {
@@ -42,6 +61,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   grpc::HealthCheckServiceInterface* health = gateway->server_->GetHealthCheckService();
   health->SetServingStatus(true);
   health->SetServingStatus(contacts::v1::ContactService::service_full_name(), true);
+  health->SetServingStatus(kLivenessService, true);
   return gateway;
 }
 
@@ -51,7 +71,10 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   if (stopped_) return;
   stopped_ = true;
   if (server_) {
-    server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING for every service, at once
+    // Readiness goes NOT_SERVING at once; liveness stays SERVING until the process exits.
+    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+    health->SetServingStatus("", false);
+    health->SetServingStatus(contacts::v1::ContactService::service_full_name(), false);
     // When the drain time is up, end what still runs with UNAVAILABLE, which callers resume,
     // before gRPC's own deadline would cancel it (CANCELLED is not retried by clients).
     absl::Notification stopped;

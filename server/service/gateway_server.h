@@ -16,17 +16,21 @@
 namespace contacts::gateway {
 
 // The whole gateway in one object: the upstream I/O threads, the KoreClient, the credentials, and
-// the gRPC server with ContactService, health (overall and per service) and reflection.
+// the gRPC server with ContactService, health and reflection. Health serves readiness as "" and
+// "contacts.v1.ContactService" (NOT_SERVING from the start of a drain) and liveness as
+// kLivenessService (SERVING until the process ends).
 // Tests start it on port 0 in-process; main.cc runs one until a signal.
 class GatewayServer {
  public:
+  static constexpr char kLivenessService[] = "liveness";
+
   // Errors: kInvalidArgument for unusable configuration, kUnavailable when it cannot listen.
   static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(const Config& config);
   ~GatewayServer();
 
   int port() const { return port_; }
 
-  // Health goes NOT_SERVING at once and new calls are refused; streams in flight get until
+  // Readiness goes NOT_SERVING at once and new calls are refused; streams in flight get until
   // `drain` to finish, then end with UNAVAILABLE and a resume token (see ContactService::AbortAll).
   // Returns when everything has stopped. Idempotent.
   void Shutdown(absl::Duration drain);

@@ -371,6 +371,69 @@ TEST_F(GatewayTest, DrainLetsStreamsInFlightFinish) {
   EXPECT_LT(absl::Now() - begin, absl::Seconds(10));  // returned when the stream was done
 }
 
+TEST_F(GatewayTest, DrainTurnsReadinessOffAndKeepsLivenessOn) {
+  StartGateway();
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()), grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  struct Watch {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<grpc::health::v1::HealthCheckResponse>> reader;
+    grpc::health::v1::HealthCheckResponse response;
+  } liveness, readiness;
+  for (auto [watch, service] : {std::pair{&liveness, GatewayServer::kLivenessService},
+                                std::pair{&readiness, "contacts.v1.ContactService"}}) {
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    watch->reader = health->Watch(&watch->context, request);
+    ASSERT_TRUE(watch->reader->Read(&watch->response));
+    ASSERT_EQ(watch->response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=30&count=-1").status, 200);
+  grpc::ClientContext context;
+  auto reader = stub_->StreamContacts(&context, Request("cl-sim-1000"));  // about 0.6 s
+  StreamContactsResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+
+  std::thread drain([this] { gateway_->Shutdown(absl::Seconds(20)); });
+  ASSERT_TRUE(readiness.reader->Read(&readiness.response));
+  EXPECT_EQ(readiness.response.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  while (reader->Read(&response)) {
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  // The stream has ended well after the drain began: liveness never changed. Ending the watches
+  // lets the drain finish.
+  liveness.context.TryCancel();
+  EXPECT_FALSE(liveness.reader->Read(&liveness.response));
+  EXPECT_EQ(liveness.response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  readiness.context.TryCancel();
+  liveness.reader->Finish();
+  readiness.reader->Finish();
+  drain.join();
+}
+
+TEST_F(GatewayTest, MaxConcurrentStreamsHoldsFurtherCallsOnTheConnection) {
+  Config config = BaseConfig();
+  config.connections.max_concurrent_streams = 1;
+  StartGateway(config);
+  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);
+  grpc::ClientContext context;
+  auto reader = stub_->StreamContacts(&context, Request("cl-sim-100000"));
+  StreamContactsResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+
+  // The connection's only stream slot is taken: the second call waits for it until its deadline.
+  Result held = Stream(Request("cl-sim-10"), std::chrono::milliseconds(1500));
+  EXPECT_EQ(held.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << held.status.error_message();
+  EXPECT_TRUE(held.ids.empty());
+
+  context.TryCancel();
+  reader->Finish();
+  ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+  Result after = Stream(Request("cl-sim-10"));
+  ASSERT_TRUE(after.status.ok()) << after.status.error_message();
+  EXPECT_EQ(after.ids, SimIds("cl-sim-10"));
+}
+
 TEST_F(GatewayTest, DrainTimeOverEndsStreamsWithUnavailableAndAResumeToken) {
   StartGateway();
   ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);

@@ -46,6 +46,26 @@ TEST(ConfigTest, RejectsBadValuesNamingTheFlag) {
   EXPECT_THAT(Parse({"--client-id=x"}).status().message(), HasSubstr("go together"));
 }
 
+TEST(ConfigTest, ConnectionSettingsSuitKubernetes) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->connections.max_age, absl::Minutes(5));
+  EXPECT_EQ(config->connections.max_age_grace, config->drain_timeout);
+  EXPECT_EQ(config->connections.min_ping_interval, absl::Seconds(10));
+  EXPECT_TRUE(config->connections.permit_pings_without_calls);
+  EXPECT_EQ(config->connections.max_concurrent_streams, 100);
+
+  config = Parse({"--max-connection-age=0", "--max-connection-age-grace=1m", "--keepalive-min-ping-interval=30s",
+                  "--keepalive-permit-without-calls=false", "--max-concurrent-streams=8"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->connections.max_age, absl::ZeroDuration());
+  EXPECT_EQ(config->connections.max_age_grace, absl::Minutes(1));
+  EXPECT_EQ(config->connections.min_ping_interval, absl::Seconds(30));
+  EXPECT_FALSE(config->connections.permit_pings_without_calls);
+  EXPECT_EQ(config->connections.max_concurrent_streams, 8);
+  EXPECT_THAT(Parse({"--max-concurrent-streams=0"}).status().message(), HasSubstr("--max-concurrent-streams"));
+}
+
 TEST(ConfigTest, SecretsNeverAppearInErrorsOrHelp) {
   absl::StatusOr<Config> config = Parse({"--client-secret-file=/nonexistent/secret"});
   EXPECT_FALSE(config.ok());

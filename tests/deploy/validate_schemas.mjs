@@ -1,0 +1,28 @@
+// Validates every object of the given manifests against the Kubernetes OpenAPI schemas, as the
+// npm package kubernetes-models carries them (chosen by apiVersion and kind). Exits 1 with one
+// line per invalid object or unknown kind.
+import { importPackageFile, loadObjects } from "./load.mjs";
+
+const objects = await loadObjects(process.argv.slice(2));
+let problems = 0;
+for (const { file, object } of objects) {
+  const { apiVersion = "", kind = "" } = object;
+  const where = `${file}: ${kind} ${object.metadata?.name ?? "(no name)"}`;
+  // "apps/v1" -> apps/v1/Deployment.js; "v1" -> v1/Service.js
+  let model;
+  try {
+    model = (await importPackageFile(`kubernetes-models/${apiVersion}/${kind}.js`))[kind];
+  } catch {
+    console.log(`${where}: no schema for apiVersion ${apiVersion} kind ${kind}`);
+    problems++;
+    continue;
+  }
+  try {
+    new model(object).validate();
+  } catch (error) {
+    console.log(`${where}: ${error.message}`);
+    problems++;
+  }
+}
+console.log(`schemas: ${objects.length} objects, ${problems} invalid`);
+process.exit(problems || objects.length === 0 ? 1 : 0);
