@@ -27,7 +27,8 @@ fi
 if [[ ${1:-} == --test ]]; then
   # buf (proto lint, reflection calls) and @grpc/grpc-js, kept out of the work tree.
   node_dir=${CONTACTS_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/contacts-gateway/node}
-  if [[ ! -x $node_dir/node_modules/.bin/buf || ! -d $node_dir/node_modules/@grpc/grpc-js ]]; then
+  if [[ ! -x $node_dir/node_modules/.bin/buf || ! -d $node_dir/node_modules/@grpc/grpc-js ||
+        ! -d $node_dir/node_modules/@grpc/proto-loader ]]; then
     echo "deps: installing buf and @grpc/grpc-js into $node_dir" >&2
     mkdir -p "$node_dir"
     (cd "$node_dir" && npm install --silent --no-audit --no-fund --no-save \
