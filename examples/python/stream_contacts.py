@@ -58,20 +58,6 @@ def contact_json(contact):
                        "update_time": rfc3339(contact, "update_time")}, separators=(",", ":"), ensure_ascii=False)
 
 
-class NoGateway(grpc.RpcError):
-    """The channel did not connect in time: counts as UNAVAILABLE, like the C++ client."""
-
-    def __init__(self, details):
-        super().__init__(details)
-        self._details = details
-
-    def code(self):
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self):
-        return self._details
-
-
 def backoff(attempt, initial=0.2, cap=10.0):
     """Full jitter: uniform in [0, min(cap, initial * 2^(attempt-1))], as ResumeBackoff in C++."""
     return random.uniform(0, min(cap, initial * 2 ** (attempt - 1)))
@@ -86,10 +72,7 @@ def stream(channel, request, metadata, max_resumes, out, connect_timeout=20):
         request.resume_token = token
         try:
             # A restarting gateway is waited for (up to connect_timeout) rather than failed at once.
-            try:
-                grpc.channel_ready_future(channel).result(timeout=connect_timeout)
-            except grpc.FutureTimeoutError:
-                raise NoGateway(f"no gateway answered within {connect_timeout}s") from None
+            grpc.channel_ready_future(channel).result(timeout=connect_timeout)
             for response in stub.StreamContacts(request, metadata=metadata, wait_for_ready=True):
                 for contact in response.contacts:
                     out.write(contact_json(contact) + "\n")
@@ -99,17 +82,19 @@ def stream(channel, request, metadata, max_resumes, out, connect_timeout=20):
                 if response.resume_token:
                     token = response.resume_token
             return grpc.StatusCode.OK, printed, resumes, token
+        except grpc.FutureTimeoutError:
+            code, details = grpc.StatusCode.UNAVAILABLE, f"no gateway answered within {connect_timeout}s"
         except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.UNAVAILABLE or without_progress >= max_resumes:
-                print(f"stream ended: {error.code().name}: {error.details()}", file=sys.stderr)
-                return error.code(), printed, resumes, token
-            without_progress += 1
-            resumes += 1
-            wait = backoff(without_progress)
-            print(f"resuming after {error.code().name} ({error.details()}) in {wait:.2f}s, "
-                  f"{printed} contacts so far", file=sys.stderr)
-            out.flush()
-            time.sleep(wait)
+            code, details = error.code(), error.details()
+        if code != grpc.StatusCode.UNAVAILABLE or without_progress >= max_resumes:
+            print(f"stream ended: {code.name}: {details}", file=sys.stderr)
+            return code, printed, resumes, token
+        without_progress += 1
+        resumes += 1
+        wait = backoff(without_progress)
+        print(f"resuming after {code.name} ({details}) in {wait:.2f}s, {printed} contacts so far", file=sys.stderr)
+        out.flush()
+        time.sleep(wait)
 
 
 def main(argv):
