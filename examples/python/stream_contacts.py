@@ -21,6 +21,7 @@ import argparse
 import json
 import random
 import sys
+import threading
 import time
 
 import grpc
@@ -63,17 +64,22 @@ def backoff(attempt, initial=0.2, cap=10.0):
     return random.uniform(0, min(cap, initial * 2 ** (attempt - 1)))
 
 
-def stream(channel, request, metadata, max_resumes, out, connect_timeout=20):
+def stream(stub, request, metadata, max_resumes, out, connect_timeout=20):
     """Streams with resumes; returns (final status code, contacts printed, resumes, last token)."""
-    stub = contacts_pb2_grpc.ContactServiceStub(channel)
     printed = resumes = without_progress = 0
     token = request.resume_token
     while True:
         request.resume_token = token
+        # A restarting gateway is waited for (wait_for_ready), but only until connect_timeout: the
+        # gateway sends its headers as soon as it takes the call.
+        call = stub.StreamContacts(request, metadata=metadata, wait_for_ready=True)
+        gave_up = threading.Event()
+        watchdog = threading.Timer(connect_timeout, lambda: (gave_up.set(), call.cancel()))
+        watchdog.start()
         try:
-            # A restarting gateway is waited for (up to connect_timeout) rather than failed at once.
-            grpc.channel_ready_future(channel).result(timeout=connect_timeout)
-            for response in stub.StreamContacts(request, metadata=metadata, wait_for_ready=True):
+            call.initial_metadata()
+            watchdog.cancel()
+            for response in call:
                 for contact in response.contacts:
                     out.write(contact_json(contact) + "\n")
                 printed += len(response.contacts)
@@ -82,10 +88,11 @@ def stream(channel, request, metadata, max_resumes, out, connect_timeout=20):
                 if response.resume_token:
                     token = response.resume_token
             return grpc.StatusCode.OK, printed, resumes, token
-        except grpc.FutureTimeoutError:
-            code, details = grpc.StatusCode.UNAVAILABLE, f"no gateway answered within {connect_timeout}s"
         except grpc.RpcError as error:
             code, details = error.code(), error.details()
+        watchdog.cancel()
+        if gave_up.is_set():
+            code, details = grpc.StatusCode.UNAVAILABLE, f"no gateway answered within {connect_timeout}s"
         if code != grpc.StatusCode.UNAVAILABLE or without_progress >= max_resumes:
             print(f"stream ended: {code.name}: {details}", file=sys.stderr)
             return code, printed, resumes, token
@@ -113,7 +120,8 @@ def main(argv):
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.initial_reconnect_backoff_ms", 100),
                ("grpc.max_reconnect_backoff_ms", 2000)]
     with grpc.insecure_channel(args.target, options=options) as channel:
-        code, printed, resumes, token = stream(channel, request, metadata, args.max_resumes, sys.stdout)
+        stub = contacts_pb2_grpc.ContactServiceStub(channel)
+        code, printed, resumes, token = stream(stub, request, metadata, args.max_resumes, sys.stdout)
     sys.stdout.flush()
     print(f"{printed} contacts, {resumes} resumes" + (f"; resume token: {token}" if code != grpc.StatusCode.OK
                                                        else ""), file=sys.stderr)

@@ -67,7 +67,12 @@ client python cl-sim-3003 python-restart --page-size 50 &
 python_pid=$!
 client node cl-sim-3004 node-restart --page-size 50 &
 node_pid=$!
-sleep 0.6
+for out in python-restart node-restart; do  # both streams are in flight
+  for _ in $(seq 300); do
+    [[ -s $work/$out.jsonl ]] && break
+    sleep 0.05
+  done
+done
 kill -TERM "$gateway_pid"
 wait "$gateway_pid" || true
 start_gateway "$gateway_bin" 2 "${gateway_flags[@]}"
