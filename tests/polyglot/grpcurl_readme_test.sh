@@ -46,7 +46,7 @@ for i in "${!calls[@]}"; do
     describe) "${curl_[@]}" --list-methods "http://$target" | grep "^$subject/" >"$out" || true ;;
     call) "${curl_[@]}" "${args[@]}" "http://$target/$subject" >"$out" ;;
   esac
-  name="README call $((i + 1)) ($kind ${subject:-})"
+  name="README call $((i + 1)) ($kind${subject:+ $subject})"
   case $kind:$subject in
     list:)
       check "$name lists the services" \
