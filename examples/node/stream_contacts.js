@@ -24,7 +24,7 @@ const protoLoader = require('@grpc/proto-loader');
 
 const usage = `Usage: stream_contacts.js --stream-id ID --list-id ID --account-id ID [--target HOST:PORT]
   [--page-size N] [--batch-size N] [--max-contacts N] [--resume-token T] [--max-resumes N]
-  [--jwt-file FILE] [--app-id ID] [--proto-dir DIR]`;
+  [--jwt-file FILE] [--app-id ID] [--proto-dir DIR (default: this repository's proto/)]`;
 
 function parseFlags(argv) {
   const int = (name, value) => {
@@ -46,8 +46,10 @@ function parseFlags(argv) {
       'jwt-file': { type: 'string' },
       'app-id': { type: 'string' },
       'proto-dir': { type: 'string', default: path.join(__dirname, '..', '..', 'proto') },
+      'help': { type: 'boolean', default: false },
     },
   });
+  if (values.help) return values;
   for (const required of ['stream-id', 'list-id', 'account-id']) {
     if (!values[required]) throw new Error(`--${required} is required`);
   }
@@ -105,6 +107,10 @@ async function main() {
   } catch (error) {
     console.error(`${error.message}\n${usage}`);
     return 64;
+  }
+  if (flags.help) {
+    console.log(usage);
+    return 0;
   }
   const definition = protoLoader.loadSync('contacts/v1/contacts.proto', {
     includeDirs: [flags['proto-dir']], keepCase: true, longs: String, defaults: true,

@@ -42,6 +42,13 @@ for lang in python node; do
     "$work/$lang-full.jsonl"
   check "$lang: summary says 4000 contacts, 0 resumes" grep -q '^4000 contacts, 0 resumes' "$work/$lang-full.err"
 
+  # Other statuses end the stream at once: the exit code is the gRPC code (5 = NOT_FOUND).
+  code=0
+  client "$lang" cl-missing "$lang-missing" || code=$?
+  check "$lang: a missing list exits 5" test "$code" -eq 5
+  check "$lang: and says NOT_FOUND, without resuming" \
+    bash -c "grep -q '^stream ended: NOT_FOUND: ' '$work/$lang-missing.err' && ! grep -q resuming '$work/$lang-missing.err'"
+
   # The 11th page request of this list is answered 503 twice: the gateway gives up on it
   # (--retry-attempts 2), the stream ends UNAVAILABLE after 1,000 contacts, the client resumes.
   n=$([[ $lang == python ]] && echo 3001 || echo 3002)
