@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The public API never breaks by accident: `buf breaking` (FILE rules, buf.yaml) of proto/ against
+# the previous commit of main, or, on a branch, against the commit it forked from main. Then proof
+# that the check can fail: a copy of proto/ with a field removed must be reported.
+# Usage: buf_breaking_test.sh SOURCE_DIR   (buf on PATH; SOURCE_DIR a git checkout, shallow is fine)
+set -euo pipefail
+cd "$1"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
+}
+
+# A shallow clone (CI) may lack the parent commit: fetch one more commit of history.
+if ! git rev-parse -q --verify HEAD~1 >/dev/null && [[ $(git rev-parse --is-shallow-repository) == true ]]; then
+  git fetch -q --deepen=1 origin || true
+fi
+base=$(git merge-base HEAD main 2>/dev/null || true)
+if [[ -z $base || $base == $(git rev-parse HEAD) ]]; then  # on main: its previous commit
+  base=$(git rev-parse -q --verify HEAD~1 || git rev-parse HEAD)
+fi
+echo "buf breaking against $(git log -1 --format='%h %s' "$base")"
+mkdir -p "$work/base"
+git archive "$base" buf.yaml proto | tar -x -C "$work/base"
+check "proto/ has no breaking change against ${base:0:12}" buf breaking --against "$work/base"
+
+# The check can fail: StreamContactsResponse.list_changed removed in a copy.
+for side in old new; do
+  mkdir -p "$work/$side"
+  cp -r buf.yaml proto "$work/$side/"
+done
+sed -i '/bool list_changed = 5;/d' "$work/new/proto/contacts/v1/contacts.proto"
+set +e
+(cd "$work/new" && buf breaking --against "$work/old") >"$work/breaking.out" 2>&1
+code=$?
+set -e
+check "a removed field fails buf breaking (exit $code)" test "$code" -ne 0
+check "the report names the removed field" grep -q '"list_changed" on message "StreamContactsResponse" was deleted' \
+  "$work/breaking.out"
+
+if ((failures)); then echo "buf breaking: $failures check(s) failed"; exit 1; fi
+echo "buf breaking: all checks passed"
