@@ -130,6 +130,29 @@ const std::vector<Setting>& Settings() {
        [](Config& c, const std::string& v) { c.client_secret = v; return std::string(); }, nullptr},
       {"client-secret-file", "FILE", "File holding the client secret (e.g. a mounted Kubernetes Secret).",
        [](Config& c, const std::string& v) { return ReadSecretFile(v, &c.client_secret); }, nullptr},
+      {"credentials-file", "FILE",
+       "JSON file of per-account upstream credentials and the callers allowed to use them (see "
+       "README); re-read when it changes.",
+       STRING(credentials_file)},
+      {"credentials-reload-interval", "DURATION", "How often --credentials-file is checked for changes.",
+       DURATION(credentials_reload_interval)},
+      {"allow-unauthenticated-callers", "",
+       "INSECURE, for local development and demos: callers that do not authenticate may use the "
+       "gateway's upstream credentials for any account.",
+       BOOL(authz.allow_unauthenticated)},
+      {"max-streams-per-caller", "N", "Concurrent streams one authenticated caller may hold.",
+       INT(authz.max_streams_per_caller, 1, 1000000)},
+      {"tls-cert", "FILE", "PEM certificate chain to serve gRPC over TLS (plaintext without it).",
+       STRING(tls.cert_file)},
+      {"tls-key", "FILE", "PEM private key of --tls-cert.", STRING(tls.key_file)},
+      {"tls-client-ca", "FILE", "PEM CA bundle that verifies client certificates (mutual TLS).",
+       STRING(tls.client_ca_file)},
+      {"tls-require-client-cert", "", "Refuse callers without a client certificate from --tls-client-ca.",
+       BOOL(tls.require_client_cert)},
+      {"tls-reload-interval", "DURATION", "How often the --tls-* files are re-read (whole seconds, at least 1s).",
+       DURATION(tls.reload_interval)},
+      {"max-metadata-bytes", "N", "Largest request metadata (headers) a caller may send.",
+       INT(max_metadata_bytes, 1024, 1 << 20)},
       {"jwt-subject", "TEXT", "The `sub` claim of minted JWTs.", STRING(jwt.subject)},
       {"jwt-ttl", "DURATION", "Lifetime of minted JWTs (`iat`/`exp` claims); 0 leaves both out.",
        DURATION(jwt.ttl)},
@@ -189,6 +212,21 @@ absl::Status Check(const Config& c) {
   if (c.client_id.empty() != c.client_secret.empty()) {
     return absl::InvalidArgumentError(
         "--client-id and --client-secret (or --client-secret-file) go together: give both or neither");
+  }
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together: give both or neither");
+  }
+  if (c.tls.cert_file.empty() && !c.tls.client_ca_file.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  if (c.tls.require_client_cert && c.tls.client_ca_file.empty()) {
+    return absl::InvalidArgumentError("--tls-require-client-cert needs --tls-client-ca");
+  }
+  if (c.credentials_reload_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--credentials-reload-interval: must be above 0");
+  }
+  if (c.tls.reload_interval < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--tls-reload-interval: at least 1s");
   }
   if (c.stream.default_page_size > c.stream.max_page_size) {
     return absl::InvalidArgumentError(absl::StrCat("--page-size ", c.stream.default_page_size,

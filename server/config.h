@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/log.h"
+#include "server/service/authz.h"
 #include "server/service/contact_service.h"
 #include "server/stream/retry.h"
 #include "server/upstream/jwt.h"
@@ -26,6 +27,16 @@ struct ConnectionOptions {
   int max_concurrent_streams = 100;  // per connection
 };
 
+// TLS for the gateway's own callers; certificate files are re-read every reload_interval (gRPC's
+// FileWatcherCertificateProvider), so rotated Kubernetes secrets apply without a restart.
+struct ServingTlsOptions {
+  std::string cert_file;       // PEM chain; "" = plaintext gRPC
+  std::string key_file;
+  std::string client_ca_file;  // verify client certificates against this CA (mTLS)
+  bool require_client_cert = false;
+  absl::Duration reload_interval = absl::Seconds(60);
+};
+
 // Everything contacts-gateway can be told, with its defaults.
 struct Config {
   std::string listen = "0.0.0.0:50051";
@@ -34,6 +45,11 @@ struct Config {
   RetryOptions retry;
   std::string client_id;
   std::string client_secret;  // never printed
+  std::string credentials_file;
+  absl::Duration credentials_reload_interval = absl::Seconds(10);
+  AuthzOptions authz;
+  ServingTlsOptions tls;
+  int max_metadata_bytes = 8192;  // request metadata a caller may send
   JwtOptions jwt;
   StreamOptions stream;
   int io_threads = 2;

@@ -41,11 +41,12 @@ int main(int argc, char** argv) {
   std::string where = absl::StrCat(config->listen.substr(0, config->listen.rfind(':')), ":",
                                    (*gateway)->port());
   std::cout << "contacts-gateway listening on " << where << std::endl;
-  Log(Severity::kInfo, absl::StrCat("serving contacts.v1.ContactService on ", where, ", upstream ",
-                                    config->upstream.base_url,
-                                    config->client_id.empty() ? ", pass-through credentials only"
-                                                              : ", minting JWTs for client id " +
-                                                                    config->client_id));
+  Log(Severity::kInfo,
+      absl::StrCat("serving contacts.v1.ContactService on ", where, config->tls.cert_file.empty() ? " (plaintext)" : " (TLS)",
+                   ", upstream ", config->upstream.base_url,
+                   config->client_id.empty() && config->credentials_file.empty()
+                       ? ", pass-through credentials only"
+                       : ", minting JWTs for authorized callers"));
 
   int signal = 0;
   sigwait(&signals, &signal);

@@ -52,7 +52,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
  public:
   StreamContactsReactor(ContactService& service, grpc::CallbackServerContext* context,
                         const grpc::ByteBuffer& wire)
-      : service_(service), source_(service.source_), minter_(service.minter_), context_(context) {
+      : service_(service), source_(service.source_), context_(context) {
     absl::StatusOr<StreamContactsRequest> request = ParseRequest(ToString(wire));
     absl::Status started = request.ok() ? Start(service.options_, *context, *request) : request.status();
     absl::Status refusal;
@@ -139,10 +139,14 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
             "metadata 'iid' (the app's client id) must accompany the JWT in metadata 'auth'");
       }
       base_.credentials = {std::string(jwt), std::string(app_id)};
-    } else if (minter_ == nullptr) {
+    } else if (service_.authorizer_ == nullptr) {
       return absl::UnauthenticatedError(
           "no upstream credentials: send the app's JWT in metadata 'auth' and its client id in "
-          "'iid', or configure the gateway with --client-id and --client-secret");
+          "'iid', or configure the gateway with --credentials-file or --client-id");
+    } else {
+      absl::StatusOr<Grant> grant = service_.authorizer_->Authorize(IdentifyCaller(context), base_.account_id);
+      if (!grant.ok()) return grant.status();
+      grant_ = *std::move(grant);
     }
 
     ResumePoint start;
@@ -214,7 +218,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     }
     if (finish) Finish(*finish);
     if (fetch) {
-      if (fetch->credentials.jwt.empty()) fetch->credentials = {minter_->Token(), minter_->client_id()};
+      if (grant_.minter) fetch->credentials = {grant_.minter->Token(), grant_.minter->client_id()};
       refs_.fetch_add(1);
       source_.Fetch(*std::move(fetch), cancel_,
                     [this](absl::StatusOr<Page> page) { OnPage(std::move(page)); });
@@ -291,7 +295,6 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
 
   ContactService& service_;
   PageSource& source_;
-  JwtMinter* const minter_;
   grpc::CallbackServerContext* const context_;
   const absl::Time started_ = absl::Now();
   std::shared_ptr<Cancellation> cancel_ = std::make_shared<Cancellation>();
@@ -299,6 +302,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
 
   // Set once by Start(), read-only afterwards.
   PageRequest base_;
+  Grant grant_;  // when the gateway's own credentials are used
   std::string list_id_;
   uint64_t fingerprint_ = 0;
   int32_t batch_size_ = 0;
@@ -331,8 +335,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-ContactService::ContactService(PageSource& source, JwtMinter* minter, StreamOptions options)
-    : source_(source), minter_(minter), options_(options) {}
+ContactService::ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options)
+    : source_(source), authorizer_(authorizer), options_(options) {}
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ContactService::StreamContacts(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {

@@ -11,8 +11,8 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "contacts/v1/contacts.grpc.pb.h"
+#include "server/service/authz.h"
 #include "server/stream/page_source.h"
-#include "server/upstream/jwt.h"
 
 namespace contacts::gateway {
 
@@ -34,15 +34,15 @@ class StreamContactsReactor;
 
 // contacts.v1.ContactService on gRPC's callback API: each StreamContacts call is one reactor that
 // pages through `source` and writes one message at a time, with no thread of its own.
-// `minter` (may be null) supplies the gateway's own upstream credentials for callers that bring
-// none. Both must outlive the service.
+// Callers that bring no upstream credentials (metadata `auth` + `iid`) get the gateway's own if
+// `authorizer` (may be null: pass-through only) allows it. Both must outlive the service.
 //
 // The method is registered raw (request and responses as bytes) so that the gateway parses the
 // request itself, naming the field when a string is not UTF-8, and serializes each response once.
 class ContactService final : public contacts::v1::ContactService::WithRawCallbackMethod_StreamContacts<
                                 contacts::v1::ContactService::Service> {
  public:
-  ContactService(PageSource& source, JwtMinter* minter, StreamOptions options);
+  ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options);
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamContacts(grpc::CallbackServerContext* context,
                                                              const grpc::ByteBuffer* request) override;
@@ -60,7 +60,7 @@ class ContactService final : public contacts::v1::ContactService::WithRawCallbac
   void Unregister(StreamContactsReactor* stream);
 
   PageSource& source_;
-  JwtMinter* const minter_;
+  Authorizer* const authorizer_;
   const StreamOptions options_;
   mutable absl::Mutex mu_;
   absl::flat_hash_set<StreamContactsReactor*> active_ ABSL_GUARDED_BY(mu_);

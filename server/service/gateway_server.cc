@@ -2,6 +2,10 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+
+#include <fstream>
 
 #include <algorithm>
 #include <limits>
@@ -19,6 +23,31 @@ int Millis(absl::Duration d) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), std::numeric_limits<int>::max()));
 }
 
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const ServingTlsOptions& tls) {
+  if (tls.cert_file.empty()) return grpc::InsecureServerCredentials();
+  // The provider only logs unreadable files; refuse to start with them instead.
+  for (const std::string& file : {tls.cert_file, tls.key_file, tls.client_ca_file}) {
+    if (!file.empty() && !std::ifstream(file)) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot read ", file));
+    }
+  }
+  auto interval = static_cast<unsigned int>(absl::ToInt64Seconds(tls.reload_interval));
+  auto provider = tls.client_ca_file.empty()
+                      ? std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+                            tls.key_file, tls.cert_file, interval)
+                      : std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+                            tls.key_file, tls.cert_file, tls.client_ca_file, interval);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (!tls.client_ca_file.empty()) {
+    options.watch_root_certs();
+    options.set_cert_request_type(tls.require_client_cert
+                                      ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                      : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config& config) {
@@ -27,11 +56,25 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   if (!client.ok()) return client.status();
   gateway->upstream_ = *std::move(client);
   gateway->source_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->upstream_, config.retry);
-  if (!config.client_id.empty()) {
-    gateway->minter_ = std::make_unique<JwtMinter>(config.client_id, config.client_secret, config.jwt);
+  absl::StatusOr<std::unique_ptr<CredentialStore>> credentials = CredentialStore::Create(
+      {config.credentials_file, config.credentials_reload_interval,
+       {config.client_id, config.client_secret, config.jwt.with_jti}, config.jwt});
+  if (!credentials.ok()) return credentials.status();
+  gateway->credentials_ = *std::move(credentials);
+  if (gateway->credentials_->mints()) {
+    if (config.authz.allow_unauthenticated) {
+      Log(Severity::kWarning,
+          "--allow-unauthenticated-callers: anyone who can reach this gateway may read every account "
+          "it holds credentials for; use it for local development and demos only");
+    } else if (gateway->credentials_->Current()->callers.empty()) {
+      return absl::InvalidArgumentError(
+          "the gateway mints upstream credentials but no callers may use them: list callers in "
+          "--credentials-file, or pass --allow-unauthenticated-callers (local development only)");
+    }
+    gateway->authorizer_ = std::make_unique<Authorizer>(*gateway->credentials_, config.authz);
   }
   gateway->service_ =
-      std::make_unique<ContactService>(*gateway->source_, gateway->minter_.get(), config.stream);
+      std::make_unique<ContactService>(*gateway->source_, gateway->authorizer_.get(), config.stream);
   for (int i = 0; i < config.io_threads; ++i) {
     gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
   }
@@ -41,8 +84,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials = ServerCredentials(config.tls);
+  if (!server_credentials.ok()) return server_credentials.status();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &gateway->port_);
+  builder.AddListeningPort(config.listen, *server_credentials, &gateway->port_);
   const ConnectionOptions& connections = config.connections;
   if (connections.max_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, Millis(connections.max_age));
@@ -52,6 +97,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
                              Millis(connections.min_ping_interval));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, connections.permit_pings_without_calls ? 1 : 0);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, connections.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, config.max_metadata_bytes);
   builder.RegisterService(gateway->service_.get());
   gateway->server_ = builder.BuildAndStart();
   if (!gateway->server_ || gateway->port_ == 0) {

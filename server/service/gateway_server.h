@@ -15,10 +15,10 @@
 
 namespace contacts::gateway {
 
-// The whole gateway in one object: the upstream I/O threads, the KoreClient, the credentials, and
-// the gRPC server with ContactService, health and reflection. Health serves readiness as "" and
-// "contacts.v1.ContactService" (NOT_SERVING from the start of a drain) and liveness as
-// kLivenessService (SERVING until the process ends).
+// The whole gateway in one object: the upstream I/O threads, the KoreClient, the credentials and
+// who may use them, and the gRPC server (plaintext, TLS or mTLS) with ContactService, health and
+// reflection. Health serves readiness as "" and "contacts.v1.ContactService" (NOT_SERVING from the
+// start of a drain) and liveness as kLivenessService (SERVING until the process ends).
 // Tests start it on port 0 in-process; main.cc runs one until a signal.
 class GatewayServer {
  public:
@@ -46,7 +46,8 @@ class GatewayServer {
   std::vector<std::thread> io_threads_;
   std::unique_ptr<PageSource> upstream_;  // KoreClient
   std::unique_ptr<PageSource> source_;    // upstream_ with retries
-  std::unique_ptr<JwtMinter> minter_;
+  std::unique_ptr<CredentialStore> credentials_;
+  std::unique_ptr<Authorizer> authorizer_;  // null when the gateway mints nothing
   std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -214,6 +214,7 @@ class FaultTest : public ::testing::Test {
     config.upstream.allow_plain_http = true;
     config.client_id = kAppId;
     config.client_secret = kSecret;
+    config.authz.allow_unauthenticated = true;
     ApplyRetry(config, retry);
     return config;
   }
@@ -612,6 +613,7 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
                                     kAppId,
                                     "--client-secret-file",
                                     dir + "/secret",
+                                    "--allow-unauthenticated-callers",
                                     "--drain-timeout",
                                     "300ms",
                                     "--log-level",

@@ -66,6 +66,7 @@ class GatewayTest : public ::testing::Test {
     config.upstream.ca_file = *dir_ + "/ca.pem";
     config.client_id = kAppId;
     config.client_secret = kSecret;
+    config.authz.allow_unauthenticated = true;  // caller authorization: security_test.cc
     return config;
   }
   void StartGateway(const Config& config) {

@@ -14,9 +14,12 @@
 #include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -119,6 +122,35 @@ bool MakeTestCertificates(const std::string& dir) {
   int rc = std::system(absl::StrCat("bash -c \"", absl::StrReplaceAll(script, {{"\"", "\\\""}}), "\"").c_str());
   EXPECT_EQ(rc, 0) << "openssl could not make the test certificates";
   return rc == 0;
+}
+
+bool MakeCertificate(const std::string& dir, const std::string& ca, const std::string& name,
+                     const std::string& common_name, int days) {
+  std::string script = absl::StrCat(
+      "set -e; cd '", dir, "';",
+      "[ -f ", ca, ".pem ] || openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=", ca,
+      " -keyout ", ca, ".key -out ", ca, ".pem 2>/dev/null;",
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=", common_name, " -keyout ", name, ".key -out ", name,
+      ".csr 2>/dev/null;",
+      "printf 'subjectAltName=DNS:", common_name, "\\n' > ", name, ".ext;",
+      "openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca, ".key -CAcreateserial -days ", days,
+      " -extfile ", name, ".ext -out ", name, ".pem 2>/dev/null");
+  int rc = std::system(absl::StrCat("bash -c \"", absl::StrReplaceAll(script, {{"\"", "\\\""}}), "\"").c_str());
+  EXPECT_EQ(rc, 0) << "openssl could not make the certificate " << name;
+  return rc == 0;
+}
+
+int64_t ResidentBytes(pid_t pid) {
+  std::ifstream status(pid == 0 ? std::string("/proc/self/status") : absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    int64_t kb = 0;
+    if (line.rfind("VmRSS:", 0) == 0 &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")), &kb)) {
+      return kb * 1024;
+    }
+  }
+  return -1;
 }
 
 HttpResult HttpRequest(const std::string& method, int port, const std::string& target,

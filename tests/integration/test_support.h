@@ -39,6 +39,15 @@ std::string TempDir();
 // command line tool; returns false (and fails the test) when that does not work.
 bool MakeTestCertificates(const std::string& dir);
 
+// Writes <name>.pem and <name>.key into `dir`: a certificate for `common_name` (also its DNS
+// subjectAltName) signed by the CA <ca>.pem/<ca>.key there (made first when missing), valid for
+// `days` (negative: expired already). Returns false (and fails the test) when openssl fails.
+bool MakeCertificate(const std::string& dir, const std::string& ca, const std::string& name,
+                     const std::string& common_name, int days = 2);
+
+// This process's resident set size in bytes (VmRSS), or -1.
+int64_t ResidentBytes(pid_t pid = 0);
+
 struct HttpResult {
   int status = 0;
   std::string body;

@@ -78,6 +78,26 @@ TEST(ConfigTest, SecretsNeverAppearInErrorsOrHelp) {
   EXPECT_THAT(HelpText(), Not(HasSubstr("hunter2")));
 }
 
+TEST(ConfigTest, SecurityFlagsGoTogetherAndDefaultToClosed) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_FALSE(config->authz.allow_unauthenticated);
+  EXPECT_TRUE(config->tls.cert_file.empty());
+  EXPECT_THAT(Parse({"--tls-cert=a.pem"}).status().message(), HasSubstr("--tls-cert and --tls-key go together"));
+  EXPECT_THAT(Parse({"--tls-client-ca=ca.pem"}).status().message(), HasSubstr("needs --tls-cert"));
+  EXPECT_THAT(Parse({"--tls-cert=a", "--tls-key=b", "--tls-require-client-cert"}).status().message(),
+              HasSubstr("needs --tls-client-ca"));
+  EXPECT_THAT(Parse({"--tls-cert=a", "--tls-key=b", "--tls-reload-interval=100ms"}).status().message(),
+              HasSubstr("at least 1s"));
+  config = Parse({"--tls-cert=a", "--tls-key=b", "--tls-client-ca=c", "--tls-require-client-cert",
+                  "--allow-unauthenticated-callers", "--max-streams-per-caller=3", "--credentials-file=f"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->tls.require_client_cert);
+  EXPECT_TRUE(config->authz.allow_unauthenticated);
+  EXPECT_EQ(config->authz.max_streams_per_caller, 3);
+  EXPECT_EQ(config->credentials_file, "f");
+}
+
 TEST(ConfigTest, DurationsTakeSecondsOrUnits) {
   absl::StatusOr<Config> config = Parse({"--upstream-timeout=2.5", "--drain-timeout=1m"});
   ASSERT_TRUE(config.ok());

@@ -112,8 +112,11 @@ class ContactServiceTest : public ::testing::Test {
  protected:
   void StartServer(int64_t list_size, size_t phone_bytes = 12, bool with_minter = true) {
     source_ = std::make_unique<FakePageSource>(list_size, phone_bytes);
-    if (with_minter) minter_ = std::make_unique<JwtMinter>("cs-test", "secret", JwtOptions{});
-    service_ = std::make_unique<ContactService>(*source_, minter_.get(),
+    if (with_minter) {
+      credentials_ = *CredentialStore::Create({.default_app = {"cs-test", "secret"}});
+      authorizer_ = std::make_unique<Authorizer>(*credentials_, AuthzOptions{.allow_unauthenticated = true});
+    }
+    service_ = std::make_unique<ContactService>(*source_, authorizer_.get(),
                                                 StreamOptions{.default_page_size = 50, .default_batch_size = 100});
     grpc::ServerBuilder builder;
     int port = 0;
@@ -152,7 +155,8 @@ class ContactServiceTest : public ::testing::Test {
   }
 
   std::unique_ptr<FakePageSource> source_;
-  std::unique_ptr<JwtMinter> minter_;
+  std::unique_ptr<CredentialStore> credentials_;
+  std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<contacts::v1::ContactService::Stub> stub_;

@@ -1,0 +1,145 @@
+// Secret hygiene: the gateway binary runs with distinctive secrets (client secrets from the
+// credentials file, the environment and the command line, a caller's bearer token, JWTs) through
+// successes, every authorization failure, upstream 401s, a broken reloaded credentials file and
+// bad configuration; none of them may appear in its log, its output, --help or any error a
+// caller sees.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "contacts/v1/contacts.grpc.pb.h"
+#include "server/upstream/credentials.h"
+#include "server/upstream/jwt.h"
+#include "tests/integration/test_support.h"
+
+namespace contacts::gateway {
+namespace {
+
+using ::contacts::testing::ChildProcess;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kFileSecret[] = "LEAKCHECK-file-secret-7Q2M";
+constexpr char kWrongSecret[] = "LEAKCHECK-wrong-secret-4R8N";
+constexpr char kEnvSecret[] = "LEAKCHECK-env-secret-9X1P";
+constexpr char kArgSecret[] = "LEAKCHECK-arg-secret-3K6T";
+constexpr char kCallerToken[] = "LEAKCHECK-caller-token-5H0W";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Output (stdout and stderr) of a shell command.
+std::string Run(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  char buffer[4096];
+  while (pipe != nullptr && fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+  if (pipe != nullptr) pclose(pipe);
+  return out;
+}
+
+std::string CredentialsJson(const std::string& hash) {
+  return absl::StrCat(R"({"accounts": {"acct-ok": {"client_id": "cs-leak", "client_secret": ")", kFileSecret,
+                      R"("}, "acct-wrong": {"client_id": "cs-leak", "client_secret": ")", kWrongSecret,
+                      R"("}}, "callers": [{"name": "svc-leak", "token_sha256": ")", hash,
+                      R"(", "accounts": ["*"]}]})");
+}
+
+TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
+  const std::string dir = contacts::testing::TempDir();
+  ASSERT_TRUE(contacts::testing::MakeTestCertificates(dir));
+  std::unique_ptr<ChildProcess> sim = ChildProcess::Start(
+      {KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--tls-cert", dir + "/server.pem", "--tls-key",
+       dir + "/server.key", "--app", absl::StrCat("cs-leak=", kFileSecret), "--quiet"});
+  ASSERT_NE(sim, nullptr);
+  const std::string credentials = dir + "/credentials.json";
+  std::ofstream(credentials) << CredentialsJson(absl::BytesToHexString(Sha256(kCallerToken)));
+
+  // The default app's secret comes from the environment, as from a Kubernetes secretKeyRef.
+  setenv("CONTACTS_GATEWAY_CLIENT_SECRET", kEnvSecret, 1);
+  std::unique_ptr<ChildProcess> gateway = ChildProcess::Start(
+      {GATEWAY_PATH, "--listen", "127.0.0.1:0", "--upstream", absl::StrCat("https://localhost:", sim->port()),
+       "--upstream-ca-file", dir + "/ca.pem", "--credentials-file", credentials, "--credentials-reload-interval",
+       "100ms", "--client-id", "cs-env", "--retry-attempts", "1", "--log-level", "debug"});
+  ASSERT_NE(gateway, nullptr);
+
+  const std::string minted_like = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"x","appId":"cs-leak"})",
+                                            kFileSecret);
+  const std::string forged = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"x","appId":"cs-leak"})",
+                                       kWrongSecret);
+  std::vector<std::string> seen;  // every status message callers got
+  auto stub = contacts::v1::ContactService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway->port()), grpc::InsecureChannelCredentials()));
+  auto call = [&](const std::string& account, std::multimap<std::string, std::string> metadata) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    for (auto& [k, v] : metadata) context.AddMetadata(k, v);
+    contacts::v1::StreamContactsRequest request;
+    request.set_stream_id("st-leak");
+    request.set_contact_list_id("cl-sim-60");
+    request.set_account_id(account);
+    auto reader = stub->StreamContacts(&context, request);
+    contacts::v1::StreamContactsResponse response;
+    while (reader->Read(&response)) {
+    }
+    grpc::Status status = reader->Finish();
+    seen.push_back(absl::StrCat(status.error_code(), " ", status.error_message()));
+    return status.error_code();
+  };
+  const std::string bearer = absl::StrCat("Bearer ", kCallerToken);
+  EXPECT_EQ(call("acct-ok", {{"authorization", bearer}}), grpc::StatusCode::OK);
+  EXPECT_EQ(call("acct-wrong", {{"authorization", bearer}}), grpc::StatusCode::UNAUTHENTICATED);  // upstream 401
+  EXPECT_EQ(call("acct-env", {{"authorization", bearer}}), grpc::StatusCode::UNAUTHENTICATED);    // unknown app
+  EXPECT_EQ(call("acct-ok", {{"authorization", absl::StrCat("Bearer ", kFileSecret)}}),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(call("acct-ok", {}), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(call("acct-ok", {{"auth", minted_like}, {"iid", "cs-leak"}}), grpc::StatusCode::OK);
+  EXPECT_EQ(call("acct-ok", {{"auth", forged}, {"iid", "cs-leak"}}), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(call("acct-ok", {{"auth", minted_like}}), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A reload that fails, with secrets in the broken file.
+  std::ofstream(credentials) << absl::StrCat(R"({"accounts": {"acct-ok": {"client_secret": [")", kFileSecret,
+                                             R"("]}}, ")", kWrongSecret, R"(": 1})");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(call("acct-ok", {{"authorization", bearer}}), grpc::StatusCode::OK);  // old file kept
+  EXPECT_EQ(gateway->Stop(SIGTERM), 0);
+  // When the gateway serves /metrics, its body joins `outputs` here.
+  std::vector<std::pair<std::string, std::string>> outputs = {{"gateway log", ReadFile(gateway->log_path())}};
+  unsetenv("CONTACTS_GATEWAY_CLIENT_SECRET");
+
+  for (const std::string& status : seen) outputs.emplace_back("status seen by a caller", status);
+  // --help with secrets in the environment and on the command line.
+  outputs.emplace_back("--help", Run(absl::StrCat("CONTACTS_GATEWAY_CLIENT_SECRET=", kEnvSecret, " ", GATEWAY_PATH,
+                                                  " --client-secret=", kArgSecret, " --help")));
+  // Configuration errors with secrets around.
+  outputs.emplace_back("bad upstream", Run(absl::StrCat(GATEWAY_PATH, " --client-id x --client-secret ", kArgSecret,
+                                                        " --upstream ftp://example.com")));
+  outputs.emplace_back("bad flag after a secret",
+                       Run(absl::StrCat(GATEWAY_PATH, " --client-secret=", kArgSecret, " --page-size=-1")));
+  outputs.emplace_back("bad credentials file",
+                       Run(absl::StrCat(GATEWAY_PATH, " --listen 127.0.0.1:0 --credentials-file ", credentials)));
+  EXPECT_THAT(outputs[0].second, HasSubstr("stream ended"));  // the log was captured
+  EXPECT_THAT(outputs[0].second, HasSubstr("keeping the credentials loaded before"));
+  EXPECT_THAT(outputs.back().second, HasSubstr("credentials file"));
+
+  for (const auto& [where, text] : outputs) {
+    for (const std::string& secret : {std::string(kFileSecret), std::string(kWrongSecret), std::string(kEnvSecret),
+                                      std::string(kArgSecret), std::string(kCallerToken), minted_like, forged,
+                                      std::string("eyJhbGciOiJIUzI1NiIs")}) {  // any JWT's header
+      EXPECT_THAT(text, Not(HasSubstr(secret))) << where << " leaks " << secret << ":\n" << text;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace contacts::gateway
