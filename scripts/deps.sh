@@ -2,6 +2,7 @@
 # Installs what building (and, with --test, testing) needs on Debian 12; skips what is there.
 #   scripts/deps.sh          build and demo: compiler, CMake, gRPC, protobuf, Boost, OpenSSL, GoogleTest, ...
 #   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, and buf + grpc-js (npm)
+#   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev protobuf-compiler-grpc
@@ -12,6 +13,7 @@ if [[ ${1:-} == --test ]]; then
     python3-grpcio clang-14 libclang-rt-14-dev libfuzzer-14-dev)
   command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
 fi
+if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox); fi
 
 missing=()
 for p in "${packages[@]}"; do
