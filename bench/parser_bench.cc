@@ -12,6 +12,8 @@
 // The walks (not the production reader) handle only the documented shape plus nulls; all use
 // ParseTimestamp except ProtobufMirror, where protobuf parses the timestamps itself.
 // Timestamps alone: ParseTimestamp vs google::protobuf::util::TimeUtil::FromString.
+// KoreSimPages: our ParsePage over the pages kore-sim serves for cl-sim-1000000 (the pages of the
+// end-to-end benchmarks, bench/run.sh b1: its parse-only reference).
 
 #include <cstdint>
 #include <cstdio>
@@ -31,6 +33,7 @@
 #include "server/upstream/page.h"
 #include "server/upstream/page_parser.h"
 #include "simdjson.h"
+#include "tools/kore-sim/contact_render.h"
 
 #if CONTACTS_BENCH_RAPIDJSON
 #include "rapidjson/document.h"
@@ -120,6 +123,42 @@ void BM_OnDemand(benchmark::State& state) {
   for (auto _ : state) {
     absl::StatusOr<Page> page = ParsePage(body);
     benchmark::DoNotOptimize(page);
+  }
+  ReportPerContact(state, static_cast<size_t>(n));
+}
+
+// The first 16 pages of size `page_size` kore-sim renders for the untouched list cl-sim-1000000.
+std::vector<std::string> KoreSimPages(int page_size) {
+  constexpr int64_t kListSize = 1'000'000;
+  std::vector<std::string> bodies;
+  for (int64_t skip = 0; bodies.size() < 16; skip += page_size) {
+    std::vector<kore_sim::ContactKey> keys;
+    for (int64_t i = skip; i < skip + page_size; ++i) keys.push_back(kore_sim::ContactKey::Generated(i));
+    bodies.push_back(kore_sim::RenderPage({.list_hash = kore_sim::ListHash("cl-sim-1000000"),
+                                           .contacts = keys,
+                                           .skip = skip,
+                                           .limit = page_size,
+                                           .total = kListSize,
+                                           .has_more = true}));
+  }
+  return bodies;
+}
+
+void BM_KoreSimPages(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  std::vector<std::string> bodies = KoreSimPages(n);
+  for (std::string& body : bodies) {
+    absl::StatusOr<Page> page = ParsePage(body);
+    if (!page.ok() || page->contacts.size() != static_cast<size_t>(n)) {
+      state.SkipWithError("kore-sim page did not parse");
+      return;
+    }
+  }
+  size_t next = 0;
+  for (auto _ : state) {
+    absl::StatusOr<Page> page = ParsePage(bodies[next]);
+    benchmark::DoNotOptimize(page);
+    next = (next + 1) % bodies.size();
   }
   ReportPerContact(state, static_cast<size_t>(n));
 }
@@ -453,6 +492,7 @@ BENCHMARK(BM_Nlohmann)->Arg(1000)->Arg(50);
 #endif
 BENCHMARK(BM_ProtobufMirror)->Arg(1000)->Arg(50);
 BENCHMARK(BM_ProtobufStruct)->Arg(1000)->Arg(50);
+BENCHMARK(BM_KoreSimPages)->Arg(1000)->Arg(100);
 BENCHMARK(BM_ParseTimestamp);
 BENCHMARK(BM_TimeUtilFromString);
 

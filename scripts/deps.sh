@@ -4,6 +4,7 @@
 #   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, buf + grpc-js (npm), and the
 #                            manifest checks: yamllint, kubernetes-models + yaml (npm), kubectl
 #   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap
+#   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev protobuf-compiler-grpc
@@ -17,6 +18,7 @@ fi
 if [[ ${1:-} == --image ]]; then
   packages+=(podman runc debootstrap uidmap)
 fi
+if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox); fi
 
 missing=()
 for p in "${packages[@]}"; do

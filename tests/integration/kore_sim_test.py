@@ -336,6 +336,22 @@ class KoreSimTest(unittest.TestCase):
         data = page_data(self, *self.sim.contacts("cl-sim-120", 50, 50)[::2])
         self.assertEqual(len(data["results"]), 50)
 
+    def test_page_cache_never_serves_a_faulted_or_stale_page(self):
+        self.add_fault("kind=truncate&skip=50")  # a faulted page is not cached...
+        self.assertRaises(ValueError, json.loads, self.sim.contacts("cl-sim-120", 50, 50)[2])
+        self.assertEqual(len(page_data(self, *self.sim.contacts("cl-sim-120", 50, 50)[::2])
+                             ["results"]), 50)
+        first = self.sim.contacts("cl-sim-120", 0, 50)[2]
+        self.assertEqual(self.sim.contacts("cl-sim-120", 0, 50)[2], first)  # ...a clean one is
+        status, _ = self.sim.control("POST", "/_sim/lists/cl-sim-120/mutate?op=insert&at=0&n=1")
+        self.assertEqual(status, 200)
+        data = page_data(self, *self.sim.contacts("cl-sim-120", 0, 50)[::2])
+        self.assertEqual(data["totalResults"], 121)
+        self.assertRegex(data["results"][0]["_id"], r"-n\d{8}$")
+        self.assertEqual(data["results"][1]["_id"], contact_id("cl-sim-120", 0))
+        self.sim.control("POST", "/_sim/reset")  # forgets the mutation
+        self.assertEqual(self.sim.contacts("cl-sim-120", 0, 50)[2], first)
+
     def test_fault_mutate_shifts_the_list(self):
         self.add_fault("kind=mutate&op=delete&at=0&n=1&skip=50")
         page_data(self, *self.sim.contacts("cl-sim-120", 0, 50)[::2])

@@ -100,7 +100,7 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string_view>& args
     static constexpr std::string_view kValueFlags[] = {
         "--listen",      "--threads",    "--idle-timeout",  "--tls-cert",  "--tls-key",
         "--app",         "--list",       "--default-limit", "--max-limit", "--skip-param",
-        "--limit-param", "--rate-limit", "--fault"};
+        "--limit-param", "--rate-limit", "--fault",         "--page-cache-mib"};
     if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) == std::end(kValueFlags)) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag '", Av(flag), "' (see --help)"));
     }
@@ -150,6 +150,9 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string_view>& args
     } else if (flag == "--rate-limit") {
       if (!(number = IntValue(flag, value, 0, 1'000'000'000)).ok()) return number.status();
       config.rate_limit_per_minute = *number;
+    } else if (flag == "--page-cache-mib") {
+      if (!(number = IntValue(flag, value, 0, 65536)).ok()) return number.status();
+      config.page_cache_mib = *number;
     } else if (flag == "--fault") {
       absl::StatusOr<FaultRule> rule = ParseFaultSpec(value);
       if (!rule.ok()) {
@@ -217,6 +220,9 @@ Lists and paging
   --dirty                realistic dirt: every 7th contact without phoneNumber, every 11th with
                          "updatedAt": null, every 5th without milliseconds, skip/limit/totalResults
                          as strings on odd pages, an unknown "attributes" field on each contact
+  --page-cache-mib N     keep up to N MiB of rendered pages and serve them again (default 64;
+                         0 = off); pages a fault alters are not cached, a mutation or
+                         /_sim/reset empties the cache
 
 Faults
   --fault SPEC           add a fault rule at start-up (repeatable), SPEC as for POST /_sim/faults,

@@ -33,6 +33,7 @@ struct Config {
   std::string limit_param = "limit";
   int64_t rate_limit_per_minute = 0;  // 0: off
   bool dirty = false;
+  int64_t page_cache_mib = 64;  // rendered pages kept for reuse; 0: off
   std::vector<FaultRule> faults;
   bool quiet = false;
 

@@ -1,6 +1,7 @@
 #include "tools/kore-sim/simulator.h"
 
 #include <array>
+#include <memory>
 #include <ctime>
 #include <utility>
 #include <vector>
@@ -107,7 +108,8 @@ Simulator::Simulator(const Config& config)
       limit_param_(config.limit_param),
       authenticator_(config.apps, config.require_jti),
       rate_limiter_(config.rate_limit_per_minute),
-      lists_(config.lists) {
+      lists_(config.lists),
+      page_cache_(config.page_cache_mib << 20) {
   for (const FaultRule& rule : config.faults) faults_.Add(rule);
 }
 
@@ -190,6 +192,7 @@ Reply Simulator::HandleContacts(const Request& request, std::string_view path,
       case FaultKind::kMutate:
         // A mutation that does not fit the list (e.g. `at` beyond its end) is skipped.
         (void)lists_.Mutate(*list_id, fault->op, fault->at, fault->n);
+        page_cache_.Invalidate();
         break;
       case FaultKind::kIgnorePaging:
         *skip = 0;
@@ -209,27 +212,37 @@ Reply Simulator::HandleContacts(const Request& request, std::string_view path,
     }
   }
 
-  std::optional<ListStore::Page> page = lists_.ReadPage(*list_id, *skip, *limit);
-  if (!page) return KoreError(request, 404, "Contact list not found");
-  PageAnswer answer{.list_hash = page->list_hash,
-                    .contacts = page->contacts,
-                    .skip = *skip,
-                    .limit = *limit,
-                    .total = page->total,
-                    .has_more = *skip + static_cast<int64_t>(page->contacts.size()) < page->total,
-                    .dirty = dirty_};
-  if (empty_page) {
-    answer.contacts = {};
-    answer.has_more = true;
+  // Only pages no fault altered are cached (a latency fault delays the page but not its body).
+  const bool cacheable = !fault || fault->kind == FaultKind::kLatency;
+  const uint64_t generation = page_cache_.Generation();
+  PageCache::Body rendered = cacheable ? page_cache_.Find(*list_id, *skip, *limit) : nullptr;
+  if (rendered == nullptr) {
+    std::optional<ListStore::Page> page = lists_.ReadPage(*list_id, *skip, *limit);
+    if (!page) return KoreError(request, 404, "Contact list not found");
+    PageAnswer answer{
+        .list_hash = page->list_hash,
+        .contacts = page->contacts,
+        .skip = *skip,
+        .limit = *limit,
+        .total = page->total,
+        .has_more = *skip + static_cast<int64_t>(page->contacts.size()) < page->total,
+        .dirty = dirty_};
+    if (empty_page) {
+      answer.contacts = {};
+      answer.has_more = true;
+    }
+    rendered = std::make_shared<const PageCache::Rendered>(PageCache::Rendered{
+        RenderPage(answer), static_cast<int64_t>(answer.contacts.size())});
+    if (cacheable) page_cache_.Store(*list_id, *skip, *limit, generation, rendered);
   }
-  Reply reply = MakeReply(request, 200, RenderPage(answer), kJson);
+  Reply reply = MakeReply(request, 200, rendered->body, kJson);
   reply.delay = delay;
   reply.reset_midway = reset;
   if (truncate) {
     reply.response.body().resize(reply.response.body().size() / 2);
     reply.response.prepare_payload();
   }
-  if (!truncate && !reset) outcome.contacts = static_cast<int64_t>(answer.contacts.size());
+  if (!truncate && !reset) outcome.contacts = rendered->contacts;
   return reply;
 }
 
@@ -251,6 +264,7 @@ Reply Simulator::HandleControl(const Request& request, std::string_view path,
     faults_.Clear();
     rate_limiter_.Reset();
     lists_.Reset();
+    page_cache_.Invalidate();
     {
       contacts::MutexLock lock(&stats_mu_);
       requests_ = list_requests_ = contacts_served_ = 0;
@@ -303,6 +317,7 @@ Reply Simulator::HandleControl(const Request& request, std::string_view path,
       if (!at || !n) return KoreError(request, 400, "at and n must be non-negative integers");
       absl::StatusOr<int64_t> size = lists_.Mutate(
           *list_id, *op == "insert" ? MutationOp::kInsert : MutationOp::kDelete, *at, *n);
+      page_cache_.Invalidate();
       if (!size.ok()) {
         const unsigned status = absl::IsNotFound(size.status()) ? 404 : 400;
         return KoreError(request, status, MessageOf(size.status()));

@@ -15,6 +15,7 @@
 #include "tools/kore-sim/config.h"
 #include "tools/kore-sim/fault.h"
 #include "tools/kore-sim/list_store.h"
+#include "tools/kore-sim/page_cache.h"
 #include "tools/kore-sim/rate_limiter.h"
 
 namespace contacts::kore_sim {
@@ -33,7 +34,7 @@ struct Reply {
 // The simulated upstream, without any I/O: turns one HTTP request into a Reply. Serves the
 // getAllContacts endpoint (checks in the order of UPSTREAM.md and --help, then fault rules, then
 // the page) and the /_sim/ control API. Owns the lists, fault rules, rate limiter, authenticator
-// and request statistics. Thread-safe: every I/O thread calls Handle() concurrently; nothing in it
+// rendered-page cache and request statistics. Thread-safe: every I/O thread calls Handle() concurrently; nothing in it
 // blocks except on short internal mutexes.
 class Simulator {
  public:
@@ -64,6 +65,7 @@ class Simulator {
   RateLimiter rate_limiter_;
   ListStore lists_;
   FaultBook faults_;
+  PageCache page_cache_;  // invalidated by every mutation and by /_sim/reset
 
   mutable absl::Mutex stats_mu_;
   int64_t requests_ ABSL_GUARDED_BY(stats_mu_) = 0;

@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# The issue-4 benchmarks, one command each (method, targets, results: bench/REPORT.md).
+#   bench/run.sh b1|b3|b4|b5|b6|all   builds build-release/, starts kore-sim and the gateway, repeats
+#                                     each measurement BENCH_RUNS times (default 5), prints medians,
+#                                     writes bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
+#   bench/run.sh b2                   the same as b1 (B2 is its batch-size-1 point)
+#   bench/run.sh smoke BUILD_DIR      CTest's check of the harness: small runs, every contact
+#                                     checked, no timing
+# Environment: BENCH_RUNS (default 5), BENCH_BUILD_DIR (default build-release), BENCH_B1_CONTACTS
+#   (B1's list size, default 1000000; B2's is a fifth), BENCH_B4_RATE (600/min), BENCH_B4_SECONDS
+#   (20), BENCH_B5_STREAMS (10000): smaller values for a quick check on a busy machine.
+#   BENCH_BASELINE=1  run B4 without the issue-4 gateway flags (--rate-limit ...); its results are
+#                     then labelled baseline. Without it, a gateway lacking them fails B4 at once.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+runs=${BENCH_RUNS:-5}
+results=$root/bench/results
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)"  # B5 holds thousands of upstream connections
+
+say() { echo "bench: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+binaries() {  # binaries BUILD_DIR
+  sim=$1/tools/kore-sim/kore-sim gw=$1/server/contacts-gateway
+  client=$1/bench/load_client parser=$1/bench/parser_bench
+}
+
+build() {
+  local dir=${BENCH_BUILD_DIR:-$root/build-release}
+  "$root/scripts/deps.sh" --bench
+  [[ -f $dir/build.ninja ]] || cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$dir" -j2 --target contacts-gateway kore-sim load_client parser_bench >/dev/null
+  binaries "$dir"
+}
+
+port_of() {  # waits for "listening on HOST:PORT" in file $1
+  for _ in $(seq 400); do
+    if grep -q 'listening on' "$1" 2>/dev/null; then
+      sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$1"; return
+    fi
+    sleep 0.05
+  done
+  cat "${1%.out}.err" >&2
+  die "no ready line in $1"
+}
+
+stop() {  # stop PID: ends one process this script started
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  local kept=() p
+  for p in "${pids[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
+  pids=("${kept[@]}")
+}
+
+start_sim() {  # start_sim KORE_SIM_FLAGS...: kore-sim serving its pages from its page cache
+  "$sim" --listen 127.0.0.1:0 --quiet --threads 2 --app cs-bench=bench-secret-4d2 \
+    --max-limit 10000 --page-cache-mib 1024 "$@" >"$work/sim.out" 2>"$work/sim.err" &
+  sim_pid=$!
+  pids+=("$sim_pid")
+  sim_port=$(port_of "$work/sim.out")
+}
+
+start_gw() {  # start_gw GATEWAY_FLAGS...
+  printf 'bench-secret-4d2\n' >"$work/secret"
+  "$gw" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
+    --client-id cs-bench --client-secret-file "$work/secret" --max-page-size 10000 \
+    --max-batch-size 100000 --log-level warning "$@" >"$work/gw.out" 2>"$work/gw.err" &
+  gw_pid=$!
+  pids+=("$gw_pid")
+  gw_port=$(port_of "$work/gw.out")
+}
+
+load() {  # load LOAD_CLIENT_FLAGS...: one load_client run against the gateway; prints its line
+  "$client" --target "127.0.0.1:$gw_port" --gateway-pid "$gw_pid" "$@" 2>"$work/client.err" ||
+    { cat "$work/client.err" >&2; die "load_client failed (lost, reordered or failed contacts?)"; }
+}
+
+pager() {  # pager B6_PAGER_FLAGS...
+  /usr/bin/python3 "$root/bench/b6_pager.py" --base "http://127.0.0.1:$sim_port" \
+    --client-id cs-bench --secret-file "$work/secret" "$@"
+}
+
+sim_stat() {  # sim_stat KEY: a number from kore-sim's /_sim/stats (KEY "429": that status count)
+  /usr/bin/python3 -c '
+import json, sys, urllib.request
+s = json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/_sim/stats"))
+print(s["by_status"].get(sys.argv[2], 0) if sys.argv[2].isdigit() else s[sys.argv[2]])' \
+    "$sim_port" "$1"
+}
+sim_reset() { /usr/bin/python3 -c 'import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST"))' \
+  "http://127.0.0.1:$sim_port/_sim/reset" >/dev/null; }
+
+has_flag() { "$gw" --help | grep -q -- "$1[ =]"; }
+features() {
+  if has_flag --rate-limit; then echo "issue-4 features"; else echo "baseline (main before issue-4 features)"; fi
+}
+
+begin() {  # begin NAME: starts bench/results/NAME_raw.tsv
+  raw=$results/$1_raw.tsv
+  mkdir -p "$results"
+  {
+    echo "# $1 $(date -u +%FT%TZ) commit $(git -C "$root" rev-parse --short HEAD) gateway: $(features)"
+    echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), runs $runs"
+  } >"$raw"
+}
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$raw"; }  # record CONDITION RUN LINE
+summarize() {  # summarize NAME: bench/results/NAME_summary.tsv from the raw file
+  "$root/bench/stats.py" "$raw" >"$results/$1_summary.tsv"
+}
+median() {  # median NAME CONDITION KEY
+  awk -F'\t' -v c="$2" -v k="$3" '$1 == c && $2 == k { print $3 }' "$results/$1_summary.tsv"
+}
+spread() {  # spread NAME CONDITION KEY: "min–max"
+  awk -F'\t' -v c="$2" -v k="$3" '$1 == c && $2 == k { print $4 "–" $5 }' "$results/$1_summary.tsv"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+chart() {  # chart PNG TITLE XLABEL YLABEL DATA [logx]: one series, points and lines
+  gnuplot <<EOF
+set terminal pngcairo size 800,480 font ",10"
+set output "$root/bench/$1"
+set title "$2 — $(features)"
+set xlabel "$3"; set ylabel "$4"
+set grid; set key off
+${6:+set logscale x}
+plot "$5" using 1:2 with linespoints pt 7
+EOF
+}
+
+# --- B1/B2: throughput against batch size; gateway CPU per contact against parse-only --------
+b1() {
+  begin b1
+  start_sim
+  start_gw
+  local n=${BENCH_B1_CONTACTS:-1000000} run batch list
+  load --list cl-sim-$n --page-size 1000 --batch-size 1000 >/dev/null  # fills the page cache
+  load --list cl-sim-$((n / 5)) --page-size 1000 --batch-size 1000 >/dev/null
+  for run in $(seq "$runs"); do
+    for batch in 1 10 100 1000 10000; do
+      list=cl-sim-$n
+      ((batch > 1)) || list=cl-sim-$((n / 5))  # one contact per message is slower: a shorter list
+      record "batch=$batch" "$run" "$(load --list $list --page-size 1000 --batch-size $batch)"
+    done
+  done
+  run=0
+  "$parser" --benchmark_filter='BM_KoreSimPages/1000$' --benchmark_repetitions="$runs" \
+    --benchmark_format=json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["benchmarks"]:
+    if r.get("run_type") == "iteration":
+        print(f"parse_ns_per_contact={r[\"cpu_time\"] / 1000}")' |
+    while read -r line; do record parse_only "$((++run))" "$line"; done
+  summarize b1
+  awk -F'\t' '$2 == "contacts_per_s" { sub("batch=", "", $1); print $1, $3 }' \
+    "$results/b1_summary.tsv" >"$results/b1_batch_series.dat"
+  chart b1_batch.png "B1/B2: contacts/s against batch size (1000-contact pages)" \
+    "contacts per message" "contacts/s (median)" "$results/b1_batch_series.dat" logx
+  local gw_ns parse_ns
+  gw_ns=$(median b1 batch=1000 gw_cpu_ns_per_contact)
+  parse_ns=$(median b1 parse_only parse_ns_per_contact)
+  echo "B1 contacts/s (batch 1000): $(median b1 batch=1000 contacts_per_s) [$(spread b1 batch=1000 contacts_per_s)]  target >= 3000000"
+  echo "B1 gateway CPU ns/contact: $gw_ns, parse-only $parse_ns, ratio $(ratio "$gw_ns" "$parse_ns")  target <= 2.5"
+  echo "B2 contacts/s (batch 1): $(median b1 batch=1 contacts_per_s) [$(spread b1 batch=1 contacts_per_s)]  target >= 500000"
+  stop "$gw_pid"; stop "$sim_pid"
+}
+
+# --- B3: latency hiding: 500 pages at 20 ms, stream time against the prefetch window --------
+b3() {
+  begin b3
+  start_sim --fault 'kind=latency&ms=20&count=-1'
+  local run w
+  for run in $(seq "$runs"); do
+    for w in 1 2 4 8 16; do
+      # Windows 1 and 8 are the targets (all runs); the others draw the series (3 runs).
+      ((run <= 3 || w == 1 || w == 8)) || continue
+      start_gw --prefetch-pages $w
+      record "window=$w" "$run" "$(load --list cl-sim-50000 --page-size 100 --batch-size 100)"
+      stop "$gw_pid"
+    done
+  done
+  summarize b3
+  awk -F'\t' '$2 == "stream_s_median" { sub("window=", "", $1); print $1, $3 }' \
+    "$results/b3_summary.tsv" >"$results/b3_window_series.dat"
+  chart b3_window.png "B3: time to stream 500 pages at 20 ms upstream latency" \
+    "prefetch window (pages)" "stream time, s (median)" "$results/b3_window_series.dat"
+  local t1 t8
+  t1=$(median b3 window=1 stream_s_median) t8=$(median b3 window=8 stream_s_median)
+  echo "B3 stream time window 1: ${t1}s [$(spread b3 window=1 stream_s_median)], window 8: ${t8}s [$(spread b3 window=8 stream_s_median)], speed-up $(ratio "$t1" "$t8")  target >= 7"
+  echo "B3 time to first contact (window 8): $(median b3 window=8 ttfm_ms_median) ms [$(spread b3 window=8 ttfm_ms_median)]  target <= 22 ms (20 ms first page + 2)"
+  stop "$sim_pid"
+}
+
+# --- B4: the request budget: 429s, budget used, coalescing of concurrent callers ---------------
+b4() {
+  local rate=${BENCH_B4_RATE:-600} seconds=${BENCH_B4_SECONDS:-20} gw_flags=() off=()
+  if [[ -z ${BENCH_BASELINE:-} ]]; then
+    for f in --rate-limit --rate-limit-burst --page-cache-bytes; do
+      has_flag $f || die "contacts-gateway has no $f flag: this build lacks the issue-4 features (BENCH_BASELINE=1 measures the baseline without them)"
+    done
+    gw_flags=(--rate-limit "$rate") off=(--rate-limit 0)
+  fi
+  begin b4
+  local run k admitted
+  # Demand beyond the budget: one stream of 10,000 pages for $seconds s against kore-sim's limit.
+  start_sim --rate-limit "$rate"
+  for run in $(seq "$runs"); do
+    sim_reset
+    start_gw "${gw_flags[@]}"
+    load --list cl-sim-1000000 --page-size 100 --batch-size 100 --cancel-after-s "$seconds" >/dev/null
+    admitted=$(sim_stat 200)
+    record budget "$run" "upstream_200=$admitted upstream_429=$(sim_stat 429) budget_used_pct=$(
+      awk -v a="$admitted" -v r="$rate" -v s="$seconds" 'BEGIN { printf "%.1f", 100 * a / (r * s / 60) }')"
+    stop "$gw_pid"
+  done
+  stop "$sim_pid"
+  # Coalescing: K concurrent callers of the same 100-page list, instant upstream, no limit.
+  start_sim
+  for run in $(seq "$runs"); do
+    for k in 1 2 3 4 5 6 7 8 9 10; do
+      start_gw "${off[@]}"
+      sim_reset
+      load --list cl-sim-100000 --page-size 1000 --batch-size 1000 --streams $k >/dev/null
+      record "callers=$k" "$run" "upstream_requests=$(sim_stat list_requests)"
+      stop "$gw_pid"
+    done
+  done
+  stop "$sim_pid"
+  summarize b4
+  awk -F'\t' '$2 == "upstream_requests" { sub("callers=", "", $1); print $1, $3 }' \
+    "$results/b4_summary.tsv" >"$results/b4_callers_series.dat"
+  chart b4_callers.png "B4: upstream requests for K concurrent streams of one 100-page list" \
+    "concurrent callers K" "upstream requests (median)" "$results/b4_callers_series.dat"
+  echo "B4 upstream 429s (rate $rate/min, ${seconds}s): $(median b4 budget upstream_429) [$(spread b4 budget upstream_429)]  target 0"
+  echo "B4 budget used: $(median b4 budget budget_used_pct)% [$(spread b4 budget budget_used_pct)]  target >= 95%"
+  echo "B4 requests K=10 / K=1: $(ratio "$(median b4 callers=10 upstream_requests)" "$(median b4 callers=1 upstream_requests)")  target <= 1.1"
+}
+
+# --- B5: 10,000 slow streams in one gateway, 64 fast streams beside them ----------------------
+b5() {
+  local slow=${BENCH_B5_STREAMS:-10000} run
+  begin b5
+  start_sim --threads 2
+  for run in $(seq "$runs"); do
+    start_gw
+    record "slow=$slow" "$run" "$(load --list cl-sim-10000 --slow-list cl-sim-1000000 --page-size 50 \
+      --batch-size 50 --slow-streams "$slow" --streams 64 --channels 8)"
+    stop "$gw_pid"
+  done
+  stop "$sim_pid"
+  summarize b5
+  local c=slow=$slow
+  echo "B5 gateway RSS per slow stream: $(median b5 $c rss_kib_per_slow_stream) KiB [$(spread b5 $c rss_kib_per_slow_stream)]  target <= 64"
+  echo "B5 fast streams max/median time to first message: $(ratio "$(median b5 $c ttfm_ms_max)" "$(median b5 $c ttfm_ms_median)")  target <= 2"
+}
+
+# --- B6: a sequential urllib pager against the gateway, B1 and B3 conditions -----------------
+b6() {
+  begin b6
+  local run
+  start_sim
+  start_gw
+  load --list cl-sim-200000 --page-size 1000 --batch-size 1000 >/dev/null  # fills the page cache
+  for run in $(seq "$runs"); do
+    record b1_pager "$run" "$(pager --list cl-sim-200000 --page-size 1000)"
+    record b1_gateway "$run" "$(load --list cl-sim-200000 --page-size 1000 --batch-size 1000)"
+  done
+  stop "$gw_pid"; stop "$sim_pid"
+  start_sim --fault 'kind=latency&ms=20&count=-1'
+  start_gw --prefetch-pages 8
+  for run in $(seq "$runs"); do
+    record b3_pager "$run" "$(pager --list cl-sim-50000 --page-size 100)"
+    record b3_gateway "$run" "$(load --list cl-sim-50000 --page-size 100 --batch-size 100)"
+  done
+  stop "$gw_pid"; stop "$sim_pid"
+  summarize b6
+  local c
+  for c in b1 b3; do
+    echo "B6 $c conditions: pager $(median b6 ${c}_pager wall_s)s, gateway $(median b6 ${c}_gateway wall_s)s: gateway $(ratio "$(median b6 ${c}_pager wall_s)" "$(median b6 ${c}_gateway wall_s)")x faster"
+  done
+}
+
+# --- smoke: CTest's check that the harness runs and counts every contact (no timing) ----------
+smoke() {
+  binaries "$1"
+  start_sim
+  start_gw
+  local line
+  line=$(load --list cl-sim-20000 --page-size 1000 --batch-size 100 --streams 3 --slow-streams 2 \
+    --slow-list cl-sim-1000000)
+  [[ $line == *"contacts=60000 "* && $line == *gw_cpu_ns_per_contact=* && $line == *rss_kib_per_slow_stream=* ]] ||
+    die "unexpected load_client line: $line"
+  line=$(pager --list cl-sim-2500 --page-size 1000)
+  [[ $line == "contacts=2500 messages=3 "* ]] || die "unexpected b6_pager line: $line"
+  echo "bench smoke: ok"
+}
+
+case ${1:-} in
+  b1 | b2) build; b1 ;;
+  b3 | b4 | b5 | b6) build; "$1" ;;
+  all) build; b1; b3; b4; b5; b6 ;;
+  smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
+  *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|all|smoke BUILD_DIR" ;;
+esac
