@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
-#include "server/sync.h"
 #include "server/upstream/jwt.h"
 #include "simdjson.h"
 
@@ -81,7 +80,7 @@ absl::Status Authenticator::Check(std::string_view auth_header, std::string_view
   if (!claims->jti || claims->jti->empty()) {
     return absl::UnauthenticatedError("JWT has no jti claim");
   }
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   if (!seen_jtis_.emplace(*std::move(claims->jti), expiry).second) {
     return absl::UnauthenticatedError("JWT jti was already used");
   }

@@ -4,7 +4,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "server/sync.h"
 #include "tools/kore-sim/text.h"
 
 namespace contacts::kore_sim {
@@ -117,17 +116,17 @@ absl::StatusOr<FaultRule> ParseFaultSpec(std::string_view spec) {
 }
 
 void FaultBook::Add(FaultRule rule) {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   entries_.push_back(Entry{.rule = std::move(rule)});
 }
 
 void FaultBook::Clear() {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   entries_.clear();
 }
 
 std::optional<FaultRule> FaultBook::Match(std::string_view list_id, int64_t skip) {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   for (Entry& entry : entries_) {
     const FaultRule& rule = entry.rule;
     if (rule.list && *rule.list != list_id) continue;
@@ -142,7 +141,7 @@ std::optional<FaultRule> FaultBook::Match(std::string_view list_id, int64_t skip
 }
 
 std::string FaultBook::ToJson() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   std::string out = "[";
   for (const Entry& entry : entries_) {
     if (out.size() > 1) out += ',';

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "server/sync.h"
 #include "tools/kore-sim/text.h"
 
 namespace contacts::kore_sim {
@@ -40,7 +39,7 @@ std::optional<ListStore::Page> ListStore::ReadPage(std::string_view list_id, int
   Page page;
   page.list_hash = ListHash(list_id);
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (auto it = mutated_.find(list_id); it != mutated_.end()) {
       const std::vector<ContactKey>& all = it->second;
       page.total = static_cast<int64_t>(all.size());
@@ -64,7 +63,7 @@ std::optional<ListStore::Page> ListStore::ReadPage(std::string_view list_id, int
 
 absl::StatusOr<int64_t> ListStore::Mutate(std::string_view list_id, MutationOp op, int64_t at,
                                           int64_t n) {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   auto it = mutated_.find(list_id);
   if (it == mutated_.end()) {
     std::optional<int64_t> size = InitialSize(list_id);
@@ -106,7 +105,7 @@ std::optional<std::string> ListStore::RenderIds(std::string_view list_id) const 
 }
 
 void ListStore::Reset() {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   mutated_.clear();
 }
 

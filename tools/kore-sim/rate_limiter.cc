@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "server/sync.h"
 
 namespace contacts::kore_sim {
 
@@ -10,7 +9,7 @@ RateLimiter::RateLimiter(int64_t per_minute) : per_minute_(per_minute) {}
 
 RateLimiter::Decision RateLimiter::Admit(std::string_view account, Clock::time_point now) {
   if (per_minute_ <= 0) return {};
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   auto it = admitted_.find(account);
   if (it == admitted_.end()) {
     it = admitted_.emplace(std::string(account), std::deque<Clock::time_point>()).first;
@@ -27,7 +26,7 @@ RateLimiter::Decision RateLimiter::Admit(std::string_view account, Clock::time_p
 }
 
 void RateLimiter::Reset() {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   admitted_.clear();
 }
 

@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/sync.h"
 #include "tools/kore-sim/contact_render.h"
 #include "tools/kore-sim/text.h"
 
@@ -266,7 +265,7 @@ Reply Simulator::HandleControl(const Request& request, std::string_view path,
     lists_.Reset();
     page_cache_.Invalidate();
     {
-      contacts::MutexLock lock(&stats_mu_);
+      absl::MutexLock lock(&stats_mu_);
       requests_ = list_requests_ = contacts_served_ = 0;
       by_status_.clear();
     }
@@ -329,7 +328,7 @@ Reply Simulator::HandleControl(const Request& request, std::string_view path,
 }
 
 void Simulator::Record(const Outcome& outcome, unsigned status) {
-  contacts::MutexLock lock(&stats_mu_);
+  absl::MutexLock lock(&stats_mu_);
   ++requests_;
   if (outcome.list_request) ++list_requests_;
   contacts_served_ += outcome.contacts;
@@ -337,7 +336,7 @@ void Simulator::Record(const Outcome& outcome, unsigned status) {
 }
 
 std::string Simulator::StatsJson() const {
-  contacts::MutexLock lock(&stats_mu_);
+  absl::MutexLock lock(&stats_mu_);
   std::string out =
       absl::StrCat(R"({"requests":)", requests_, R"(,"list_requests":)", list_requests_,
                    R"(,"contacts_served":)", contacts_served_, R"(,"by_status":{)");
