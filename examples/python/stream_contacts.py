@@ -35,11 +35,14 @@ def parse_args(argv):
     parser.add_argument("--stream-id", required=True, help="bot (stream) id that owns the list")
     parser.add_argument("--list-id", required=True, help="contact list id")
     parser.add_argument("--account-id", required=True, help="Kore.ai account id of the list")
-    parser.add_argument("--page-size", type=int, default=0, help="contacts per upstream page (0 = gateway default)")
-    parser.add_argument("--batch-size", type=int, default=0, help="most contacts per message (0 = gateway default)")
+    parser.add_argument("--page-size", type=int, default=0,
+                        help="contacts per upstream page (0 = the gateway's default)")
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="most contacts per message (0 = the gateway's default)")
     parser.add_argument("--max-contacts", type=int, default=0, help="stop after N contacts (0 = all)")
     parser.add_argument("--resume-token", default="", help="continue after an earlier run's last contact")
-    parser.add_argument("--max-resumes", type=int, default=5, help="resumes in a row without progress (default 5)")
+    parser.add_argument("--max-resumes", type=int, default=5,
+                        help="resumes in a row without a new contact before giving up (default 5)")
     parser.add_argument("--jwt-file", help="send the JWT in this file as metadata `auth`")
     parser.add_argument("--app-id", help="send the app (client) id as metadata `iid`")
     return parser.parse_args(argv)
@@ -50,13 +53,14 @@ def rfc3339(message, field):
     if not message.HasField(field):
         return None
     timestamp = getattr(message, field)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp.seconds)) + f".{timestamp.nanos // 1000000:03d}Z"
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp.seconds))
+    return f"{seconds}.{timestamp.nanos // 1000000:03d}Z"
 
 
 def contact_json(contact):
-    return json.dumps({"id": contact.id, "phone_number": contact.phone_number,
-                       "create_time": rfc3339(contact, "create_time"),
-                       "update_time": rfc3339(contact, "update_time")}, separators=(",", ":"), ensure_ascii=False)
+    fields = {"id": contact.id, "phone_number": contact.phone_number,
+              "create_time": rfc3339(contact, "create_time"), "update_time": rfc3339(contact, "update_time")}
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
 
 def backoff(attempt, initial=0.2, cap=10.0):
@@ -99,7 +103,8 @@ def stream(stub, request, metadata, max_resumes, out, connect_timeout=20):
         without_progress += 1
         resumes += 1
         wait = backoff(without_progress)
-        print(f"resuming after {code.name} ({details}) in {wait:.2f}s, {printed} contacts so far", file=sys.stderr)
+        print(f"resuming after {code.name} ({details}) in {wait:.2f}s, {printed} contacts so far",
+              file=sys.stderr)
         out.flush()
         time.sleep(wait)
 
@@ -123,8 +128,8 @@ def main(argv):
         stub = contacts_pb2_grpc.ContactServiceStub(channel)
         code, printed, resumes, token = stream(stub, request, metadata, args.max_resumes, sys.stdout)
     sys.stdout.flush()
-    print(f"{printed} contacts, {resumes} resumes" + (f"; resume token: {token}" if code != grpc.StatusCode.OK
-                                                       else ""), file=sys.stderr)
+    summary = f"{printed} contacts, {resumes} resumes"
+    print(summary if code == grpc.StatusCode.OK else f"{summary}; resume token: {token}", file=sys.stderr)
     return code.value[0]
 
 

@@ -20,8 +20,8 @@ int main(int argc, char** argv) {
   request.set_stream_id(argv[2]);
   request.set_contact_list_id(argv[3]);
   request.set_account_id(argv[4]);
-  contacts::client::StreamResult result =
-      contacts::client::StreamContacts(*stub, request, {}, [](const contacts::v1::StreamContactsResponse& response) {
+  contacts::client::StreamResult result = contacts::client::StreamContacts(
+      *stub, request, {}, [](const contacts::v1::StreamContactsResponse& response) {
         for (const auto& contact : response.contacts()) std::cout << contact.id() << '\n';
         return true;
       });
