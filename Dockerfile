@@ -4,9 +4,11 @@
 # scripts/image-test.sh builds it offline on a debootstrap base (BASE); elsewhere the default works.
 ARG BASE=docker.io/library/debian:bookworm-slim
 
-FROM ${BASE} AS build
+FROM ${BASE} AS deps
 COPY scripts/deps.sh /src/scripts/deps.sh
 RUN /src/scripts/deps.sh && apt-get install -y -qq --no-install-recommends ccache >/dev/null
+
+FROM deps AS build
 COPY . /src
 # Only the three binaries, Release. ccache lives in a build cache mount (kept between builds).
 RUN --mount=type=cache,target=/ccache \

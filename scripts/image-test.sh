@@ -6,6 +6,8 @@
 # through them and its ids are compared with kore-sim's; `podman stop` (SIGTERM) must drain the
 # gateway to exit code 0. Prints the image size.
 #   scripts/image-test.sh [BUILD_DIR]   BUILD_DIR holds the host's contacts-cli (default build)
+#   scripts/image-test.sh --prepare     only the base and the build stage's packages (mostly
+#                                       downloads: scripts/test.sh runs it while it compiles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${1:-build}
@@ -48,6 +50,11 @@ CFG
 }
 [[ -f $cache/bookworm.tar ]] || timed debootstrap make_base
 "${podman[@]}" image exists "$base" || timed import "${podman[@]}" import -q "$cache/bookworm.tar" "$base" >/dev/null
+
+if [[ $build_dir == --prepare ]]; then
+  timed deps-stage "${podman[@]}" build -q --network host --build-arg BASE="$base" --target deps . >/dev/null
+  exit 0
+fi
 
 old=$("${podman[@]}" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 timed build "${podman[@]}" build -q --network host --build-arg BASE="$base" \

@@ -37,10 +37,25 @@ suite() {
   ctest --test-dir "$build" --output-on-failure --timeout 600 -j2 "$@"
 }
 
+image() {  # the image step, after its downloads (started below) are done
+  if ! wait "$prepare"; then
+    cat "$prepare_log" >&2
+    return 1
+  fi
+  scripts/image-test.sh "${BUILD_DIR:-build}"
+}
+
 total=$SECONDS
+if [[ ${CONTACTS_TEST_QUICK:-0} != 1 ]]; then
+  # The image's base system and build packages are mostly downloads: fetch them while step 1 runs.
+  scripts/deps.sh --image
+  prepare_log=$(mktemp)
+  scripts/image-test.sh --prepare >"$prepare_log" 2>&1 &
+  prepare=$!
+fi
 step "build + ctest" suite "$@"
 if [[ ${CONTACTS_TEST_QUICK:-0} != 1 ]]; then
-  step "image" scripts/image-test.sh "${BUILD_DIR:-build}"
+  step "image" image
   step "sanitize asan" scripts/sanitize.sh asan
   step "sanitize tsan" scripts/sanitize.sh tsan
   step "fuzz ${CONTACTS_FUZZ_SECONDS:-60}s" scripts/fuzz.sh "${CONTACTS_FUZZ_SECONDS:-60}"
