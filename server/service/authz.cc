@@ -5,7 +5,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "server/sync.h"
 
 namespace contacts::gateway {
 namespace {
@@ -84,7 +83,7 @@ absl::StatusOr<Grant> Authorizer::Authorize(const CallerIdentity& who, std::stri
   }
   grant.caller = rule->name;
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     int& streams = streams_[grant.caller];
     if (streams >= options_.max_streams_per_caller) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -98,7 +97,7 @@ absl::StatusOr<Grant> Authorizer::Authorize(const CallerIdentity& who, std::stri
 }
 
 void Authorizer::Release(const std::string& caller) {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   if (--streams_[caller] == 0) streams_.erase(caller);
 }
 

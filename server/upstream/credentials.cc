@@ -8,7 +8,6 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/log.h"
-#include "server/sync.h"
 #include "simdjson.h"
 
 namespace contacts::gateway {
@@ -179,7 +178,7 @@ CredentialStore::~CredentialStore() {
 }
 
 std::shared_ptr<const CredentialStore::Snapshot> CredentialStore::Current() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return current_;
 }
 
@@ -213,7 +212,7 @@ absl::Status CredentialStore::Load(bool* changed) {
     if (!content.ok()) return content.status();
     hash = Sha256(*content);
     {
-      contacts::MutexLock lock(&mu_);
+      absl::MutexLock lock(&mu_);
       if (current_ != nullptr && hash == file_hash_) return absl::OkStatus();
     }
     absl::StatusOr<CredentialsFile> file = ParseCredentialsFile(*content);
@@ -228,7 +227,7 @@ absl::Status CredentialStore::Load(bool* changed) {
     }
     snapshot->callers = std::move(file->callers);
   }
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   current_ = std::move(snapshot);
   file_hash_ = std::move(hash);
   *changed = true;

@@ -2,18 +2,17 @@
 
 #include <utility>
 
-#include "server/sync.h"
 
 namespace contacts::kore_sim {
 
 uint64_t PageCache::Generation() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return generation_;
 }
 
 PageCache::Body PageCache::Find(std::string_view list_id, int64_t skip, int64_t limit) const {
   if (max_bytes_ == 0) return nullptr;
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   auto it = bodies_.find(Key(std::string(list_id), skip, limit));
   return it == bodies_.end() ? nullptr : it->second;
 }
@@ -21,7 +20,7 @@ PageCache::Body PageCache::Find(std::string_view list_id, int64_t skip, int64_t 
 void PageCache::Store(std::string_view list_id, int64_t skip, int64_t limit, uint64_t generation,
                       Body body) {
   const auto size = static_cast<int64_t>(body->body.size());
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   if (generation != generation_ || bytes_ + size > max_bytes_) return;
   if (bodies_.try_emplace(Key(std::string(list_id), skip, limit), std::move(body)).second) {
     bytes_ += size;
@@ -29,7 +28,7 @@ void PageCache::Store(std::string_view list_id, int64_t skip, int64_t limit, uin
 }
 
 void PageCache::Invalidate() {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   bodies_.clear();
   bytes_ = 0;
   ++generation_;
