@@ -18,6 +18,7 @@ namespace contacts::gateway {
 // Everything contacts-gateway can be told, with its defaults.
 struct Config {
   std::string listen = "0.0.0.0:50051";
+  std::string admin_listen = "0.0.0.0:9090";  // empty: no admin port
   KoreClientOptions upstream;
   RetryOptions retry;
   std::string client_id;

@@ -7,6 +7,7 @@
 #include "absl/synchronization/notification.h"
 #include "grpc/health/v1/health.pb.h"
 #include "server/log.h"
+#include "server/metrics/grpc_metrics.h"
 #include "server/service/contact_service.h"
 
 namespace contacts::gateway {
@@ -34,6 +35,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &gateway->port_);
   builder.RegisterService(gateway->service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<GrpcMetricsInterceptorFactory>(Metrics()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   gateway->server_ = builder.BuildAndStart();
   if (!gateway->server_ || gateway->port_ == 0) {
     gateway->Shutdown(absl::ZeroDuration());
