@@ -47,8 +47,8 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
         methods->GetRecvMessage() != nullptr) {
       metrics_.grpc_msg_received.With(labels_).Increment();
     }
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_SEND_MESSAGE) &&
-        methods->GetSendMessageStatus()) {
+    // Counted when handed to gRPC (as grpc-go's SendMsg returns), so before the caller can see it.
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
       sent_->Increment();
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
