@@ -19,7 +19,7 @@ port_of() {
     grep -q 'listening on' "$1" 2>/dev/null && { sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$1"; return; }
     sleep 0.05
   done
-  echo "demo: $2 did not start; its log:" >&2; cat "${1%.out}.err" >&2; exit 1
+  echo "demo: $2 did not start; its output:" >&2; cat "$1" "${1%.out}.err" >&2; exit 1
 }
 
 # The simulator knows the demo app's secret; the gateway reads it from a file, as in production.
@@ -28,7 +28,7 @@ port_of() {
 pids+=($!)
 sim_port=$(port_of "$work/sim.out" kore-sim)
 printf 'demo-secret\n' >"$work/secret"
-"$build/server/contacts-gateway" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" \
+"$build/server/contacts-gateway" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" \
   --upstream-allow-plain-http --client-id cs-demo --client-secret-file "$work/secret" --allow-unauthenticated-callers \
   >"$work/gw.out" 2>"$work/gw.err" &
 pids+=($!)

@@ -99,6 +99,10 @@ const std::vector<Setting>& Settings() {
        BOOL(connections.permit_pings_without_calls)},
       {"max-concurrent-streams", "N", "Most calls at once on one client connection (more wait for a slot).",
        INT(connections.max_concurrent_streams, 1, 1 << 20)},
+      {"admin-listen", "HOST:PORT",
+       "Address of the admin HTTP port (GET /metrics for Prometheus, GET /healthz); port 0 picks a free "
+       "port, empty turns it off.",
+       STRING(admin_listen)},
       {"upstream", "URL", "Kore.ai base URL, e.g. https://platform.kore.ai (regional and on-prem hosts too).",
        STRING(upstream.base_url)},
       {"upstream-ca-file", "FILE", "Extra PEM CA bundle trusted for the upstream, besides the system roots.",
@@ -173,7 +177,7 @@ const std::vector<Setting>& Settings() {
       {"io-threads", "N", "Threads doing upstream I/O.", INT(io_threads, 1, 64)},
       {"drain-timeout", "DURATION", "On SIGTERM/SIGINT, how long streams in flight may take to finish.",
        DURATION(drain_timeout)},
-      {"log-level", "LEVEL", "debug, info, warning or error.",
+      {"log-level", "LEVEL", "debug, info, warning or error (JSON lines on stdout).",
        [](Config& c, const std::string& v) {
          static const std::pair<const char*, Severity> kLevels[] = {
              {"debug", Severity::kDebug}, {"info", Severity::kInfo},
@@ -238,6 +242,10 @@ absl::Status Check(const Config& c) {
   }
   if (c.listen.rfind(':') == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("--listen: expected HOST:PORT (got \"", c.listen, "\")"));
+  }
+  if (!c.admin_listen.empty() && c.admin_listen.rfind(':') == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--admin-listen: expected HOST:PORT, or empty for none (got \"", c.admin_listen, "\")"));
   }
   if (absl::StatusOr<UpstreamUrl> url = ParseUpstreamUrl(c.upstream.base_url, c.upstream.allow_plain_http);
       !url.ok()) {

@@ -41,6 +41,7 @@ struct ServingTlsOptions {
 struct Config {
   std::string listen = "0.0.0.0:50051";
   ConnectionOptions connections;
+  std::string admin_listen = "0.0.0.0:9090";  // empty: no admin port
   KoreClientOptions upstream;
   RetryOptions retry;
   std::string client_id;

@@ -1,4 +1,5 @@
 // contacts-gateway: serves contacts.v1.ContactService until SIGTERM or SIGINT.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -8,7 +9,17 @@
 #include "absl/strings/str_cat.h"
 #include "server/config.h"
 #include "server/log.h"
+#include "server/metrics/admin_server.h"
+#include "server/metrics/metrics.h"
 #include "server/service/gateway_server.h"
+
+namespace {
+
+std::string HostPort(const std::string& listen, int port) {
+  return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace contacts::gateway;
@@ -35,21 +46,36 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<GatewayServer>> gateway = GatewayServer::Start(*config);
   if (!gateway.ok()) {
-    std::cerr << "contacts-gateway: error: " << gateway.status().message() << "\n";
+    Log(Severity::kError, absl::StrCat("cannot start: ", gateway.status().message()));
     return 1;
   }
-  std::string where = absl::StrCat(config->listen.substr(0, config->listen.rfind(':')), ":",
-                                   (*gateway)->port());
-  std::cout << "contacts-gateway listening on " << where << std::endl;
-  Log(Severity::kInfo,
-      absl::StrCat("serving contacts.v1.ContactService on ", where, config->tls.cert_file.empty() ? " (plaintext)" : " (TLS)",
-                   ", upstream ", config->upstream.base_url,
-                   config->client_id.empty() && config->credentials_file.empty()
-                       ? ", pass-through credentials only"
-                       : ", minting JWTs for authorized callers"));
+  std::atomic<bool> serving{true};
+  std::unique_ptr<AdminServer> admin;
+  if (!config->admin_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<AdminServer>> started =
+        AdminServer::Start(config->admin_listen, [] { return Metrics().registry.Render(); },
+                           [&serving] { return serving.load(); });
+    if (!started.ok()) {
+      Log(Severity::kError, absl::StrCat("cannot start the admin port: ", started.status().message()));
+      return 1;
+    }
+    admin = *std::move(started);
+  }
+  // The ready line: tests and scripts take the ports from "listening on HOST:PORT" and
+  // "admin on HOST:PORT".
+  LogReady(absl::StrCat(
+      "contacts-gateway listening on ", HostPort(config->listen, (*gateway)->port()),
+      config->tls.cert_file.empty() ? " (gRPC, plaintext)" : " (gRPC, TLS)",
+      admin ? absl::StrCat(", admin on ", HostPort(config->admin_listen, admin->port()), " (/metrics, /healthz)")
+            : ", no admin port",
+      "; upstream ", config->upstream.base_url,
+      config->client_id.empty() && config->credentials_file.empty()
+          ? ", pass-through credentials only"
+          : ", minting JWTs for authorized callers"));
 
   int signal = 0;
   sigwait(&signals, &signal);
+  serving = false;
   Log(Severity::kInfo, absl::StrCat("signal ", signal, ": draining for up to ",
                                     absl::FormatDuration(config->drain_timeout),
                                     "; a second signal exits at once"));

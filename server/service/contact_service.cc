@@ -4,6 +4,7 @@
 #include <atomic>
 #include <deque>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/log.h"
+#include "server/metrics/metrics.h"
 #include "server/service/request_validation.h"
 #include "server/stream/pager.h"
 #include "server/stream/resume_token.h"
@@ -36,6 +38,17 @@ std::string ToString(const grpc::ByteBuffer& buffer) {
   return out;
 }
 
+// The caller's x-request-id when it is 1-128 printable ASCII characters, else a new random one.
+std::string RequestId(const grpc::CallbackServerContext& context) {
+  std::string_view given = MetadataValue(context, "x-request-id");
+  if (!given.empty() && given.size() <= 128 &&
+      std::all_of(given.begin(), given.end(), [](char c) { return c > ' ' && c <= '~'; })) {
+    return std::string(given);
+  }
+  thread_local std::mt19937_64 random(std::random_device{}());
+  return absl::StrCat(absl::Hex(random(), absl::kZeroPad16));
+}
+
 absl::Time Deadline(const grpc::CallbackServerContext& context) {
   auto deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
@@ -53,6 +66,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   StreamContactsReactor(ContactService& service, grpc::CallbackServerContext* context,
                         const grpc::ByteBuffer& wire)
       : service_(service), source_(service.source_), context_(context) {
+    log_.request_id = RequestId(*context);
+    context->AddInitialMetadata("x-request-id", log_.request_id);
     absl::StatusOr<StreamContactsRequest> request = ParseRequest(ToString(wire));
     absl::Status started = request.ok() ? Start(service.options_, *context, *request) : request.status();
     absl::Status refusal;
@@ -112,10 +127,10 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     {
       absl::MutexLock lock(&mu_);
       Log(Severity::kInfo,
-          absl::StrCat("stream ended: list=", list_id_, " contacts=", delivered_ - resumed_at_,
-                       " pages=", pages_, " status=", absl::StatusCodeToString(final_code_),
-                       " list_changed=", list_changed_, " duration=",
-                       absl::FormatDuration(absl::Now() - started_)));
+          absl::StrCat("stream ended: contacts=", delivered_ - resumed_at_, " pages=", pages_,
+                       " status=", absl::StatusCodeToString(final_code_), " list_changed=", list_changed_,
+                       " duration=", absl::FormatDuration(absl::Now() - started_)),
+          log_);
     }
     service_.Unregister(this);
     Unref();
@@ -128,7 +143,9 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     base_.list_id = request.contact_list_id();
     base_.account_id = request.account_id();
     base_.deadline = Deadline(context);
-    list_id_ = base_.list_id;
+    log_.stream_id = base_.stream_id;
+    log_.list_id = base_.list_id;
+    log_.account_id = base_.account_id;
     fingerprint_ = ListFingerprint(base_.stream_id, base_.list_id, base_.account_id);
 
     std::string_view jwt = MetadataValue(context, "auth");
@@ -239,8 +256,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
           total_results_ = pager_->total_results();
           if (pager_->list_changed() && !list_changed_) {
             list_changed_ = true;
-            Log(Severity::kWarning, absl::StrCat("list ", list_id_, " changed during the stream: ",
-                                                 pager_->change()));
+            Log(Severity::kWarning, absl::StrCat("the list changed during the stream: ", pager_->change()),
+                log_);
           }
           for (PagedContact& contact : contacts) ready_.push_back(std::move(contact));
           if (!accepted.ok()) {
@@ -269,6 +286,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       ready_.pop_front();
     }
     delivered_ += response_.contacts_size();
+    Metrics().contacts_streamed.Increment(response_.contacts_size());
     response_.set_total_results(total_results_);
     response_.set_delivered_count(delivered_);
     response_.set_list_changed(list_changed_);
@@ -304,6 +322,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   PageRequest base_;
   Grant grant_;  // when the gateway's own credentials are used
   std::string list_id_;
+  LogContext log_;
   uint64_t fingerprint_ = 0;
   int32_t batch_size_ = 0;
   size_t max_batch_bytes_ = 0;
@@ -350,12 +369,13 @@ bool ContactService::Register(StreamContactsReactor* stream, absl::Status* refus
     return false;
   }
   active_.insert(stream);
+  Metrics().active_streams.Add(1);
   return true;
 }
 
 void ContactService::Unregister(StreamContactsReactor* stream) {
   absl::MutexLock lock(&mu_);
-  active_.erase(stream);
+  if (active_.erase(stream)) Metrics().active_streams.Add(-1);
 }
 
 size_t ContactService::active_streams() const {

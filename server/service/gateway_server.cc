@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "grpc/health/v1/health.pb.h"
 #include "server/log.h"
+#include "server/metrics/grpc_metrics.h"
 #include "server/service/contact_service.h"
 
 namespace contacts::gateway {
@@ -99,6 +100,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, connections.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, config.max_metadata_bytes);
   builder.RegisterService(gateway->service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<GrpcMetricsInterceptorFactory>(Metrics()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   gateway->server_ = builder.BuildAndStart();
   if (!gateway->server_ || gateway->port_ == 0) {
     gateway->Shutdown(absl::ZeroDuration());

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/log.h"
+#include "server/metrics/metrics.h"
 
 namespace contacts::gateway {
 
@@ -103,9 +104,12 @@ void RetryingPageSource::OnResult(std::shared_ptr<Call> call, absl::StatusOr<Pag
         failure.code(), absl::StrCat(failure.message(), " (not retried: the call's deadline comes first)")));
     return;
   }
-  Log(Severity::kInfo, absl::StrCat("retrying list=", call->request.list_id, " skip=", call->request.skip,
-                                    " in ", absl::FormatDuration(wait), " (attempt ", call->attempts + 1,
-                                    " of ", options_.max_attempts, "): ", failure.message()));
+  Metrics().upstream_retries.With({absl::StatusCodeToString(failure.code())}).Increment();
+  Log(Severity::kInfo,
+      absl::StrCat("retrying skip=", call->request.skip, " in ", absl::FormatDuration(wait), " (attempt ",
+                   call->attempts + 1, " of ", options_.max_attempts, "): ", failure.message()),
+      LogContext{.request_id = "", .stream_id = call->request.stream_id, .list_id = call->request.list_id,
+                 .account_id = call->request.account_id});
   asio::post(call->timer.get_executor(), [this, call, wait] {
     call->timer.expires_after(absl::ToChronoNanoseconds(wait));
     Cancellation::Handle handle = call->cancel->OnCancel([call] {

@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "server/metrics/metrics.h"
 #include "server/upstream/http_status.h"
 #include "server/upstream/page_parser.h"
 
@@ -297,10 +298,14 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
 
   for (int attempt = 0;; ++attempt) {
     if (cancel->cancelled()) co_return absl::CancelledError("the call was cancelled");
+    const absl::Time began = absl::Now();
     if (!connection->open) {
       absl::Status opened = co_await Open(*connection, deadline);
       if (cancel->cancelled()) co_return absl::CancelledError("the call was cancelled");
-      if (!opened.ok()) co_return opened;
+      if (!opened.ok()) {
+        Metrics().UpstreamExchange("transport_error", absl::Now() - began);
+        co_return opened;
+      }
     }
     boost::system::error_code ec;
     connection->tcp().expires_after(Budget(options_.request_timeout, deadline));
@@ -327,6 +332,7 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
       connection->buffer.clear();
       // A kept-alive connection the upstream closed while idle: once more on a fresh one.
       if (reused && attempt == 0 && !parser.got_some() && ec != beast::error::timeout) continue;
+      Metrics().UpstreamExchange("transport_error", absl::Now() - began);
       if (ec == http::error::body_limit) {
         co_return absl::InternalError(absl::StrCat("upstream response for ", what, " exceeds ",
                                                    options_.max_response_bytes, " bytes"));
@@ -339,6 +345,7 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
     }
 
     http::response<http::string_body> response = parser.release();
+    Metrics().UpstreamExchange(absl::StrCat(response.result_int()), absl::Now() - began);
     std::move(forget).Invoke();  // before the connection can serve another stream
     if (response.keep_alive()) {
       ReturnConnection(connection);

@@ -27,7 +27,7 @@ http_get() { /usr/bin/python3 -c 'import sys,urllib.request; sys.stdout.write(ur
 pids+=($!)
 sim_port=$(port_of "$work/sim.out")
 printf 'e2e-secret-5b1d\n' >"$work/secret"
-"$gateway_bin" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
+"$gateway_bin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
   --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers >"$work/gw.out" 2>"$work/gw.err" &
 gateway_pid=$!
 pids+=($gateway_pid)
@@ -83,6 +83,13 @@ check "bad config exits 2" test "$code" -eq 2
 check "bad config names the flag" grep -q -- '--prefetch-pages' "$work/bad.err"
 check "help lists env names" grep -q CONTACTS_GATEWAY_UPSTREAM_CA_FILE <("$gateway_bin" --help)
 
+# The admin port: Prometheus metrics of the calls above; every log line is one JSON object.
+admin_port=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\).*/\1/p' "$work/gw.out")
+http_get "http://127.0.0.1:$admin_port/metrics" >"$work/metrics.txt"
+check "metrics count the OK streams" grep -q '^grpc_server_handled_total{grpc_type="server_stream",grpc_service="contacts.v1.ContactService",grpc_method="StreamContacts",grpc_code="OK"} [1-9]' "$work/metrics.txt"
+check "metrics count the contacts" grep -q '^contacts_gateway_contacts_streamed_total [1-9]' "$work/metrics.txt"
+check "gateway stdout is JSON lines" /usr/bin/python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$work/gw.out"
+
 # The secret never shows in the gateway's output.
 check "secret absent from gateway logs" bash -c "! grep -q e2e-secret-5b1d '$work/gw.out' '$work/gw.err'"
 
@@ -91,7 +98,7 @@ check "secret absent from gateway logs" bash -c "! grep -q e2e-secret-5b1d '$wor
 http_post() { /usr/bin/python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST")).read()' "$1"; }
 http_post "http://127.0.0.1:$sim_port/_sim/faults?kind=latency&ms=20&count=-1"
 start_gateway() {
-  "$gateway_bin" --listen "127.0.0.1:$gw_port" --upstream "http://127.0.0.1:$sim_port" \
+  "$gateway_bin" --listen "127.0.0.1:$gw_port" --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" \
     --upstream-allow-plain-http --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers --drain-timeout 0.3s \
     >"$work/gw$1.out" 2>"$work/gw$1.err" &
   gateway_pid=$!
@@ -128,7 +135,7 @@ http_get "http://127.0.0.1:$sim_port/_sim/lists/cl-sim-3000/ids" >"$work/expecte
 check "cli resumed: every id once, in order" \
   cmp -s <(tail -n +2 "$work/restart.csv" | cut -d, -f1) "$work/expected3000.txt"
 check "cli noted the resume" grep -q '1 resumes\|1 resume' "$work/restart.err"
-check "second gateway log shows a resumed stream" grep -q 'stream ended' "$work/gw3.err"
+check "second gateway log shows a resumed stream" grep -q '"msg":"stream ended' "$work/gw3.out"
 
 if ((failures)); then echo "e2e: $failures check(s) failed"; exit 1; fi
 echo "e2e: all checks passed"

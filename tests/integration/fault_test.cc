@@ -616,6 +616,8 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
                                     "--allow-unauthenticated-callers",
                                     "--drain-timeout",
                                     "300ms",
+                                    "--admin-listen",
+                                    "127.0.0.1:0",
                                     "--log-level",
                                     "info"};
   };
@@ -645,12 +647,12 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
       if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return restart; })) return;
     }
     absl::Time start = absl::Now();
-    const std::string old_log = process->log_path();
+    const std::string old_log = process->stdout_path();
     int status = process->Stop(SIGTERM, 5000);
     absl::Duration took = absl::Now() - start;
     if (status != 0) {
       std::ifstream log(old_log);
-      std::cerr << "gateway stderr (exit status " << status << " after "
+      std::cerr << "gateway log (exit status " << status << " after "
                 << absl::FormatDuration(took) << "):\n" << log.rdbuf() << "\n";
     }
     std::unique_ptr<ChildProcess> again;

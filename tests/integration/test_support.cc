@@ -42,7 +42,9 @@ std::string TempDir() {
 
 std::unique_ptr<ChildProcess> ChildProcess::Start(const std::vector<std::string>& args) {
   auto child = std::unique_ptr<ChildProcess>(new ChildProcess());
-  child->log_path_ = absl::StrCat(TempDir(), "/stderr.log");
+  const std::string dir = TempDir();
+  child->log_path_ = dir + "/stderr.log";
+  child->stdout_path_ = dir + "/stdout.log";
   int out[2];
   if (pipe(out) != 0) {
     ADD_FAILURE() << "pipe failed";
@@ -66,25 +68,42 @@ std::unique_ptr<ChildProcess> ChildProcess::Start(const std::vector<std::string>
   FILE* stream = fdopen(out[0], "r");
   // fgets ends at EOF if the child dies first; a child that hangs is ended by CTest's timeout.
   // (No waitpid here: reaping the child early would hide its exit status from Stop().)
-  char line[512];
-  while (fgets(line, sizeof line, stream) != nullptr) {
-    std::string text(line);
-    size_t at = text.find("listening on ");
-    if (at == std::string::npos) continue;
-    std::string address = text.substr(at + 13);
-    address = address.substr(0, address.find_first_of(" \n"));
-    absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &child->port_);
-    break;
+  FILE* copy = fopen(child->stdout_path_.c_str(), "w");
+  if (copy == nullptr) {
+    ADD_FAILURE() << "cannot write " << child->stdout_path_;
+    fclose(stream);
+    return nullptr;
   }
-  // Keep draining stdout in the background so the child never blocks on a full pipe.
-  std::thread([stream] {
-    char sink[4096];
-    while (fgets(sink, sizeof sink, stream) != nullptr) {
+  // The port after `label` ("listening on HOST:PORT"), or 0.
+  auto port_after = [](const std::string& text, const std::string& label) {
+    size_t at = text.find(label);
+    if (at == std::string::npos) return 0;
+    std::string address = text.substr(at + label.size());
+    address = address.substr(0, address.find_first_of(" \n\",;"));
+    int port = 0;
+    return absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port) ? port : 0;
+  };
+  char line[4096];
+  while (fgets(line, sizeof line, stream) != nullptr) {
+    fputs(line, copy);
+    child->port_ = port_after(line, "listening on ");
+    child->admin_port_ = port_after(line, "admin on ");
+    if (child->port_ != 0) break;
+  }
+  fflush(copy);
+  // Keep copying stdout in the background so the child never blocks on a full pipe.
+  child->copier_ = std::thread([stream, copy] {
+    char more[4096];
+    while (fgets(more, sizeof more, stream) != nullptr) {
+      fputs(more, copy);
+      fflush(copy);
     }
     fclose(stream);
-  }).detach();
+    fclose(copy);
+  });
   if (child->port_ == 0) {
-    ADD_FAILURE() << args[0] << " did not report a listening port; see " << child->log_path_;
+    ADD_FAILURE() << args[0] << " did not report a listening port; see " << child->stdout_path_ << " and "
+                  << child->log_path_;
     return nullptr;
   }
   return child;
@@ -94,20 +113,27 @@ int ChildProcess::Stop(int signal, int timeout_ms) {
   if (pid_ <= 0) return -1;
   kill(pid_, signal);
   int status = 0;
-  for (int waited = 0; waited < timeout_ms; waited += 10) {
+  int result = -1;
+  for (int waited = 0; waited < timeout_ms && result == -1; waited += 10) {
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return status;
+      result = status;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  kill(pid_, SIGKILL);
-  waitpid(pid_, &status, 0);
+  if (result == -1) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+  }
   pid_ = -1;
-  return -1;
+  if (copier_.joinable()) copier_.join();  // the pipe ends with the child
+  return result;
 }
 
-ChildProcess::~ChildProcess() { Stop(SIGTERM); }
+ChildProcess::~ChildProcess() {
+  Stop(SIGTERM);
+  if (copier_.joinable()) copier_.join();
+}
 
 bool MakeTestCertificates(const std::string& dir) {
   std::string script = absl::StrCat(

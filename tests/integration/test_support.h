@@ -7,12 +7,14 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace contacts::testing {
 
 // A child process started with `args`; its stdout is read until a line containing
-// "listening on HOST:PORT" tells the port. Stderr goes to `log_path()`.
+// "listening on HOST:PORT" tells the port (and "admin on HOST:PORT" the admin port, if any).
+// Stdout is copied to `stdout_path()`, stderr goes to `log_path()`.
 // The destructor sends SIGTERM and waits (SIGKILL after 10 s).
 class ChildProcess {
  public:
@@ -21,15 +23,21 @@ class ChildProcess {
   ~ChildProcess();
 
   int port() const { return port_; }
+  int admin_port() const { return admin_port_; }
   pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_path_; }
-  // Sends `signal` and waits for the exit; returns the exit status as from waitpid, or -1.
+  const std::string& stdout_path() const { return stdout_path_; }
+  // Sends `signal` and waits for the exit, and for stdout_path() to hold all the child wrote;
+  // returns the exit status as from waitpid, or -1.
   int Stop(int signal, int timeout_ms = 10000);
 
  private:
   pid_t pid_ = -1;
   int port_ = 0;
+  int admin_port_ = 0;
   std::string log_path_;
+  std::string stdout_path_;
+  std::thread copier_;  // stdout → stdout_path_
 };
 
 // A fresh directory under TMPDIR, removed by nobody: tests are short-lived.

@@ -394,7 +394,7 @@ TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
     secret << kSecret;
   }
   std::unique_ptr<ChildProcess> gateway = ChildProcess::Start(
-      {GATEWAY_PATH, "--listen", "127.0.0.1:0", "--upstream", absl::StrCat("http://127.0.0.1:", sim->port()),
+      {GATEWAY_PATH, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--upstream", absl::StrCat("http://127.0.0.1:", sim->port()),
        "--upstream-allow-plain-http", "--client-id", kAppId, "--client-secret-file", dir + "/secret",
        "--allow-unauthenticated-callers",
        "--retry-attempts", absl::StrCat(kGatewayAttempts), "--retry-initial-backoff", "10ms",

@@ -1,0 +1,93 @@
+#include "server/metrics/grpc_metrics.h"
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+
+namespace contacts::gateway {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+using grpc::experimental::ServerRpcInfo;
+
+std::string TypeName(ServerRpcInfo::Type type) {
+  switch (type) {
+    case ServerRpcInfo::Type::UNARY:
+      return "unary";
+    case ServerRpcInfo::Type::CLIENT_STREAMING:
+      return "client_stream";
+    case ServerRpcInfo::Type::SERVER_STREAMING:
+      return "server_stream";
+    case ServerRpcInfo::Type::BIDI_STREAMING:
+      return "bidi_stream";
+  }
+  return "unknown";
+}
+
+// One RPC: started on creation, handled when the status goes out (or, if none ever does, as
+// Canceled when gRPC destroys the interceptor with the call).
+class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  GrpcMetricsInterceptor(GatewayMetrics& metrics, ServerRpcInfo* info) : metrics_(metrics) {
+    std::string_view method = info->method() ? info->method() : "";  // "/package.Service/Method"
+    if (!method.empty() && method.front() == '/') method.remove_prefix(1);
+    size_t slash = method.rfind('/');
+    labels_ = {TypeName(info->type()), std::string(method.substr(0, slash)),
+               slash == std::string_view::npos ? "" : std::string(method.substr(slash + 1))};
+    metrics_.grpc_started.With(labels_).Increment();
+    sent_ = &metrics_.grpc_msg_sent.With(labels_);
+  }
+
+  ~GrpcMetricsInterceptor() override { Handled(grpc::StatusCode::CANCELLED); }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        methods->GetRecvMessage() != nullptr) {
+      metrics_.grpc_msg_received.With(labels_).Increment();
+    }
+    // Counted when handed to gRPC (as grpc-go's SendMsg returns), so before the caller can see it.
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
+      sent_->Increment();
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Handled(methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  // Counts the call as handled with `code`, the first time only.
+  void Handled(grpc::StatusCode code) {
+    if (handled_.exchange(true)) return;
+    std::vector<std::string> with_code = labels_;
+    with_code.emplace_back(GoCodeName(code));
+    metrics_.grpc_handled.With(with_code).Increment();
+    metrics_.grpc_handling_seconds.With(labels_).Observe(absl::ToDoubleSeconds(absl::Now() - started_));
+  }
+
+  GatewayMetrics& metrics_;
+  const absl::Time started_ = absl::Now();
+  std::vector<std::string> labels_;  // grpc_type, grpc_service, grpc_method
+  Counter* sent_;
+  std::atomic<bool> handled_{false};
+};
+
+}  // namespace
+
+grpc::experimental::Interceptor* GrpcMetricsInterceptorFactory::CreateServerInterceptor(ServerRpcInfo* info) {
+  return new GrpcMetricsInterceptor(metrics_, info);
+}
+
+std::string_view GoCodeName(grpc::StatusCode code) {
+  static constexpr std::string_view kNames[] = {
+      "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+      "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+      "DataLoss", "Unauthenticated"};
+  size_t index = static_cast<size_t>(code);
+  return index < std::size(kNames) ? kNames[index] : "Unknown";
+}
+
+}  // namespace contacts::gateway
