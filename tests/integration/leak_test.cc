@@ -68,7 +68,7 @@ TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
   // The default app's secret comes from the environment, as from a Kubernetes secretKeyRef.
   setenv("CONTACTS_GATEWAY_CLIENT_SECRET", kEnvSecret, 1);
   std::unique_ptr<ChildProcess> gateway = ChildProcess::Start(
-      {GATEWAY_PATH, "--listen", "127.0.0.1:0", "--upstream", absl::StrCat("https://localhost:", sim->port()),
+      {GATEWAY_PATH, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--upstream", absl::StrCat("https://localhost:", sim->port()),
        "--upstream-ca-file", dir + "/ca.pem", "--credentials-file", credentials, "--credentials-reload-interval",
        "100ms", "--client-id", "cs-env", "--retry-attempts", "1", "--log-level", "debug"});
   ASSERT_NE(gateway, nullptr);
@@ -112,9 +112,13 @@ TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
                                              R"("]}}, ")", kWrongSecret, R"(": 1})");
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(call("acct-ok", {{"authorization", bearer}}), grpc::StatusCode::OK);  // old file kept
+  const contacts::testing::HttpResult metrics =
+      contacts::testing::HttpRequest("GET", gateway->admin_port(), "/metrics");
+  EXPECT_EQ(metrics.status, 200);
   EXPECT_EQ(gateway->Stop(SIGTERM), 0);
-  // When the gateway serves /metrics, its body joins `outputs` here.
-  std::vector<std::pair<std::string, std::string>> outputs = {{"gateway log", ReadFile(gateway->log_path())}};
+  std::vector<std::pair<std::string, std::string>> outputs = {{"gateway log", ReadFile(gateway->stdout_path())},
+                                                              {"gateway stderr", ReadFile(gateway->log_path())},
+                                                              {"/metrics", metrics.body}};
   unsetenv("CONTACTS_GATEWAY_CLIENT_SECRET");
 
   for (const std::string& status : seen) outputs.emplace_back("status seen by a caller", status);
@@ -127,8 +131,10 @@ TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
   outputs.emplace_back("bad flag after a secret",
                        Run(absl::StrCat(GATEWAY_PATH, " --client-secret=", kArgSecret, " --page-size=-1")));
   outputs.emplace_back("bad credentials file",
-                       Run(absl::StrCat(GATEWAY_PATH, " --listen 127.0.0.1:0 --credentials-file ", credentials)));
+                       Run(absl::StrCat(GATEWAY_PATH, " --listen 127.0.0.1:0 --admin-listen= --credentials-file ",
+                                        credentials)));
   EXPECT_THAT(outputs[0].second, HasSubstr("stream ended"));  // the log was captured
+  EXPECT_THAT(outputs[2].second, HasSubstr("grpc_server_handled_total"));
   EXPECT_THAT(outputs[0].second, HasSubstr("keeping the credentials loaded before"));
   EXPECT_THAT(outputs.back().second, HasSubstr("credentials file"));
 
