@@ -56,6 +56,21 @@ bool IsIpLiteral(const std::string& host) {
   return !ec;
 }
 
+// Reads one response; a declared Content-Length above the parser's body limit fails with
+// http::error::body_limit as soon as the header is in (Beast would otherwise wait for the body).
+template <typename Stream>
+asio::awaitable<void> ReadResponse(Stream& stream, beast::flat_buffer& buffer,
+                                   http::response_parser<http::string_body>& parser, size_t max_body,
+                                   boost::system::error_code& ec) {
+  co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec || parser.is_done()) co_return;
+  if (parser.content_length().value_or(0) > max_body) {
+    ec = http::error::body_limit;
+    co_return;
+  }
+  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+}
+
 // How much of `limit` is left before `deadline`; zero when it has passed.
 std::chrono::steady_clock::duration Budget(absl::Duration limit, absl::Time deadline) {
   absl::Duration left = std::min(limit, deadline - absl::Now());
@@ -314,16 +329,10 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
     parser.header_limit(kMaxHeaderBytes);
     if (connection->secure) {
       co_await http::async_write(*connection->secure, req, asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec) {
-        co_await http::async_read(*connection->secure, connection->buffer, parser,
-                                  asio::redirect_error(asio::use_awaitable, ec));
-      }
+      if (!ec) co_await ReadResponse(*connection->secure, connection->buffer, parser, options_.max_response_bytes, ec);
     } else {
       co_await http::async_write(*connection->plain, req, asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec) {
-        co_await http::async_read(*connection->plain, connection->buffer, parser,
-                                  asio::redirect_error(asio::use_awaitable, ec));
-      }
+      if (!ec) co_await ReadResponse(*connection->plain, connection->buffer, parser, options_.max_response_bytes, ec);
     }
     if (cancel->cancelled()) co_return absl::CancelledError("the call was cancelled");
     if (ec) {

@@ -39,7 +39,7 @@ std::string ReadFile(const std::string& path) {
 }
 
 // Output (stdout and stderr) of a shell command.
-std::string Run(const std::string& command) {
+std::string CommandOutput(const std::string& command) {
   std::string out;
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   char buffer[4096];
@@ -123,16 +123,16 @@ TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
 
   for (const std::string& status : seen) outputs.emplace_back("status seen by a caller", status);
   // --help with secrets in the environment and on the command line.
-  outputs.emplace_back("--help", Run(absl::StrCat("CONTACTS_GATEWAY_CLIENT_SECRET=", kEnvSecret, " ", GATEWAY_PATH,
+  outputs.emplace_back("--help", CommandOutput(absl::StrCat("CONTACTS_GATEWAY_CLIENT_SECRET=", kEnvSecret, " ", GATEWAY_PATH,
                                                   " --client-secret=", kArgSecret, " --help")));
   // Configuration errors with secrets around.
-  outputs.emplace_back("bad upstream", Run(absl::StrCat(GATEWAY_PATH, " --client-id x --client-secret ", kArgSecret,
+  outputs.emplace_back("bad upstream", CommandOutput(absl::StrCat(GATEWAY_PATH, " --client-id x --client-secret ", kArgSecret,
                                                         " --upstream ftp://example.com")));
   outputs.emplace_back("bad flag after a secret",
-                       Run(absl::StrCat(GATEWAY_PATH, " --client-secret=", kArgSecret, " --page-size=-1")));
+                       CommandOutput(absl::StrCat(GATEWAY_PATH, " --client-secret=", kArgSecret, " --page-size=-1")));
   outputs.emplace_back("bad credentials file",
-                       Run(absl::StrCat(GATEWAY_PATH, " --listen 127.0.0.1:0 --admin-listen= --credentials-file ",
-                                        credentials)));
+                       CommandOutput(absl::StrCat(GATEWAY_PATH, " --listen 127.0.0.1:0 --admin-listen= --credentials-file ",
+                                                  credentials)));
   EXPECT_THAT(outputs[0].second, HasSubstr("stream ended"));  // the log was captured
   EXPECT_THAT(outputs[2].second, HasSubstr("grpc_server_handled_total"));
   EXPECT_THAT(outputs[0].second, HasSubstr("keeping the credentials loaded before"));
