@@ -153,7 +153,7 @@ b1() {
 import json, sys
 for r in json.load(sys.stdin)["benchmarks"]:
     if r.get("run_type") == "iteration":
-        print(f"parse_ns_per_contact={r[\"cpu_time\"] / 1000}")' |
+        print("parse_ns_per_contact=%g" % (r["cpu_time"] / 1000))' |
     while read -r line; do record parse_only "$((++run))" "$line"; done
   summarize b1
   awk -F'\t' '$2 == "contacts_per_s" { sub("batch=", "", $1); print $1, $3 }' \
