@@ -38,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "contacts/v1/contacts.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "server/sync.h"
 #include "tools/kore-sim/contact_render.h"
 
 namespace {
@@ -91,13 +92,13 @@ int64_t RssKib(int pid) {
 class Latch {
  public:
   void Add() {
-    absl::MutexLock lock(&mu_);
+    contacts::MutexLock lock(&mu_);
     ++count_;
   }
   void WaitFor(int n) {
-    absl::MutexLock lock(&mu_);
+    contacts::MutexLock lock(&mu_);
     target_ = n;
-    mu_.Await(absl::Condition(this, &Latch::Reached));
+    lock.Await(absl::Condition(this, &Latch::Reached));
   }
 
  private:
@@ -333,7 +334,8 @@ int main(int argc, char** argv) {
   for (auto& s : slow) s->Cancel();
   slow_done.WaitFor(options.slow_streams);
 
-  const bool ok = CheckStreams(fast, cancel, "fast") & CheckStreams(slow, true, "slow");
+  const bool fast_ok = CheckStreams(fast, cancel, "fast");
+  const bool ok = CheckStreams(slow, true, "slow") && fast_ok;
   int64_t contacts = 0, messages = 0;
   std::vector<double> ttfm, total;
   for (const auto& s : fast) {
