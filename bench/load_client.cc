@@ -57,6 +57,7 @@ struct Options {
   int streams = 1;
   int slow_streams = 0;
   int channels = 1;
+  int ramp = 0;  // > 0: open slow streams in groups of this many, each after the last one holds
   int page_size = 0;
   int batch_size = 0;
   double cancel_after_s = 0;  // > 0: cancel the fast streams then; only order is checked
@@ -222,7 +223,7 @@ bool CheckStreams(const std::vector<std::unique_ptr<Stream>>& streams, bool canc
 
 constexpr std::string_view kUsage =
     "usage: load_client --list cl-sim-N [--target HOST:PORT] [--streams N] [--slow-streams N]\n"
-    "  [--slow-list cl-sim-N] [--channels N] [--page-size N] [--batch-size N] [--cancel-after-s S] [--gateway-pid PID]\n"
+    "  [--slow-list cl-sim-N] [--ramp N] [--channels N] [--page-size N] [--batch-size N] [--cancel-after-s S] [--gateway-pid PID]\n"
     "  [--account-id ID] [--stream-id ID]\n";
 
 bool ParseOptions(int argc, char** argv, Options& o) {
@@ -238,6 +239,7 @@ bool ParseOptions(int argc, char** argv, Options& o) {
     else if (flag == "--stream-id") o.stream_id = value;
     else if (flag == "--streams") ok = absl::SimpleAtoi(value, &o.streams);
     else if (flag == "--slow-streams") ok = absl::SimpleAtoi(value, &o.slow_streams);
+    else if (flag == "--ramp") ok = absl::SimpleAtoi(value, &o.ramp);
     else if (flag == "--channels") ok = absl::SimpleAtoi(value, &o.channels) && o.channels > 0;
     else if (flag == "--page-size") ok = absl::SimpleAtoi(value, &o.page_size);
     else if (flag == "--batch-size") ok = absl::SimpleAtoi(value, &o.batch_size);
@@ -306,6 +308,7 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Stream>> slow;
   Latch slow_first, slow_done;
   for (int i = 0; i < options.slow_streams; ++i) {
+    if (options.ramp > 0 && i > 0 && i % options.ramp == 0) slow_first.WaitFor(i);
     slow.push_back(
         std::make_unique<Stream>(stub(i), options, options.slow_list_id, *slow_list_size, true,
                                  &slow_first, &slow_done));
