@@ -58,6 +58,7 @@ stop() {  # stop PID: ends one process this script started
 }
 
 start_sim() {  # start_sim KORE_SIM_FLAGS...: kore-sim serving its pages from its page cache
+  rm -f "$work/sim.out"  # not the ready line of the last one (the child truncates it too late)
   "$sim" --listen 127.0.0.1:0 --quiet --threads 2 --app cs-bench=bench-secret-4d2 \
     --max-limit 10000 --page-cache-mib 1024 "$@" >"$work/sim.out" 2>"$work/sim.err" &
   sim_pid=$!
@@ -66,6 +67,7 @@ start_sim() {  # start_sim KORE_SIM_FLAGS...: kore-sim serving its pages from it
 }
 
 start_gw() {  # start_gw GATEWAY_FLAGS...
+  rm -f "$work/gw.out"
   printf 'bench-secret-4d2\n' >"$work/secret"
   "$gw" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
     --client-id cs-bench --client-secret-file "$work/secret" --max-page-size 10000 \
@@ -144,7 +146,7 @@ set terminal pngcairo size 800,480 font ",10"
 set output "$root/bench/$1"
 set title "$2 — $(features)"
 set xlabel "$3"; set ylabel "$4"
-set grid; set key off
+set grid; set key off; set yrange [0:*]
 ${6:+set logscale x}
 plot "$5" using 1:2 with linespoints pt 7
 EOF
