@@ -262,7 +262,7 @@ b5() {
   start_sim --threads 2
   for run in $(seq "$runs"); do
     start_gw "${no_limit[@]}"
-    measure "slow=$slow" "$run" load --list cl-sim-10000 --slow-list cl-sim-1000000 --page-size 50 \
+    measure "slow=$slow" "$run" load --list cl-sim-2000 --slow-list cl-sim-1000000 --page-size 50 \
       --batch-size 50 --slow-streams "$slow" --ramp 500 --streams 64 --channels 8
     stop "$gw_pid"
   done
