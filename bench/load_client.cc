@@ -12,7 +12,8 @@
 //
 // Prints one line of key=value pairs:
 //   contacts, messages, wall_s, contacts_per_s  (fast streams)
-//   ttfm_ms_median, ttfm_ms_max  (time from call start to first message, fast streams)
+//   ttfm_ms_median, ttfm_ms_max  (time from call start to first message, fast streams; the
+//                                 channels are connected before)
 //   stream_s_median, stream_s_max
 //   gw_cpu_ns_per_contact  (gateway utime+stime over the fast phase / contacts, with --gateway-pid)
 //   gw_rss_kib_before, gw_rss_kib_held, rss_kib_per_slow_stream  (with --slow-streams)
@@ -37,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "contacts/v1/contacts.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "server/sync.h"
 #include "tools/kore-sim/contact_render.h"
 
 namespace {
@@ -55,6 +57,7 @@ struct Options {
   int streams = 1;
   int slow_streams = 0;
   int channels = 1;
+  int ramp = 0;  // > 0: open slow streams in groups of this many, each after the last one holds
   int page_size = 0;
   int batch_size = 0;
   double cancel_after_s = 0;  // > 0: cancel the fast streams then; only order is checked
@@ -90,13 +93,13 @@ int64_t RssKib(int pid) {
 class Latch {
  public:
   void Add() {
-    absl::MutexLock lock(&mu_);
+    contacts::MutexLock lock(&mu_);
     ++count_;
   }
   void WaitFor(int n) {
-    absl::MutexLock lock(&mu_);
+    contacts::MutexLock lock(&mu_);
     target_ = n;
-    mu_.Await(absl::Condition(this, &Latch::Reached));
+    lock.Await(absl::Condition(this, &Latch::Reached));
   }
 
  private:
@@ -220,7 +223,7 @@ bool CheckStreams(const std::vector<std::unique_ptr<Stream>>& streams, bool canc
 
 constexpr std::string_view kUsage =
     "usage: load_client --list cl-sim-N [--target HOST:PORT] [--streams N] [--slow-streams N]\n"
-    "  [--slow-list cl-sim-N] [--channels N] [--page-size N] [--batch-size N] [--cancel-after-s S] [--gateway-pid PID]\n"
+    "  [--slow-list cl-sim-N] [--ramp N] [--channels N] [--page-size N] [--batch-size N] [--cancel-after-s S] [--gateway-pid PID]\n"
     "  [--account-id ID] [--stream-id ID]\n";
 
 bool ParseOptions(int argc, char** argv, Options& o) {
@@ -236,6 +239,7 @@ bool ParseOptions(int argc, char** argv, Options& o) {
     else if (flag == "--stream-id") o.stream_id = value;
     else if (flag == "--streams") ok = absl::SimpleAtoi(value, &o.streams);
     else if (flag == "--slow-streams") ok = absl::SimpleAtoi(value, &o.slow_streams);
+    else if (flag == "--ramp") ok = absl::SimpleAtoi(value, &o.ramp);
     else if (flag == "--channels") ok = absl::SimpleAtoi(value, &o.channels) && o.channels > 0;
     else if (flag == "--page-size") ok = absl::SimpleAtoi(value, &o.page_size);
     else if (flag == "--batch-size") ok = absl::SimpleAtoi(value, &o.batch_size);
@@ -288,8 +292,14 @@ int main(int argc, char** argv) {
       args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
       args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
     }
-    stubs.push_back(ContactService::NewStub(
-        grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args)));
+    std::shared_ptr<grpc::Channel> channel =
+        grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+    // Connected before any timing starts: time to first message excludes the HTTP/2 handshake.
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+      std::fprintf(stderr, "load_client: cannot connect to %s\n", options.target.c_str());
+      return 1;
+    }
+    stubs.push_back(ContactService::NewStub(channel));
   }
   auto stub = [&](size_t i) { return stubs[i % stubs.size()].get(); };
 
@@ -298,6 +308,7 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Stream>> slow;
   Latch slow_first, slow_done;
   for (int i = 0; i < options.slow_streams; ++i) {
+    if (options.ramp > 0 && i > 0 && i % options.ramp == 0) slow_first.WaitFor(i);
     slow.push_back(
         std::make_unique<Stream>(stub(i), options, options.slow_list_id, *slow_list_size, true,
                                  &slow_first, &slow_done));
@@ -326,7 +337,8 @@ int main(int argc, char** argv) {
   for (auto& s : slow) s->Cancel();
   slow_done.WaitFor(options.slow_streams);
 
-  const bool ok = CheckStreams(fast, cancel, "fast") & CheckStreams(slow, true, "slow");
+  const bool fast_ok = CheckStreams(fast, cancel, "fast");
+  const bool ok = CheckStreams(slow, true, "slow") && fast_ok;
   int64_t contacts = 0, messages = 0;
   std::vector<double> ttfm, total;
   for (const auto& s : fast) {

@@ -9,8 +9,9 @@
 # Environment: BENCH_RUNS (default 5), BENCH_BUILD_DIR (default build-release), BENCH_B1_CONTACTS
 #   (B1's list size, default 1000000; B2's is a fifth), BENCH_B4_RATE (600/min), BENCH_B4_SECONDS
 #   (20), BENCH_B5_STREAMS (10000): smaller values for a quick check on a busy machine.
-#   BENCH_BASELINE=1  run B4 without the issue-4 gateway flags (--rate-limit ...); its results are
-#                     then labelled baseline. Without it, a gateway lacking them fails B4 at once.
+#   BENCH_BASELINE=1  for a gateway without the issue-4 flags (main before issue 4): run without
+#                     them. Otherwise every benchmark needs them (all but B4's budget part run with
+#                     --rate-limit 0) and a gateway lacking one fails at once, naming it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${BENCH_RUNS:-5}
@@ -19,7 +20,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-ulimit -n "$(ulimit -Hn)"  # B5 holds thousands of upstream connections
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # B5 holds thousands of upstream connections
 
 say() { echo "bench: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -57,6 +58,7 @@ stop() {  # stop PID: ends one process this script started
 }
 
 start_sim() {  # start_sim KORE_SIM_FLAGS...: kore-sim serving its pages from its page cache
+  rm -f "$work/sim.out"  # not the ready line of the last one (the child truncates it too late)
   "$sim" --listen 127.0.0.1:0 --quiet --threads 2 --app cs-bench=bench-secret-4d2 \
     --max-limit 10000 --page-cache-mib 1024 "$@" >"$work/sim.out" 2>"$work/sim.err" &
   sim_pid=$!
@@ -65,6 +67,7 @@ start_sim() {  # start_sim KORE_SIM_FLAGS...: kore-sim serving its pages from it
 }
 
 start_gw() {  # start_gw GATEWAY_FLAGS...
+  rm -f "$work/gw.out"
   printf 'bench-secret-4d2\n' >"$work/secret"
   "$gw" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
     --client-id cs-bench --client-secret-file "$work/secret" --max-page-size 10000 \
@@ -72,6 +75,23 @@ start_gw() {  # start_gw GATEWAY_FLAGS...
   gw_pid=$!
   pids+=("$gw_pid")
   gw_port=$(port_of "$work/gw.out")
+}
+
+issue4_flags() {  # sets no_limit: the gateway flags that turn the request budget off
+  no_limit=()
+  [[ -z ${BENCH_BASELINE:-} ]] || return 0
+  local f
+  for f in --rate-limit --rate-limit-burst --page-cache-bytes; do
+    has_flag $f || die "contacts-gateway has no $f flag: this build lacks the issue-4 features (BENCH_BASELINE=1 measures the baseline without them)"
+  done
+  no_limit=(--rate-limit 0)
+}
+
+measure() {  # measure CONDITION RUN load|pager FLAGS...: one run, recorded; a failed run ends all
+  local condition=$1 run=$2 line
+  shift 2
+  line=$("$@")
+  record "$condition" "$run" "$line"
 }
 
 load() {  # load LOAD_CLIENT_FLAGS...: one load_client run against the gateway; prints its line
@@ -126,7 +146,7 @@ set terminal pngcairo size 800,480 font ",10"
 set output "$root/bench/$1"
 set title "$2 — $(features)"
 set xlabel "$3"; set ylabel "$4"
-set grid; set key off
+set grid; set key off; set yrange [0:*]
 ${6:+set logscale x}
 plot "$5" using 1:2 with linespoints pt 7
 EOF
@@ -136,7 +156,7 @@ EOF
 b1() {
   begin b1
   start_sim
-  start_gw
+  start_gw "${no_limit[@]}"
   local n=${BENCH_B1_CONTACTS:-1000000} run batch list
   load --list cl-sim-$n --page-size 1000 --batch-size 1000 >/dev/null  # fills the page cache
   load --list cl-sim-$((n / 5)) --page-size 1000 --batch-size 1000 >/dev/null
@@ -144,7 +164,7 @@ b1() {
     for batch in 1 10 100 1000 10000; do
       list=cl-sim-$n
       ((batch > 1)) || list=cl-sim-$((n / 5))  # one contact per message is slower: a shorter list
-      record "batch=$batch" "$run" "$(load --list $list --page-size 1000 --batch-size $batch)"
+      measure "batch=$batch" "$run" load --list $list --page-size 1000 --batch-size $batch
     done
   done
   run=0
@@ -153,7 +173,7 @@ b1() {
 import json, sys
 for r in json.load(sys.stdin)["benchmarks"]:
     if r.get("run_type") == "iteration":
-        print(f"parse_ns_per_contact={r[\"cpu_time\"] / 1000}")' |
+        print("parse_ns_per_contact=%g" % (r["cpu_time"] / 1000))' |
     while read -r line; do record parse_only "$((++run))" "$line"; done
   summarize b1
   awk -F'\t' '$2 == "contacts_per_s" { sub("batch=", "", $1); print $1, $3 }' \
@@ -178,8 +198,8 @@ b3() {
     for w in 1 2 4 8 16; do
       # Windows 1 and 8 are the targets (all runs); the others draw the series (3 runs).
       ((run <= 3 || w == 1 || w == 8)) || continue
-      start_gw --prefetch-pages $w
-      record "window=$w" "$run" "$(load --list cl-sim-50000 --page-size 100 --batch-size 100)"
+      start_gw "${no_limit[@]}" --prefetch-pages $w
+      measure "window=$w" "$run" load --list cl-sim-50000 --page-size 100 --batch-size 100
       stop "$gw_pid"
     done
   done
@@ -197,20 +217,15 @@ b3() {
 
 # --- B4: the request budget: 429s, budget used, coalescing of concurrent callers ---------------
 b4() {
-  local rate=${BENCH_B4_RATE:-600} seconds=${BENCH_B4_SECONDS:-20} gw_flags=() off=()
-  if [[ -z ${BENCH_BASELINE:-} ]]; then
-    for f in --rate-limit --rate-limit-burst --page-cache-bytes; do
-      has_flag $f || die "contacts-gateway has no $f flag: this build lacks the issue-4 features (BENCH_BASELINE=1 measures the baseline without them)"
-    done
-    gw_flags=(--rate-limit "$rate") off=(--rate-limit 0)
-  fi
+  local rate=${BENCH_B4_RATE:-600} seconds=${BENCH_B4_SECONDS:-20} limit=()
+  [[ -n ${BENCH_BASELINE:-} ]] || limit=(--rate-limit "$rate")
   begin b4
   local run k admitted
   # Demand beyond the budget: one stream of 10,000 pages for $seconds s against kore-sim's limit.
   start_sim --rate-limit "$rate"
   for run in $(seq "$runs"); do
     sim_reset
-    start_gw "${gw_flags[@]}"
+    start_gw "${limit[@]}"
     load --list cl-sim-1000000 --page-size 100 --batch-size 100 --cancel-after-s "$seconds" >/dev/null
     admitted=$(sim_stat 200)
     record budget "$run" "upstream_200=$admitted upstream_429=$(sim_stat 429) budget_used_pct=$(
@@ -222,7 +237,7 @@ b4() {
   start_sim
   for run in $(seq "$runs"); do
     for k in 1 2 3 4 5 6 7 8 9 10; do
-      start_gw "${off[@]}"
+      start_gw "${no_limit[@]}"
       sim_reset
       load --list cl-sim-100000 --page-size 1000 --batch-size 1000 --streams $k >/dev/null
       record "callers=$k" "$run" "upstream_requests=$(sim_stat list_requests)"
@@ -246,9 +261,9 @@ b5() {
   begin b5
   start_sim --threads 2
   for run in $(seq "$runs"); do
-    start_gw
-    record "slow=$slow" "$run" "$(load --list cl-sim-10000 --slow-list cl-sim-1000000 --page-size 50 \
-      --batch-size 50 --slow-streams "$slow" --streams 64 --channels 8)"
+    start_gw "${no_limit[@]}"
+    measure "slow=$slow" "$run" load --list cl-sim-2000 --slow-list cl-sim-1000000 --page-size 50 \
+      --batch-size 50 --slow-streams "$slow" --ramp 500 --streams 64 --channels 8
     stop "$gw_pid"
   done
   stop "$sim_pid"
@@ -263,18 +278,18 @@ b6() {
   begin b6
   local run
   start_sim
-  start_gw
+  start_gw "${no_limit[@]}"
   load --list cl-sim-200000 --page-size 1000 --batch-size 1000 >/dev/null  # fills the page cache
   for run in $(seq "$runs"); do
-    record b1_pager "$run" "$(pager --list cl-sim-200000 --page-size 1000)"
-    record b1_gateway "$run" "$(load --list cl-sim-200000 --page-size 1000 --batch-size 1000)"
+    measure b1_pager "$run" pager --list cl-sim-200000 --page-size 1000
+    measure b1_gateway "$run" load --list cl-sim-200000 --page-size 1000 --batch-size 1000
   done
   stop "$gw_pid"; stop "$sim_pid"
   start_sim --fault 'kind=latency&ms=20&count=-1'
-  start_gw --prefetch-pages 8
+  start_gw "${no_limit[@]}" --prefetch-pages 8
   for run in $(seq "$runs"); do
-    record b3_pager "$run" "$(pager --list cl-sim-50000 --page-size 100)"
-    record b3_gateway "$run" "$(load --list cl-sim-50000 --page-size 100 --batch-size 100)"
+    measure b3_pager "$run" pager --list cl-sim-50000 --page-size 100
+    measure b3_gateway "$run" load --list cl-sim-50000 --page-size 100 --batch-size 100
   done
   stop "$gw_pid"; stop "$sim_pid"
   summarize b6
@@ -290,7 +305,8 @@ smoke() {
   start_sim
   start_gw
   local line
-  line=$(load --list cl-sim-20000 --page-size 1000 --batch-size 100 --streams 3 --slow-streams 2 \
+  # Few upstream requests (5000-contact pages), well within any default request budget.
+  line=$(load --list cl-sim-20000 --page-size 5000 --batch-size 100 --streams 3 --slow-streams 2 \
     --slow-list cl-sim-1000000)
   [[ $line == *"contacts=60000 "* && $line == *gw_cpu_ns_per_contact=* && $line == *rss_kib_per_slow_stream=* ]] ||
     die "unexpected load_client line: $line"
@@ -300,9 +316,9 @@ smoke() {
 }
 
 case ${1:-} in
-  b1 | b2) build; b1 ;;
-  b3 | b4 | b5 | b6) build; "$1" ;;
-  all) build; b1; b3; b4; b5; b6 ;;
+  b1 | b2) build; issue4_flags; b1 ;;
+  b3 | b4 | b5 | b6) build; issue4_flags; "$1" ;;
+  all) build; issue4_flags; b1; b3; b4; b5; b6 ;;
   smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
   *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|all|smoke BUILD_DIR" ;;
 esac
