@@ -70,7 +70,8 @@ start_gw() {  # start_gw GATEWAY_FLAGS...
   rm -f "$work/gw.out"
   printf 'bench-secret-4d2\n' >"$work/secret"
   "$gw" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
-    --client-id cs-bench --client-secret-file "$work/secret" --max-page-size 10000 \
+    --client-id cs-bench --client-secret-file "$work/secret" --allow-unauthenticated-callers \
+    --admin-listen 127.0.0.1:0 --max-page-size 10000 \
     --max-batch-size 100000 --log-level warning "$@" >"$work/gw.out" 2>"$work/gw.err" &
   gw_pid=$!
   pids+=("$gw_pid")
