@@ -350,7 +350,7 @@ TEST_F(ClientResumeTest, DeadlineExceededIsNotRetried) {
   StreamResult result = Stream();
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(result.resumes, 0);
-  EXPECT_EQ(service_.calls().size(), 1u);
+  EXPECT_LE(service_.calls().size(), 1u);  // 0 when a loaded machine spends the 200 ms connecting
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
