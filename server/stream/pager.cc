@@ -20,7 +20,20 @@ Pager::Pager(PagerOptions options, ResumePoint start)
 std::optional<Pager::Request> Pager::Next() const {
   if (done_) return std::nullopt;
   int64_t skip = std::max<int64_t>(0, next_ - back_);
-  return Request{skip, options_.page_size + static_cast<int32_t>(next_ - skip)};
+  int64_t end = (next_ / options_.page_size + 1) * options_.page_size;
+  return Request{skip, static_cast<int32_t>(end - skip)};
+}
+
+std::optional<Pager::Request> Pager::Ahead(int ahead) const {
+  if (done_ || !total_results_ || ahead < 1) return std::nullopt;
+  const int64_t page_size = options_.page_size;
+  const int64_t start = (next_ / page_size + ahead) * page_size;  // its first new contact
+  if (start >= *total_results_ || pages_ + ahead >= options_.max_pages ||
+      (options_.max_contacts > 0 && delivered_ + (start - next_) >= options_.max_contacts)) {
+    return std::nullopt;
+  }
+  const int64_t skip = start - std::min<int64_t>(options_.seam_overlap, start);
+  return Request{skip, static_cast<int32_t>(start + page_size - skip)};
 }
 
 void Pager::Remember(const std::string& id) {

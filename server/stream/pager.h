@@ -49,12 +49,22 @@ class Pager {
   struct Request {
     int64_t skip = 0;
     int32_t limit = 0;
+    bool operator==(const Request&) const = default;
   };
 
   Pager(PagerOptions options, ResumePoint start);
 
-  // The page to fetch next, or nullopt once the stream is complete.
+  // The page to fetch next, or nullopt once the stream is complete. Pages end on multiples of
+  // page_size, so that streams of the same list (resumed ones too) ask for the same pages and can
+  // share them (see CachingPageSource).
   std::optional<Request> Next() const;
+
+  // The request `ahead` pages after Next() (ahead ≥ 1), as it will be if every page until then
+  // comes back full and the list does not shift; nullopt when the list's size is not known yet or
+  // that page lies past the end, the page cap or max_contacts. Lets a stream fetch pages in
+  // parallel: Accept still takes pages in Next() order, and a prefetched request that is not
+  // Next() when its turn comes must be thrown away.
+  std::optional<Request> Ahead(int ahead) const;
 
   // Takes the answer to Next() and appends what to deliver to `out` (possibly nothing, e.g. when
   // the page only served to find the seam again).
