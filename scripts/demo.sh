@@ -29,7 +29,7 @@ pids+=($!)
 sim_port=$(port_of "$work/sim.out" kore-sim)
 printf 'demo-secret\n' >"$work/secret"
 "$build/server/contacts-gateway" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" \
-  --upstream-allow-plain-http --client-id cs-demo --client-secret-file "$work/secret" \
+  --upstream-allow-plain-http --client-id cs-demo --client-secret-file "$work/secret" --rate-limit 0 \
   >"$work/gw.out" 2>"$work/gw.err" &
 pids+=($!)
 gw_port=$(port_of "$work/gw.out" contacts-gateway)

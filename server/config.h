@@ -9,6 +9,8 @@
 #include "absl/time/time.h"
 #include "server/log.h"
 #include "server/service/contact_service.h"
+#include "server/stream/page_cache.h"
+#include "server/stream/rate_budget.h"
 #include "server/stream/retry.h"
 #include "server/upstream/jwt.h"
 #include "server/upstream/kore_client.h"
@@ -20,6 +22,8 @@ struct Config {
   std::string listen = "0.0.0.0:50051";
   KoreClientOptions upstream;
   RetryOptions retry;
+  RateBudgetOptions rate;
+  PageCacheOptions cache;
   std::string client_id;
   std::string client_secret;  // never printed
   JwtOptions jwt;

@@ -16,12 +16,14 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   absl::StatusOr<std::unique_ptr<KoreClient>> client = KoreClient::Create(gateway->io_, config.upstream);
   if (!client.ok()) return client.status();
   gateway->upstream_ = *std::move(client);
-  gateway->source_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->upstream_, config.retry);
+  gateway->budget_ = std::make_unique<RateLimitedPageSource>(gateway->io_, *gateway->upstream_, config.rate);
+  gateway->retry_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->budget_, config.retry);
+  gateway->cache_ = std::make_unique<CachingPageSource>(gateway->io_, *gateway->retry_, config.cache);
   if (!config.client_id.empty()) {
     gateway->minter_ = std::make_unique<JwtMinter>(config.client_id, config.client_secret, config.jwt);
   }
   gateway->service_ =
-      std::make_unique<ContactService>(*gateway->source_, gateway->minter_.get(), config.stream);
+      std::make_unique<ContactService>(*gateway->cache_, gateway->minter_.get(), config.stream);
   for (int i = 0; i < config.io_threads; ++i) {
     gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
   }

@@ -28,7 +28,7 @@ pids+=($!)
 sim_port=$(port_of "$work/sim.out")
 printf 'e2e-secret-5b1d\n' >"$work/secret"
 "$gateway_bin" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
-  --client-id cs-e2e --client-secret-file "$work/secret" >"$work/gw.out" 2>"$work/gw.err" &
+  --client-id cs-e2e --client-secret-file "$work/secret" --rate-limit 0 >"$work/gw.out" 2>"$work/gw.err" &
 gateway_pid=$!
 pids+=($gateway_pid)
 gw_port=$(port_of "$work/gw.out")
@@ -92,7 +92,7 @@ http_post() { /usr/bin/python3 -c 'import sys,urllib.request; urllib.request.url
 http_post "http://127.0.0.1:$sim_port/_sim/faults?kind=latency&ms=20&count=-1"
 start_gateway() {
   "$gateway_bin" --listen "127.0.0.1:$gw_port" --upstream "http://127.0.0.1:$sim_port" \
-    --upstream-allow-plain-http --client-id cs-e2e --client-secret-file "$work/secret" --drain-timeout 0.3s \
+    --upstream-allow-plain-http --client-id cs-e2e --client-secret-file "$work/secret" --drain-timeout 0.3s --rate-limit 0 \
     >"$work/gw$1.out" 2>"$work/gw$1.err" &
   gateway_pid=$!
   pids+=($gateway_pid)

@@ -214,7 +214,16 @@ class FaultTest : public ::testing::Test {
     config.upstream.allow_plain_http = true;
     config.client_id = kAppId;
     config.client_secret = kSecret;
+    // Every stream here must really page through kore-sim (request counts, list mutations);
+    // sharing pages between streams has tests of its own (rate_budget_test.cc).
+    config.cache.max_bytes = 0;
+    config.rate.per_minute = 0;  // kore-sim here has no rate limit
     ApplyRetry(config, retry);
+    return config;
+  }
+  // One page in flight at a time: for cases that count the requests up to a failure.
+  static Config Sequential(Config config) {
+    config.stream.prefetch_pages = 1;
     return config;
   }
   void StartGateway(const Config& config) {
@@ -471,7 +480,7 @@ TEST_F(FaultTest, ExhaustedRetriesEndResumablyAndTheTokenResumesOnceTheFaultIsGo
   };
   RetrySettings retry;
   retry.max_attempts = 3;
-  StartGateway(BaseConfig(retry));
+  StartGateway(Sequential(BaseConfig(retry)));
   Baseline();
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.name);
@@ -541,7 +550,7 @@ TEST_F(FaultTest, NonRetryableErrorsFailAtOnce) {
       {"403-mid-stream", "kind=status&code=403&count=-1&after=5", grpc::StatusCode::PERMISSION_DENIED, 6},
       {"404-mid-stream", "kind=status&code=404&count=-1&after=5", grpc::StatusCode::NOT_FOUND, 6},
   };
-  StartGateway(BaseConfig());
+  StartGateway(Sequential(BaseConfig()));
   Baseline();
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.name);
@@ -564,7 +573,7 @@ TEST_F(FaultTest, NonRetryableErrorsFailAtOnce) {
 TEST_F(FaultTest, RetryAfterBeyondTheCallersDeadlineReturnsBeforeTheDeadline) {
   RetrySettings retry;
   retry.max_retry_after = absl::Seconds(60);
-  StartGateway(BaseConfig(retry));
+  StartGateway(Sequential(BaseConfig(retry)));
   Baseline();
   const absl::Duration kDeadline = absl::Seconds(3);
   for (const std::string& spec : {std::string("kind=status&code=429&retry_after=30&count=-1&after=3"),
@@ -614,6 +623,8 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
                                     dir + "/secret",
                                     "--drain-timeout",
                                     "300ms",
+                                    "--rate-limit",
+                                    "0",
                                     "--log-level",
                                     "info"};
   };
