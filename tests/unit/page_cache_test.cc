@@ -153,14 +153,14 @@ TEST_F(CachingPageSourceTest, EvictsTheOldestPagesBeyondTheByteCap) {
     CachingPageSource probe(io_, inner, {});
     auto r = Start(probe, Request(0));
     inner.Answer(PageOf({"c0", "c1"}));
-    r.get();
+    ASSERT_TRUE(r.get().ok());
     page_bytes = probe.bytes();
   }
   CachingPageSource source(io_, inner, {.max_bytes = 2 * page_bytes + page_bytes / 2});
   for (int64_t skip : {0, 2, 4}) {
     auto r = Start(source, Request(skip));
     inner.Answer(PageOf({"c" + std::to_string(skip), "c" + std::to_string(skip + 1)}));
-    r.get();
+    ASSERT_TRUE(r.get().ok());
   }
   EXPECT_LE(source.bytes(), 2 * page_bytes + page_bytes / 2);
   const size_t calls = inner.calls();

@@ -77,7 +77,7 @@ TEST(RateBudgetTest, UnlimitedAccountsAreNotBudgeted) {
 }
 
 TEST(RateBudgetTest, ServesOwnersRoundRobinNotByHowManyTheyAsk) {
-  RateBudget budget({.per_minute = 60, .burst = 1});
+  RateBudget budget({.per_minute = 60, .burst = 1, .per_account = {}});
   // Owner 1 queues five pages, owners 2 and 3 one each, all before any token.
   budget.Enqueue(100, "acct", 1, kStart);  // takes the first token below
   absl::Time wake;
@@ -108,14 +108,14 @@ TEST(RateBudgetTest, AccountsHaveBudgetsOfTheirOwn) {
 }
 
 TEST(RateBudgetTest, EstimatesTheGrantBehindTheOwnersAhead) {
-  RateBudget budget({.per_minute = 60, .burst = 1});
+  RateBudget budget({.per_minute = 60, .burst = 1, .per_account = {}});
   EXPECT_EQ(budget.Enqueue(1, "acct", 1, kStart), kStart);
   EXPECT_EQ(budget.Enqueue(2, "acct", 2, kStart), At(1));
   EXPECT_EQ(budget.Enqueue(3, "acct", 3, kStart), At(2));
 }
 
 TEST(RateBudgetTest, RemovedTicketsAreNotGranted) {
-  RateBudget budget({.per_minute = 60, .burst = 1});
+  RateBudget budget({.per_minute = 60, .burst = 1, .per_account = {}});
   budget.Enqueue(1, "acct", 1, kStart);
   budget.Enqueue(2, "acct", 2, kStart);
   budget.Enqueue(3, "acct", 2, kStart);
@@ -128,7 +128,7 @@ TEST(RateBudgetTest, RemovedTicketsAreNotGranted) {
 }
 
 TEST(RateBudgetTest, ThrottledAnswerPausesTheWholeAccount) {
-  RateBudget budget({.per_minute = 600, .burst = 1});
+  RateBudget budget({.per_minute = 600, .burst = 1, .per_account = {}});
   budget.Enqueue(1, "acct", 1, kStart);
   absl::Time wake;
   ASSERT_THAT(budget.Grant(kStart, &wake), ElementsAre(1));
@@ -140,11 +140,11 @@ TEST(RateBudgetTest, ThrottledAnswerPausesTheWholeAccount) {
 }
 
 TEST(RateBudgetTest, ThrottledWithoutRetryAfterUsesTheResetOrASecond) {
-  RateBudget budget({.per_minute = 600, .burst = 1});
+  RateBudget budget({.per_minute = 600, .burst = 1, .per_account = {}});
   budget.Enqueue(1, "acct", 1, kStart);
   absl::Time wake;
   budget.Grant(kStart, &wake);
-  budget.Answered("acct", true, std::nullopt, {.reset = absl::Seconds(4)}, kStart);
+  budget.Answered("acct", true, std::nullopt, {.remaining = std::nullopt, .reset = absl::Seconds(4)}, kStart);
   budget.Enqueue(2, "acct", 1, kStart);
   budget.Grant(kStart, &wake);
   EXPECT_EQ(wake, At(4));
@@ -156,7 +156,7 @@ TEST(RateBudgetTest, ThrottledWithoutRetryAfterUsesTheResetOrASecond) {
 }
 
 TEST(RateBudgetTest, RemainingQuotaCountsRequestsStillInFlight) {
-  RateBudget budget({.per_minute = 6000, .burst = 10});
+  RateBudget budget({.per_minute = 6000, .burst = 10, .per_account = {}});
   for (RateBudget::Ticket t : {1, 2, 3}) budget.Enqueue(t, "acct", 1, kStart);
   absl::Time wake;
   ASSERT_THAT(budget.Grant(kStart, &wake), ElementsAre(1, 2, 3));
@@ -227,7 +227,7 @@ class RateLimitedPageSourceTest : public ::testing::Test {
 
 TEST_F(RateLimitedPageSourceTest, SpendsOneTokenPerRequestAndWaitsForTheNext) {
   CountingSource inner;
-  RateLimitedPageSource source(io_, inner, {.per_minute = 1200, .burst = 1});  // one per 50 ms
+  RateLimitedPageSource source(io_, inner, {.per_minute = 1200, .burst = 1, .per_account = {}});  // one per 50 ms
   std::vector<std::future<absl::StatusOr<Page>>> results;
   for (uint64_t owner : {1, 1, 1, 2}) results.push_back(Start(source, owner));
   for (auto& result : results) EXPECT_TRUE(result.get().ok());
@@ -238,7 +238,7 @@ TEST_F(RateLimitedPageSourceTest, SpendsOneTokenPerRequestAndWaitsForTheNext) {
 
 TEST_F(RateLimitedPageSourceTest, CancellationEndsTheWaitAtOnce) {
   CountingSource inner;
-  RateLimitedPageSource source(io_, inner, {.per_minute = 1, .burst = 1});
+  RateLimitedPageSource source(io_, inner, {.per_minute = 1, .burst = 1, .per_account = {}});
   ASSERT_TRUE(Start(source, 1).get().ok());  // spends the only token for a minute
   auto cancel = std::make_shared<Cancellation>();
   auto waiting = Start(source, 2, absl::InfiniteFuture(), cancel);
@@ -249,7 +249,7 @@ TEST_F(RateLimitedPageSourceTest, CancellationEndsTheWaitAtOnce) {
 
 TEST_F(RateLimitedPageSourceTest, WaitPastTheDeadlineFailsAtOnce) {
   CountingSource inner;
-  RateLimitedPageSource source(io_, inner, {.per_minute = 1, .burst = 1});
+  RateLimitedPageSource source(io_, inner, {.per_minute = 1, .burst = 1, .per_account = {}});
   ASSERT_TRUE(Start(source, 1).get().ok());
   absl::StatusOr<Page> refused = Start(source, 2, absl::Now() + absl::Seconds(30)).get();
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kDeadlineExceeded);
@@ -262,7 +262,7 @@ TEST_F(RateLimitedPageSourceTest, ThrottledAnswerHoldsBackTheAccount) {
   absl::Status throttled = absl::ResourceExhaustedError("HTTP 429");
   throttled.SetPayload(kRetryAfterPayload, absl::Cord("60"));
   inner.answer = throttled;
-  RateLimitedPageSource source(io_, inner, {.per_minute = 6000, .burst = 5});
+  RateLimitedPageSource source(io_, inner, {.per_minute = 6000, .burst = 5, .per_account = {}});
   EXPECT_EQ(Start(source, 1).get().status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(source.throttled(), 1);
   // Another stream of the account would now wait a minute: past its deadline, so refused.
@@ -273,7 +273,7 @@ TEST_F(RateLimitedPageSourceTest, ThrottledAnswerHoldsBackTheAccount) {
 
 TEST_F(RateLimitedPageSourceTest, UnbudgetedAccountsPassStraightThrough) {
   CountingSource inner;
-  RateLimitedPageSource source(io_, inner, {.per_minute = 0});
+  RateLimitedPageSource source(io_, inner, {.per_minute = 0, .per_account = {}});
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(Start(source, 1).get().ok());
   EXPECT_EQ(source.waits(), 0);
   EXPECT_EQ(inner.owners().size(), 100u);
