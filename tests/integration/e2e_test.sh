@@ -87,7 +87,8 @@ check "help lists env names" grep -q CONTACTS_GATEWAY_UPSTREAM_CA_FILE <("$gatew
 check "secret absent from gateway logs" bash -c "! grep -q e2e-secret-5b1d '$work/gw.out' '$work/gw.err'"
 
 # A gateway restart mid-stream: SIGTERM drains (0.3 s here), the stream ends UNAVAILABLE with a
-# resume token, a new gateway starts on the same port, and contacts-cli resumes by itself.
+# resume token, a new gateway starts on the same port, and contacts-cli resumes by itself. The list
+# is long enough (240 pages of 20 ms, 4 in parallel) to be still running at the SIGTERM.
 http_post() { /usr/bin/python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST")).read()' "$1"; }
 http_post "http://127.0.0.1:$sim_port/_sim/faults?kind=latency&ms=20&count=-1"
 start_gateway() {
@@ -105,7 +106,7 @@ code=$?
 set -e
 check "gateway exits 0 on SIGTERM" test "$code" -eq 0
 start_gateway 2
-"$cli_bin" --target "$target" "${list[@]}" --list-id cl-sim-3000 --format csv --output "$work/restart.csv" \
+"$cli_bin" --target "$target" "${list[@]}" --list-id cl-sim-12000 --format csv --output "$work/restart.csv" \
   2>"$work/restart.err" &
 cli_pid=$!
 sleep 0.4
@@ -124,9 +125,9 @@ wait "$cli_pid"
 code=$?
 set -e
 check "cli survives the restart" test "$code" -eq 0
-http_get "http://127.0.0.1:$sim_port/_sim/lists/cl-sim-3000/ids" >"$work/expected3000.txt"
+http_get "http://127.0.0.1:$sim_port/_sim/lists/cl-sim-12000/ids" >"$work/expected_restart.txt"
 check "cli resumed: every id once, in order" \
-  cmp -s <(tail -n +2 "$work/restart.csv" | cut -d, -f1) "$work/expected3000.txt"
+  cmp -s <(tail -n +2 "$work/restart.csv" | cut -d, -f1) "$work/expected_restart.txt"
 check "cli noted the resume" grep -q '1 resumes\|1 resume' "$work/restart.err"
 check "second gateway log shows a resumed stream" grep -q 'stream ended' "$work/gw3.err"
 
