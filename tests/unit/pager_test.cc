@@ -319,6 +319,24 @@ TEST(PagerTest, PrefetchStopsAtMaxContactsAndThePageCap) {
   EXPECT_FALSE(pager.Ahead(2).has_value());
 }
 
+TEST(PagerTest, LearnsTheUpstreamPageCapAndPrefetchesInStep) {
+  Pager pager(PagerOptions{.page_size = 10}, ResumePoint{});
+  std::vector<PagedContact> out;
+  auto serve = [](const Pager::Request& r) { return ListPage(r.skip, std::min(r.limit, 10), 50); };  // caps at 10
+  ASSERT_TRUE(pager.Accept(*pager.Next(), serve(*pager.Next()), &out).ok());
+  ASSERT_EQ(pager.Next(), (Pager::Request{9, 11}));
+  ASSERT_TRUE(pager.Accept(*pager.Next(), serve(*pager.Next()), &out).ok());  // 10 of 11: capped
+  EXPECT_EQ(pager.Next(), (Pager::Request{18, 10}));
+  while (pager.Next()) {
+    std::optional<Pager::Request> ahead = pager.Ahead(1);
+    ASSERT_TRUE(pager.Accept(*pager.Next(), serve(*pager.Next()), &out).ok());
+    if (ahead) {
+      ASSERT_EQ(pager.Next(), ahead);
+    }
+  }
+  EXPECT_THAT(Ids(out), ElementsAreArray(Range(0, 50)));
+}
+
 TEST(PagerTest, ResumedStreamAsksForTheSamePagesAsAFreshOne) {
   Pager pager(PagerOptions{.page_size = 5},
               ResumePoint{.next_offset = 7, .delivered = 7, .last_ids = {"c5", "c6"}});
