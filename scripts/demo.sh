@@ -30,6 +30,7 @@ sim_port=$(port_of "$work/sim.out" kore-sim)
 printf 'demo-secret\n' >"$work/secret"
 "$build/server/contacts-gateway" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" \
   --upstream-allow-plain-http --client-id cs-demo --client-secret-file "$work/secret" --allow-unauthenticated-callers \
+  --rate-limit 0 \
   >"$work/gw.out" 2>"$work/gw.err" &
 pids+=($!)
 gw_port=$(port_of "$work/gw.out" contacts-gateway)

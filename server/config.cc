@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 
 namespace contacts::gateway {
 namespace {
@@ -56,6 +57,21 @@ std::string ParseSeconds(const std::string& text, absl::Duration* out) {
     return "";
   }
   return "expected a duration such as 30s, 1m or 250ms";
+}
+
+// "acct-1=30,acct-2=0": per-account requests per minute, added to `out`.
+std::string ParseAccountLimits(const std::string& text, absl::flat_hash_map<std::string, int64_t>* out) {
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    std::string account(absl::StripAsciiWhitespace(kv.first));
+    int64_t per_minute = 0;
+    if (account.empty() || !ParseInt(std::string(absl::StripAsciiWhitespace(kv.second)), int64_t{0},
+                                     int64_t{1000000}, &per_minute).empty()) {
+      return "expected ACCOUNT=N with N a whole number from 0 to 1000000, comma-separated";
+    }
+    (*out)[account] = per_minute;
+  }
+  return "";
 }
 
 std::string Seconds(absl::Duration d) { return absl::FormatDuration(d); }
@@ -126,6 +142,21 @@ const std::vector<Setting>& Settings() {
       {"retry-max-backoff", "DURATION", "Longest wait between two attempts without Retry-After.",
        DURATION(retry.max_backoff)},
       {"retry-after-cap", "DURATION", "Longest upstream Retry-After honoured.", DURATION(retry.max_retry_after)},
+      {"rate-limit", "N", "Upstream requests per minute per account (token bucket shared by all streams); 0 = no limit.",
+       INT(rate.per_minute, 0, 1000000)},
+      {"rate-limit-burst", "N",
+       "Requests an account may send at once after a quiet spell; with 1, no minute ever holds more than "
+       "--rate-limit requests.",
+       INT(rate.burst, 1, 100000)},
+      {"account-rate-limit", "ACCOUNT=N[,ACCOUNT=N...]",
+       "Per-account --rate-limit (the request's account_id); repeatable; N = 0 means no limit.",
+       [](Config& c, const std::string& v) { return ParseAccountLimits(v, &c.rate.per_account); },
+       [](const Config&) { return std::string(); }},
+      {"page-cache-bytes", "N",
+       "Memory for recently fetched pages, shared by streams of the same list; 0 = no cache "
+       "(identical requests in flight are shared anyway).",
+       INT(cache.max_bytes, 0, size_t{1} << 40)},
+      {"page-cache-ttl", "DURATION", "How long a cached page may be served.", DURATION(cache.ttl)},
       {"client-id", "ID", "Client (app) id of the Kore.ai app; the gateway then mints the JWTs itself.",
        STRING(client_id)},
       {"client-secret", "SECRET",
@@ -167,7 +198,9 @@ const std::vector<Setting>& Settings() {
       {"batch-size", "N", "Contacts per response message when the caller does not say.",
        INT(stream.default_batch_size, 1, 100000)},
       {"max-batch-size", "N", "Largest batch a caller may ask for.", INT(stream.max_batch_size, 1, 100000)},
-      {"prefetch-pages", "N", "Pages fetched or buffered ahead of each caller, at most (the prefetch window).",
+      {"prefetch-pages", "N",
+       "Pages in flight or buffered ahead of each caller, at most (the prefetch window); once the list's "
+       "size is known they are fetched in parallel.",
        INT(stream.prefetch_pages, 1, 64)},
       {"max-pages", "N", "Most upstream pages one stream may fetch (guard against endless paging).",
        INT(stream.max_pages, 1, int64_t{1} << 40)},

@@ -10,6 +10,8 @@
 #include "server/log.h"
 #include "server/service/authz.h"
 #include "server/service/contact_service.h"
+#include "server/stream/page_cache.h"
+#include "server/stream/rate_budget.h"
 #include "server/stream/retry.h"
 #include "server/upstream/jwt.h"
 #include "server/upstream/kore_client.h"
@@ -44,6 +46,8 @@ struct Config {
   std::string admin_listen = "0.0.0.0:9090";  // empty: no admin port
   KoreClientOptions upstream;
   RetryOptions retry;
+  RateBudgetOptions rate;
+  PageCacheOptions cache;
   std::string client_id;
   std::string client_secret;  // never printed
   std::string credentials_file;

@@ -146,6 +146,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     log_.stream_id = base_.stream_id;
     log_.list_id = base_.list_id;
     log_.account_id = base_.account_id;
+    base_.owner = reinterpret_cast<uintptr_t>(this);
     fingerprint_ = ListFingerprint(base_.stream_id, base_.list_id, base_.account_id);
 
     std::string_view jwt = MetadataValue(context, "auth");
@@ -156,6 +157,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
             "metadata 'iid' (the app's client id) must accompany the JWT in metadata 'auth'");
       }
       base_.credentials = {std::string(jwt), std::string(app_id)};
+      base_.caller_credentials = true;
     } else if (service_.authorizer_ == nullptr) {
       return absl::UnauthenticatedError(
           "no upstream credentials: send the app's JWT in metadata 'auth' and its client id in "
@@ -181,8 +183,9 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     batch_size_ = std::min(batch_size_, options.max_batch_size);
     max_batch_bytes_ = options.max_batch_bytes;
     window_ = std::max(1, options.prefetch_pages);
+    page_size_ = std::min(page_size, options.max_page_size);
     absl::MutexLock lock(&mu_);
-    pager_.emplace(PagerOptions{std::min(page_size, options.max_page_size), options.max_pages,
+    pager_.emplace(PagerOptions{page_size_, options.max_pages,
                                 request.max_contacts(), options.seam_overlap},
                    std::move(start));
     return absl::OkStatus();
@@ -192,7 +195,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   void Pump() {
     std::optional<grpc::Status> finish;
     bool write = false;
-    std::optional<PageRequest> fetch;
+    std::vector<std::pair<uint64_t, PageRequest>> fetch;
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return;
@@ -214,15 +217,19 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       if (finish) {
         finished_ = true;
         final_code_ = static_cast<absl::StatusCode>(finish->error_code());
-      } else if (!end_ && !fetching_ && !cancelled_ && !abort_) {
-        // Fetch while the pages buffered plus the one to fetch fit in the prefetch window.
-        std::optional<Pager::Request> next = pager_->Next();
-        if (next && ready_.size() + next->limit <= static_cast<size_t>(window_) * next->limit) {
-          fetching_ = true;
-          asked_ = *next;
-          fetch = base_;
-          fetch->skip = next->skip;
-          fetch->limit = next->limit;
+      } else if (!end_ && !cancelled_ && !abort_) {
+        // Pages in flight plus the pages' worth of contacts waiting for the caller stay within
+        // the window: a slow caller stops the prefetching.
+        for (;;) {
+          std::optional<Pager::Request> next =
+              slots_.empty() ? pager_->Next() : pager_->Ahead(static_cast<int>(slots_.size()));
+          const size_t page = static_cast<size_t>(page_size_);
+          const size_t buffered = (ready_.size() + page - 1) / page;
+          if (!next || slots_.size() + buffered >= static_cast<size_t>(window_)) break;
+          slots_.push_back(Slot{++last_slot_, *next, std::nullopt});
+          PageRequest& request = fetch.emplace_back(slots_.back().id, base_).second;
+          request.skip = next->skip;
+          request.limit = next->limit;
         }
       }
     }
@@ -234,39 +241,51 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       StartWrite(&wire_);
     }
     if (finish) Finish(*finish);
-    if (fetch) {
-      if (grant_.minter) fetch->credentials = {grant_.minter->Token(), grant_.minter->client_id()};
+    for (auto& [slot, request] : fetch) {
+      if (grant_.minter) request.credentials = {grant_.minter->Token(), grant_.minter->client_id()};
       refs_.fetch_add(1);
-      source_.Fetch(*std::move(fetch), cancel_,
-                    [this](absl::StatusOr<Page> page) { OnPage(std::move(page)); });
+      source_.Fetch(std::move(request), cancel_,
+                    [this, slot](absl::StatusOr<Page> page) { OnPage(slot, std::move(page)); });
     }
   }
 
-  void OnPage(absl::StatusOr<Page> page) {
+  // Takes the answer of one slot, then accepts the answered pages at the front, in order.
+  void OnPage(uint64_t slot, absl::StatusOr<Page> page) {
     {
       absl::MutexLock lock(&mu_);
-      fetching_ = false;
-      ++pages_;
-      if (!end_ && !cancelled_) {
-        if (!page.ok()) {
-          end_ = page.status();
-        } else {
-          std::vector<PagedContact> contacts;
-          absl::Status accepted = pager_->Accept(asked_, *std::move(page), &contacts);
-          total_results_ = pager_->total_results();
-          if (pager_->list_changed() && !list_changed_) {
-            list_changed_ = true;
-            Log(Severity::kWarning, absl::StrCat("the list changed during the stream: ", pager_->change()),
-                log_);
-          }
-          for (PagedContact& contact : contacts) ready_.push_back(std::move(contact));
-          if (!accepted.ok()) {
-            end_ = accepted;
-          } else if (pager_->done()) {
-            end_ = absl::OkStatus();
-          }
+      auto it = std::find_if(slots_.begin(), slots_.end(), [slot](const Slot& s) { return s.id == slot; });
+      if (it != slots_.end()) {
+        it->answer = std::move(page);
+        ++pages_;
+      }
+      while (!slots_.empty() && slots_.front().answer && !end_ && !cancelled_) {
+        Slot front = std::move(slots_.front());
+        slots_.pop_front();
+        if (std::optional<Pager::Request> expected = pager_->Next(); !expected || !(front.asked == *expected)) {
+          // Prefetched for a list that then shifted: ask again from where the Pager is now.
+          slots_.clear();
+          break;
+        }
+        if (!front.answer->ok()) {
+          end_ = front.answer->status();
+          break;
+        }
+        std::vector<PagedContact> contacts;
+        absl::Status accepted = pager_->Accept(front.asked, **std::move(front.answer), &contacts);
+        total_results_ = pager_->total_results();
+        if (pager_->list_changed() && !list_changed_) {
+          list_changed_ = true;
+          Log(Severity::kWarning, absl::StrCat("the list changed during the stream: ", pager_->change()),
+              log_);
+        }
+        for (PagedContact& contact : contacts) ready_.push_back(std::move(contact));
+        if (!accepted.ok()) {
+          end_ = accepted;
+        } else if (pager_->done()) {
+          end_ = absl::OkStatus();
         }
       }
+      if (end_ || cancelled_) slots_.clear();
     }
     Pump();
     Unref();
@@ -321,20 +340,26 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   // Set once by Start(), read-only afterwards.
   PageRequest base_;
   Grant grant_;  // when the gateway's own credentials are used
-  std::string list_id_;
   LogContext log_;
   uint64_t fingerprint_ = 0;
   int32_t batch_size_ = 0;
   size_t max_batch_bytes_ = 0;
   int32_t window_ = 1;
+  int32_t page_size_ = 1;
   int64_t resumed_at_ = 0;
 
   absl::Mutex mu_;
   std::optional<Pager> pager_ ABSL_GUARDED_BY(mu_);
-  Pager::Request asked_ ABSL_GUARDED_BY(mu_);
+  // Pages asked for (in flight, or answered and waiting for the pages before them), in Next() order.
+  struct Slot {
+    uint64_t id;
+    Pager::Request asked;
+    std::optional<absl::StatusOr<Page>> answer;
+  };
+  std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_slot_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<PagedContact> ready_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);  // the upstream side is done
-  bool fetching_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -22,7 +22,7 @@ struct StreamOptions {
   int32_t default_batch_size = 500;
   int32_t max_batch_size = 10000;
   size_t max_batch_bytes = 1 << 20;  // a response message stays well below gRPC's 4 MiB default
-  int32_t prefetch_pages = 2;        // pages fetched or buffered ahead of the caller, at most
+  int32_t prefetch_pages = 4;        // pages in flight or buffered ahead of the caller, at most
   int64_t max_pages = 100000;        // per stream, against upstreams that never stop
   int32_t seam_overlap = 1;          // contacts re-read at each page seam (see Pager)
 };

@@ -56,7 +56,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   absl::StatusOr<std::unique_ptr<KoreClient>> client = KoreClient::Create(gateway->io_, config.upstream);
   if (!client.ok()) return client.status();
   gateway->upstream_ = *std::move(client);
-  gateway->source_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->upstream_, config.retry);
+  gateway->budget_ = std::make_unique<RateLimitedPageSource>(gateway->io_, *gateway->upstream_, config.rate);
+  gateway->retry_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->budget_, config.retry);
+  gateway->cache_ = std::make_unique<CachingPageSource>(gateway->io_, *gateway->retry_, config.cache);
   absl::StatusOr<std::unique_ptr<CredentialStore>> credentials = CredentialStore::Create(
       {config.credentials_file, config.credentials_reload_interval,
        {config.client_id, config.client_secret, config.jwt.with_jti}, config.jwt});
@@ -75,7 +77,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
     gateway->authorizer_ = std::make_unique<Authorizer>(*gateway->credentials_, config.authz);
   }
   gateway->service_ =
-      std::make_unique<ContactService>(*gateway->source_, gateway->authorizer_.get(), config.stream);
+      std::make_unique<ContactService>(*gateway->cache_, gateway->authorizer_.get(), config.stream);
   for (int i = 0; i < config.io_threads; ++i) {
     gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
   }

@@ -44,8 +44,11 @@ class GatewayServer {
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
   std::vector<std::thread> io_threads_;
+  // Callers → cache_ (shares pages) → retry_ → budget_ (one token per attempt) → upstream_.
   std::unique_ptr<PageSource> upstream_;  // KoreClient
-  std::unique_ptr<PageSource> source_;    // upstream_ with retries
+  std::unique_ptr<RateLimitedPageSource> budget_;
+  std::unique_ptr<RetryingPageSource> retry_;
+  std::unique_ptr<CachingPageSource> cache_;
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<Authorizer> authorizer_;  // null when the gateway mints nothing
   std::unique_ptr<ContactService> service_;

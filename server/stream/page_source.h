@@ -31,6 +31,8 @@ struct PageRequest {
   int64_t skip = 0;
   int32_t limit = 0;
   UpstreamCredentials credentials;
+  bool caller_credentials = false;  // `credentials` are the caller's own (pass-through), not minted
+  uint64_t owner = 0;               // the stream asking, for fairness between streams
   absl::Time deadline = absl::InfiniteFuture();  // the caller's; bounds every wait
 };
 

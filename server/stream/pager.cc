@@ -19,8 +19,31 @@ Pager::Pager(PagerOptions options, ResumePoint start)
 
 std::optional<Pager::Request> Pager::Next() const {
   if (done_) return std::nullopt;
-  int64_t skip = std::max<int64_t>(0, next_ - back_);
-  return Request{skip, options_.page_size + static_cast<int32_t>(next_ - skip)};
+  return After(next_, back_);
+}
+
+Pager::Request Pager::After(int64_t next, int64_t back) const {
+  int64_t skip = std::max<int64_t>(0, next - back);
+  // Once the upstream capped a page, ask for that much: keeping to page-size multiples would then
+  // mean a short page after every capped one.
+  if (upstream_cap_) return Request{skip, *upstream_cap_};
+  int64_t end = (next / options_.page_size + 1) * options_.page_size;
+  return Request{skip, static_cast<int32_t>(end - skip)};
+}
+
+std::optional<Pager::Request> Pager::Ahead(int ahead) const {
+  if (done_ || !total_results_ || ahead < 1) return std::nullopt;
+  Request request = After(next_, back_);
+  int64_t start = next_;  // the first new contact of `request`
+  for (int i = 0; i < ahead; ++i) {
+    start = request.skip + request.limit;
+    request = After(start, std::min<int64_t>(options_.seam_overlap, start));
+  }
+  if (start >= *total_results_ || pages_ + ahead >= options_.max_pages ||
+      (options_.max_contacts > 0 && delivered_ + (start - next_) >= options_.max_contacts)) {
+    return std::nullopt;
+  }
+  return request;
 }
 
 void Pager::Remember(const std::string& id) {
@@ -110,6 +133,12 @@ absl::Status Pager::Accept(const Request& asked, Page page, std::vector<PagedCon
     out->push_back(PagedContact{std::move(contact), asked.skip + static_cast<int64_t>(i) + 1});
   }
 
+  // A short page with more after it: the upstream caps the page size.
+  if (count > 0 && count < static_cast<size_t>(asked.limit) &&
+      (page.has_more.value_or(false) ||
+       (total_results_ && asked.skip + static_cast<int64_t>(count) < *total_results_))) {
+    upstream_cap_ = static_cast<int32_t>(count);
+  }
   // Offsets are those of the list as it is now: continue after this page.
   next_ = asked.skip + static_cast<int64_t>(count);
   back_ = anchor_ ? std::min<int64_t>(options_.seam_overlap, next_) : 0;
@@ -117,7 +146,9 @@ absl::Status Pager::Accept(const Request& asked, Page page, std::vector<PagedCon
 
   const bool more = page.has_more.value_or(total_results_ ? next_ < *total_results_
                                                           : count >= static_cast<size_t>(asked.limit));
-  if (!more || count == *start /* nothing after the seam */ ||
+  // A short page that holds nothing after the seam is the end; a full one (a re-read cut short
+  // by the upstream's page-size cap) is not.
+  if (!more || (count == *start && count < static_cast<size_t>(asked.limit)) ||
       (total_results_ && next_ >= *total_results_) ||
       (options_.max_contacts > 0 && delivered_ >= options_.max_contacts)) {
     done_ = true;

@@ -49,12 +49,23 @@ class Pager {
   struct Request {
     int64_t skip = 0;
     int32_t limit = 0;
+    bool operator==(const Request&) const = default;
   };
 
   Pager(PagerOptions options, ResumePoint start);
 
-  // The page to fetch next, or nullopt once the stream is complete.
+  // The page to fetch next, or nullopt once the stream is complete. Pages end on multiples of
+  // page_size, so that streams of the same list (resumed ones too) ask for the same pages and can
+  // share them (see CachingPageSource); once the upstream answered a short page with more after
+  // it (it caps the page size), pages are of that size instead.
   std::optional<Request> Next() const;
+
+  // The request `ahead` pages after Next() (ahead ≥ 1), as it will be if every page until then
+  // comes back full and the list does not shift; nullopt when the list's size is not known yet or
+  // that page lies past the end, the page cap or max_contacts. Lets a stream fetch pages in
+  // parallel: Accept still takes pages in Next() order, and a prefetched request that is not
+  // Next() when its turn comes must be thrown away.
+  std::optional<Request> Ahead(int ahead) const;
 
   // Takes the answer to Next() and appends what to deliver to `out` (possibly nothing, e.g. when
   // the page only served to find the seam again).
@@ -72,6 +83,8 @@ class Pager {
   int64_t rereads() const { return rereads_total_; }
 
  private:
+  // The request for the page whose first new contact is at `next`, re-reading `back` before it.
+  Request After(int64_t next, int64_t back) const;
   void Remember(const std::string& id);
   void NoteChange(std::string what);
   // Where in `page` (asked at `asked`) the undelivered contacts start; nullopt: re-read further back.
@@ -89,6 +102,7 @@ class Pager {
   bool done_ = false;
   std::string change_;
   std::optional<int64_t> total_results_;
+  std::optional<int32_t> upstream_cap_;  // page size the upstream answers at most, once seen
   // Fingerprint of the last page: offset, first id, last id, size.
   int64_t last_skip_ = -1;
   std::string last_first_id_, last_last_id_;

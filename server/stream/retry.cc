@@ -47,7 +47,7 @@ std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time
 
 absl::Duration RetryDelay(const RetryOptions& options, int retry, const absl::Status& failure,
                           absl::Time now, double random01) {
-  if (absl::optional<absl::Cord> header = failure.GetPayload("retry-after")) {
+  if (absl::optional<absl::Cord> header = failure.GetPayload(kRetryAfterPayload)) {
     if (std::optional<absl::Duration> wait = ParseRetryAfter(std::string(*header), now)) {
       return std::min(*wait, options.max_retry_after);
     }

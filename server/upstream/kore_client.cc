@@ -160,6 +160,18 @@ absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url, bool allow_pl
   return out;
 }
 
+RateLimitHint ParseRateLimitHeaders(std::string_view remaining, std::string_view reset, absl::Time now) {
+  RateLimitHint hint;
+  int64_t value = 0;
+  if (absl::SimpleAtoi(AsAbsl(remaining), &value) && value >= 0) hint.remaining = value;
+  if (absl::SimpleAtoi(AsAbsl(reset), &value) && value >= 0) {
+    constexpr int64_t kUnixSecondsFrom = 1'000'000'000;
+    hint.reset = value > kUnixSecondsFrom ? std::max(absl::ZeroDuration(), absl::FromUnixSeconds(value) - now)
+                                          : absl::Seconds(value);
+  }
+  return hint;
+}
+
 std::string ContactsTarget(const UpstreamUrl& url, const PageRequest& request,
                            std::string_view skip_param, std::string_view limit_param) {
   std::string target = url.base_path;
@@ -362,18 +374,30 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
       connection->tcp().close();
       connection->open = false;
     }
+    auto header = [&response](std::string_view name) -> std::string_view {
+      auto it = response.find(beast::string_view(name.data(), name.size()));
+      if (it == response.end()) it = response.find(beast::string_view(absl::StrCat("X-", AsAbsl(name))));
+      return it == response.end() ? std::string_view() : std::string_view(it->value().data(), it->value().size());
+    };
+    RateLimitHint hint =
+        ParseRateLimitHeaders(header("RateLimit-Remaining"), header("RateLimit-Reset"), absl::Now());
     if (response.result_int() == 200) {
       absl::StatusOr<Page> page = ParsePage(response.body());
       if (!page.ok()) {
         co_return absl::Status(page.status().code(),
                                absl::StrCat(page.status().message(), " (", what, ")"));
       }
+      page->rate_limit = hint;
       co_return page;
     }
     absl::Status status = StatusFromHttp(
         response.result_int(), Redact(ParseErrorMessage(response.body()), request.credentials), what);
     if (auto retry_after = response.find(http::field::retry_after); retry_after != response.end()) {
-      status.SetPayload("retry-after", absl::Cord(AsAbsl(retry_after->value())));
+      status.SetPayload(kRetryAfterPayload, absl::Cord(AsAbsl(retry_after->value())));
+    }
+    if (hint.remaining) status.SetPayload(kRateLimitRemainingPayload, absl::Cord(absl::StrCat(*hint.remaining)));
+    if (hint.reset) {
+      status.SetPayload(kRateLimitResetPayload, absl::Cord(absl::StrCat(absl::ToInt64Seconds(*hint.reset))));
     }
     co_return status;
   }

@@ -28,7 +28,7 @@ pids+=($!)
 sim_port=$(port_of "$work/sim.out")
 printf 'e2e-secret-5b1d\n' >"$work/secret"
 "$gateway_bin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
-  --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers >"$work/gw.out" 2>"$work/gw.err" &
+  --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers --rate-limit 0 >"$work/gw.out" 2>"$work/gw.err" &
 gateway_pid=$!
 pids+=($gateway_pid)
 gw_port=$(port_of "$work/gw.out")
@@ -94,12 +94,13 @@ check "gateway stdout is JSON lines" /usr/bin/python3 -c 'import json,sys; [json
 check "secret absent from gateway logs" bash -c "! grep -q e2e-secret-5b1d '$work/gw.out' '$work/gw.err'"
 
 # A gateway restart mid-stream: SIGTERM drains (0.3 s here), the stream ends UNAVAILABLE with a
-# resume token, a new gateway starts on the same port, and contacts-cli resumes by itself.
+# resume token, a new gateway starts on the same port, and contacts-cli resumes by itself. The list
+# is long enough (240 pages of 20 ms, 4 in parallel) to be still running at the SIGTERM.
 http_post() { /usr/bin/python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST")).read()' "$1"; }
 http_post "http://127.0.0.1:$sim_port/_sim/faults?kind=latency&ms=20&count=-1"
 start_gateway() {
   "$gateway_bin" --listen "127.0.0.1:$gw_port" --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" \
-    --upstream-allow-plain-http --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers --drain-timeout 0.3s \
+    --upstream-allow-plain-http --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers --drain-timeout 0.3s --rate-limit 0 \
     >"$work/gw$1.out" 2>"$work/gw$1.err" &
   gateway_pid=$!
   pids+=($gateway_pid)
@@ -112,7 +113,7 @@ code=$?
 set -e
 check "gateway exits 0 on SIGTERM" test "$code" -eq 0
 start_gateway 2
-"$cli_bin" --target "$target" "${list[@]}" --list-id cl-sim-3000 --format csv --output "$work/restart.csv" \
+"$cli_bin" --target "$target" "${list[@]}" --list-id cl-sim-12000 --format csv --output "$work/restart.csv" \
   2>"$work/restart.err" &
 cli_pid=$!
 sleep 0.4
@@ -131,9 +132,9 @@ wait "$cli_pid"
 code=$?
 set -e
 check "cli survives the restart" test "$code" -eq 0
-http_get "http://127.0.0.1:$sim_port/_sim/lists/cl-sim-3000/ids" >"$work/expected3000.txt"
+http_get "http://127.0.0.1:$sim_port/_sim/lists/cl-sim-12000/ids" >"$work/expected_restart.txt"
 check "cli resumed: every id once, in order" \
-  cmp -s <(tail -n +2 "$work/restart.csv" | cut -d, -f1) "$work/expected3000.txt"
+  cmp -s <(tail -n +2 "$work/restart.csv" | cut -d, -f1) "$work/expected_restart.txt"
 check "cli noted the resume" grep -Eq '(^|[^0-9])[1-9][0-9]* resumes?' "$work/restart.err"
 check "second gateway log shows a resumed stream" grep -q '"msg":"stream ended' "$work/gw3.out"
 

@@ -67,6 +67,7 @@ class GatewayTest : public ::testing::Test {
     config.client_id = kAppId;
     config.client_secret = kSecret;
     config.authz.allow_unauthenticated = true;  // caller authorization: security_test.cc
+    config.rate.per_minute = 0;  // kore-sim here has no rate limit
     return config;
   }
   void StartGateway(const Config& config) {

@@ -399,7 +399,7 @@ TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
        "--allow-unauthenticated-callers",
        "--retry-attempts", absl::StrCat(kGatewayAttempts), "--retry-initial-backoff", "10ms",
        "--retry-max-backoff", "100ms", "--retry-after-cap", "2s", "--upstream-timeout", "5s",
-       "--log-level", "warning"});
+       "--rate-limit", "0", "--log-level", "warning"});
   ASSERT_NE(gateway, nullptr) << "the gateway did not start";
 
   std::map<std::string, std::vector<std::string>> expected;

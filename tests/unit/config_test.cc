@@ -23,7 +23,10 @@ TEST(ConfigTest, DefaultsAreUsable) {
   absl::StatusOr<Config> config = Parse({});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->upstream.base_url, "https://platform.kore.ai");
-  EXPECT_EQ(config->stream.prefetch_pages, 2);
+  EXPECT_EQ(config->stream.prefetch_pages, 4);
+  EXPECT_EQ(config->rate.per_minute, 60);
+  EXPECT_EQ(config->rate.burst, 1);
+  EXPECT_GT(config->cache.max_bytes, 0u);
 }
 
 TEST(ConfigTest, FlagsBeatEnvironmentBeatsDefaults) {
@@ -96,6 +99,23 @@ TEST(ConfigTest, SecurityFlagsGoTogetherAndDefaultToClosed) {
   EXPECT_TRUE(config->authz.allow_unauthenticated);
   EXPECT_EQ(config->authz.max_streams_per_caller, 3);
   EXPECT_EQ(config->credentials_file, "f");
+}
+
+TEST(ConfigTest, RateLimitsPerAccountAddUp) {
+  absl::StatusOr<Config> config =
+      Parse({"--rate-limit=120", "--account-rate-limit=a1=30,a2=0", "--account-rate-limit", "a3=600",
+             "--page-cache-bytes=0", "--page-cache-ttl=5s"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rate.per_minute, 120);
+  EXPECT_EQ(config->rate.per_account.size(), 3u);
+  EXPECT_EQ(config->rate.per_account.at("a1"), 30);
+  EXPECT_EQ(config->rate.per_account.at("a2"), 0);
+  EXPECT_EQ(config->rate.per_account.at("a3"), 600);
+  EXPECT_EQ(config->cache.max_bytes, 0u);
+  EXPECT_EQ(config->cache.ttl, absl::Seconds(5));
+  EXPECT_THAT(Parse({"--account-rate-limit=a1"}).status().message(), HasSubstr("--account-rate-limit"));
+  EXPECT_THAT(Parse({"--account-rate-limit==5"}).status().message(), HasSubstr("ACCOUNT=N"));
+  EXPECT_THAT(Parse({"--rate-limit-burst=0"}).status().message(), HasSubstr("--rate-limit-burst"));
 }
 
 TEST(ConfigTest, DurationsTakeSecondsOrUnits) {

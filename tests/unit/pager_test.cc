@@ -291,6 +291,61 @@ TEST(PagerTest, ResumesAfterLastDeliveredIdWhenContactsWereRemovedBefore) {
   EXPECT_THAT(Ids(out), ElementsAre("c7", "c8"));
 }
 
+TEST(PagerTest, PrefetchesThePagesAheadOnceTheSizeIsKnown) {
+  Pager pager(PagerOptions{.page_size = 50}, ResumePoint{});
+  EXPECT_FALSE(pager.Ahead(1).has_value());  // totalResults not known yet
+  std::vector<PagedContact> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(0, 50, 220), &out).ok());
+  EXPECT_EQ(pager.Next(), (Pager::Request{49, 51}));
+  EXPECT_EQ(pager.Ahead(1), (Pager::Request{99, 51}));
+  EXPECT_EQ(pager.Ahead(3), (Pager::Request{199, 51}));
+  EXPECT_FALSE(pager.Ahead(4).has_value());  // past the end
+  // Each page prefetched is what Next() asks once the pages before it came in.
+  std::vector<Pager::Request> ahead = {*pager.Ahead(1), *pager.Ahead(2), *pager.Ahead(3)};
+  ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(49, 51, 220), &out).ok());
+  for (const Pager::Request& request : ahead) {
+    ASSERT_EQ(pager.Next(), request);
+    ASSERT_TRUE(pager.Accept(request, ListPage(request.skip, request.limit, 220), &out).ok());
+  }
+  EXPECT_TRUE(pager.done());
+  EXPECT_THAT(Ids(out), ElementsAreArray(Range(0, 220)));
+}
+
+TEST(PagerTest, PrefetchStopsAtMaxContactsAndThePageCap) {
+  Pager pager(PagerOptions{.page_size = 10, .max_pages = 3, .max_contacts = 25}, ResumePoint{});
+  std::vector<PagedContact> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(0, 10, 1000), &out).ok());
+  EXPECT_TRUE(pager.Ahead(1).has_value());
+  EXPECT_FALSE(pager.Ahead(2).has_value());
+}
+
+TEST(PagerTest, LearnsTheUpstreamPageCapAndPrefetchesInStep) {
+  Pager pager(PagerOptions{.page_size = 10}, ResumePoint{});
+  std::vector<PagedContact> out;
+  auto serve = [](const Pager::Request& r) { return ListPage(r.skip, std::min(r.limit, 10), 50); };  // caps at 10
+  ASSERT_TRUE(pager.Accept(*pager.Next(), serve(*pager.Next()), &out).ok());
+  ASSERT_EQ(pager.Next(), (Pager::Request{9, 11}));
+  ASSERT_TRUE(pager.Accept(*pager.Next(), serve(*pager.Next()), &out).ok());  // 10 of 11: capped
+  EXPECT_EQ(pager.Next(), (Pager::Request{18, 10}));
+  while (pager.Next()) {
+    std::optional<Pager::Request> ahead = pager.Ahead(1);
+    ASSERT_TRUE(pager.Accept(*pager.Next(), serve(*pager.Next()), &out).ok());
+    if (ahead) {
+      ASSERT_EQ(pager.Next(), ahead);
+    }
+  }
+  EXPECT_THAT(Ids(out), ElementsAreArray(Range(0, 50)));
+}
+
+TEST(PagerTest, ResumedStreamAsksForTheSamePagesAsAFreshOne) {
+  Pager pager(PagerOptions{.page_size = 5},
+              ResumePoint{.next_offset = 7, .delivered = 7, .last_ids = {"c5", "c6"}});
+  EXPECT_EQ(pager.Next(), (Pager::Request{5, 5}));  // up to the page boundary at 10
+  std::vector<PagedContact> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(5, 5, 30), &out).ok());
+  EXPECT_EQ(pager.Next(), (Pager::Request{9, 6}));  // a fresh stream's third page
+}
+
 TEST(PagerTest, ResumeAtMaxContactsIsDoneAtOnce) {
   Pager pager(PagerOptions{.page_size = 5, .max_contacts = 3},
               ResumePoint{.next_offset = 3, .delivered = 3, .last_ids = {"c2"}});

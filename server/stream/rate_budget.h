@@ -1,0 +1,153 @@
+#ifndef CONTACTS_GATEWAY_SERVER_STREAM_RATE_BUDGET_H_
+#define CONTACTS_GATEWAY_SERVER_STREAM_RATE_BUDGET_H_
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <cstdint>
+#include <deque>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/stream/page_source.h"
+
+namespace contacts::gateway {
+
+struct RateBudgetOptions {
+  int64_t per_minute = 60;  // upstream requests per minute per account; 0 = no budget
+  int32_t burst = 1;        // bucket size: requests that may go at once after a quiet spell
+  // Per-account overrides of per_minute (0 = no budget for that account).
+  absl::flat_hash_map<std::string, int64_t> per_account;
+};
+
+// A token bucket, pure arithmetic on the times it is given (tests use a fake clock). Starts full.
+// With burst 1 no 60-second window ever holds more than `per_minute` grants, whatever the phase.
+// The upstream can narrow it: a pause (429) admits nothing before its end and restarts the
+// bucket with one token; a quota (RateLimit-Remaining/-Reset) admits at most that many grants
+// before its reset.
+class TokenBucket {
+ public:
+  TokenBucket(int64_t per_minute, int32_t burst, absl::Time now);
+
+  // When the `n`-th grant from now may happen at the earliest (n ≥ 1).
+  absl::Time Ready(absl::Time now, int64_t n = 1) const;
+  // Takes one token; only when Ready(now) <= now.
+  void Take(absl::Time now);
+  void PauseUntil(absl::Time until);
+  void Limit(int64_t remaining, absl::Time reset);
+
+  absl::Duration interval() const { return interval_; }
+
+ private:
+  double TokensAt(absl::Time now) const;
+
+  const absl::Duration interval_;  // one token per interval
+  const double burst_;
+  double tokens_;
+  absl::Time updated_;  // when tokens_ was true
+  absl::Time paused_until_ = absl::InfinitePast();
+  int64_t quota_ = 0;
+  absl::Time quota_until_ = absl::InfinitePast();
+};
+
+// The rate budgets of all accounts, pure bookkeeping (no I/O, no clock of its own, not
+// thread-safe): which waiting request may go when. Waiters of one account are served round-robin
+// between their owners (streams), one grant per owner per turn, so a stream with many pages in
+// flight does not crowd out a stream with one.
+class RateBudget {
+ public:
+  using Ticket = uint64_t;
+
+  explicit RateBudget(RateBudgetOptions options);
+
+  // Whether requests of `account` are budgeted at all.
+  bool Limited(const std::string& account) const;
+
+  // Queues a request of `owner` for `account` (Limited) and returns when it would go at the
+  // earliest (an estimate: the owners ahead in the rotation are each served first).
+  absl::Time Enqueue(Ticket ticket, const std::string& account, uint64_t owner, absl::Time now);
+  // Removes a waiting ticket; false when it is not waiting.
+  bool Remove(Ticket ticket);
+  // The tickets that may go at `now`, in grant order; *wake is when the next waiting ticket may
+  // go (InfiniteFuture when none waits).
+  std::vector<Ticket> Grant(absl::Time now, absl::Time* wake);
+  // The upstream answered a granted request of `account`: `throttled` when it said 429, with the
+  // answer's Retry-After (if any) and rate-limit headers. Adapts the account's bucket so that every
+  // stream of the account waits.
+  void Answered(const std::string& account, bool throttled, std::optional<absl::Duration> retry_after,
+                const RateLimitHint& hint, absl::Time now);
+
+ private:
+  struct Account {
+    explicit Account(TokenBucket b) : bucket(b) {}
+    TokenBucket bucket;
+    std::deque<uint64_t> rotation;  // owners with waiting tickets, next to serve first
+    absl::flat_hash_map<uint64_t, std::deque<Ticket>> queues;
+    int64_t in_flight = 0;  // granted, not answered yet
+  };
+  struct Waiting {
+    std::string account;
+    uint64_t owner;
+  };
+  Account& Get(const std::string& account, absl::Time now);
+
+  const RateBudgetOptions options_;
+  absl::flat_hash_map<std::string, Account> accounts_;
+  absl::flat_hash_map<Ticket, Waiting> waiting_;
+};
+
+// A PageSource that spends each account's RateBudget: a request waits (without a thread) until
+// its account has a token, then goes to `inner`; the answer's 429 / Retry-After / rate-limit
+// headers adapt the account's budget. Requests of unbudgeted accounts pass straight through.
+// A wait ends at once on cancellation (kCancelled) and fails at once with kDeadlineExceeded when
+// it could not end before the request's deadline. Callbacks run on `io`'s threads (or inner's),
+// never inside Fetch; `io` and `inner` must outlive this object and its fetches. Thread-safe.
+class RateLimitedPageSource final : public PageSource {
+ public:
+  RateLimitedPageSource(boost::asio::io_context& io, PageSource& inner, RateBudgetOptions options);
+
+  void Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) override;
+
+  // For metrics: requests that had to wait for a token, their total wait, and 429s seen.
+  int64_t waits() const;
+  absl::Duration wait_time() const;
+  int64_t throttled() const;
+
+ private:
+  struct Pending {
+    PageRequest request;
+    std::shared_ptr<Cancellation> cancel;
+    Cancellation::Handle handle = 0;
+    Callback done;
+    absl::Time since;
+  };
+  // Grants what may go, fails what waited past its deadline, and arms the timer for what is next.
+  void Tick();
+  void Arm();  // sets the timer to armed_, on strand_
+  void Send(Pending pending);
+  void CancelWait(RateBudget::Ticket ticket);
+
+  boost::asio::io_context& io_;
+  PageSource& inner_;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::steady_timer timer_;  // used on strand_ only
+  mutable absl::Mutex mu_;
+  RateBudget budget_ ABSL_GUARDED_BY(mu_);
+  RateBudget::Ticket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<RateBudget::Ticket, Pending> pending_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Time, RateBudget::Ticket>> deadlines_ ABSL_GUARDED_BY(mu_);
+  absl::Time armed_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  int64_t waits_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration wait_time_ ABSL_GUARDED_BY(mu_);
+  int64_t throttled_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace contacts::gateway
+
+#endif  // CONTACTS_GATEWAY_SERVER_STREAM_RATE_BUDGET_H_

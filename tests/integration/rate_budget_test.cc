@@ -1,0 +1,178 @@
+// The rate budget, coalescing and parallel prefetch against the real kore-sim process enforcing
+// a per-account rate limit: concurrent streams of one list cost about one stream's upstream
+// requests, a budget just under kore-sim's limit never draws a 429, and every stream's ids are
+// exactly kore-sim's list. Rates are scaled down (600/min) so that each case takes seconds.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/service/gateway_server.h"
+#include "tests/integration/test_support.h"
+
+namespace contacts::gateway {
+namespace {
+
+using ::contacts::testing::ChildProcess;
+using ::contacts::testing::HttpRequest;
+using ::contacts::testing::SplitLines;
+
+constexpr char kAppId[] = "cs-budget";
+constexpr char kSecret[] = "budget-secret-7a2c";
+constexpr int kSimPerMinute = 600;
+constexpr int kPageSize = 100;
+
+int64_t StatsNumber(const std::string& body, const std::string& key) {
+  size_t at = body.find("\"" + key + "\":");
+  return at == std::string::npos ? 0 : std::stoll(body.substr(at + key.size() + 3));
+}
+
+class RateBudgetTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    sim_ = ChildProcess::Start({KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--app",
+                                absl::StrCat(kAppId, "=", kSecret), "--rate-limit",
+                                std::to_string(kSimPerMinute), "--quiet"})
+               .release();
+    ASSERT_NE(sim_, nullptr);
+  }
+  static void TearDownTestSuite() {
+    delete sim_;
+    sim_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(sim_, nullptr);
+    ASSERT_EQ(HttpRequest("POST", sim_->port(), "/_sim/reset").status, 200);
+  }
+  void TearDown() override {
+    if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
+  }
+
+  void StartGateway(int64_t per_minute, int prefetch_pages) {
+    Config config;
+    config.listen = "127.0.0.1:0";
+    config.upstream.base_url = absl::StrCat("http://127.0.0.1:", sim_->port());
+    config.upstream.allow_plain_http = true;
+    config.client_id = kAppId;
+    config.client_secret = kSecret;
+    config.rate.per_minute = per_minute;
+    config.stream.prefetch_pages = prefetch_pages;
+    absl::StatusOr<std::unique_ptr<GatewayServer>> gateway = GatewayServer::Start(config);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = *std::move(gateway);
+    stub_ = contacts::v1::ContactService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", gateway_->port()), grpc::InsecureChannelCredentials()));
+  }
+
+  struct Result {
+    grpc::Status status;
+    std::vector<std::string> ids;
+  };
+  Result Stream(const std::string& list, const std::string& account = "acct-budget") {
+    Result result;
+    contacts::v1::StreamContactsRequest request;
+    request.set_stream_id("st-budget");
+    request.set_contact_list_id(list);
+    request.set_account_id(account);
+    request.set_page_size(kPageSize);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    auto reader = stub_->StreamContacts(&context, request);
+    contacts::v1::StreamContactsResponse response;
+    while (reader->Read(&response)) {
+      for (const auto& contact : response.contacts()) result.ids.push_back(contact.id());
+    }
+    result.status = reader->Finish();
+    return result;
+  }
+  // Runs one stream per entry of `lists` at once.
+  std::vector<Result> StreamAll(const std::vector<std::string>& lists) {
+    std::vector<Result> results(lists.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < lists.size(); ++i) {
+      threads.emplace_back([&, i] { results[i] = Stream(lists[i]); });
+    }
+    for (std::thread& thread : threads) thread.join();
+    return results;
+  }
+  static std::string Stats() { return HttpRequest("GET", sim_->port(), "/_sim/stats").body; }
+  static std::vector<std::string> SimIds(const std::string& list) {
+    return SplitLines(HttpRequest("GET", sim_->port(), absl::StrCat("/_sim/lists/", list, "/ids")).body);
+  }
+
+  static ChildProcess* sim_;
+  std::unique_ptr<GatewayServer> gateway_;
+  std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
+};
+
+ChildProcess* RateBudgetTest::sim_ = nullptr;
+
+TEST_F(RateBudgetTest, ConcurrentStreamsOfOneListCostAboutOneStream) {
+  const std::string list = "cl-sim-2000";  // 20 pages of 100
+  StartGateway(kSimPerMinute * 95 / 100, 4);
+  Result one = Stream(list);
+  ASSERT_TRUE(one.status.ok()) << one.status.error_message();
+  const int64_t one_stream = StatsNumber(Stats(), "list_requests");
+  EXPECT_EQ(one_stream, 20);
+  gateway_->Shutdown(absl::ZeroDuration());  // a fresh gateway: an empty cache
+  ASSERT_EQ(HttpRequest("POST", sim_->port(), "/_sim/reset").status, 200);
+
+  StartGateway(kSimPerMinute * 95 / 100, 4);
+  const std::vector<std::string> expected = SimIds(list);
+  std::vector<Result> results = StreamAll(std::vector<std::string>(10, list));
+  for (const Result& result : results) {
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    EXPECT_EQ(result.ids, expected);
+  }
+  const std::string stats = Stats();
+  const int64_t ten_streams = StatsNumber(stats, "list_requests");
+  std::cout << "10 concurrent streams of " << list << ": " << ten_streams << " upstream requests (one stream: "
+            << one_stream << ")" << std::endl;
+  EXPECT_LE(ten_streams, one_stream * 11 / 10);
+  EXPECT_EQ(StatsNumber(stats, "429"), 0);
+}
+
+TEST_F(RateBudgetTest, BudgetJustUnderTheLimitDrawsNo429AndIsSpent) {
+  // Demand above the budget: 4 different lists of 20 pages, budget 95% of kore-sim's 600/min.
+  const int64_t budget = kSimPerMinute * 95 / 100;
+  StartGateway(budget, 8);
+  std::vector<std::string> lists = {"cl-sim-2000", "cl-sim-2001", "cl-sim-2002", "cl-sim-2003"};
+  std::vector<std::vector<std::string>> expected;
+  for (const std::string& list : lists) expected.push_back(SimIds(list));
+  const absl::Time start = absl::Now();
+  std::vector<Result> results = StreamAll(lists);
+  const absl::Duration elapsed = absl::Now() - start;
+  for (size_t i = 0; i < lists.size(); ++i) {
+    ASSERT_TRUE(results[i].status.ok()) << lists[i] << ": " << results[i].status.error_message();
+    EXPECT_EQ(results[i].ids, expected[i]) << lists[i];
+  }
+  const std::string stats = Stats();
+  const int64_t requests = StatsNumber(stats, "list_requests");
+  EXPECT_EQ(StatsNumber(stats, "429"), 0) << stats;
+  // The first request of the burst is free; the rest are paced at the budget's rate.
+  const double used = static_cast<double>(requests - 1) / (absl::ToDoubleMinutes(elapsed) * budget);
+  std::cout << requests << " upstream requests in " << absl::FormatDuration(elapsed) << ": "
+            << static_cast<int>(used * 100) << "% of the budget (" << budget << "/min)" << std::endl;
+  EXPECT_GE(requests, 4 * 20);
+  EXPECT_LE(used, 1.0 + 1e-9);  // never faster than the budget
+}
+
+TEST_F(RateBudgetTest, AccountsOverTheirBudgetWaitWithoutFailing) {
+  // A budget that allows the first page at once and one more every 200 ms: a 3-page stream with
+  // a window of 4 still delivers everything, in order, paced.
+  StartGateway(300, 4);
+  const std::string list = "cl-sim-300";
+  Result result = Stream(list);
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.ids, SimIds(list));
+  EXPECT_EQ(StatsNumber(Stats(), "list_requests"), 3);
+}
+
+}  // namespace
+}  // namespace contacts::gateway

@@ -1,0 +1,211 @@
+#include "server/stream/page_cache.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <future>
+#include <thread>
+
+namespace contacts::gateway {
+namespace {
+
+using ::testing::ElementsAre;
+
+// Holds every Fetch until the test answers it, counting them.
+class HeldSource final : public PageSource {
+ public:
+  void Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) override {
+    absl::MutexLock lock(&mu_);
+    held_.push_back({std::move(request), std::move(cancel), std::move(done)});
+  }
+  size_t calls() {
+    absl::MutexLock lock(&mu_);
+    return held_.size() + answered_;
+  }
+  // Answers the oldest held fetch.
+  void Answer(absl::StatusOr<Page> page) {
+    Held held;
+    {
+      absl::MutexLock lock(&mu_);
+      held = std::move(held_.front());
+      held_.erase(held_.begin());
+      ++answered_;
+    }
+    std::move(held.done)(std::move(page));
+  }
+  bool front_cancelled() {
+    absl::MutexLock lock(&mu_);
+    return held_.front().cancel->cancelled();
+  }
+
+ private:
+  struct Held {
+    PageRequest request;
+    std::shared_ptr<Cancellation> cancel;
+    Callback done;
+  };
+  absl::Mutex mu_;
+  std::vector<Held> held_;
+  size_t answered_ = 0;
+};
+
+Page PageOf(std::vector<std::string> ids) {
+  Page page;
+  for (const std::string& id : ids) page.contacts.emplace_back().set_id(id);
+  page.total_results = static_cast<int64_t>(ids.size());
+  return page;
+}
+
+std::vector<std::string> Ids(const absl::StatusOr<Page>& page) {
+  std::vector<std::string> ids;
+  if (page.ok()) {
+    for (const auto& contact : page->contacts) ids.push_back(contact.id());
+  }
+  return ids;
+}
+
+class CachingPageSourceTest : public ::testing::Test {
+ protected:
+  CachingPageSourceTest() : thread_([this] { io_.run(); }) {}
+  ~CachingPageSourceTest() override {
+    work_.reset();
+    thread_.join();
+  }
+  static PageRequest Request(int64_t skip, std::string jwt = "minted", bool caller_credentials = false) {
+    PageRequest request;
+    request.stream_id = "st-1";
+    request.list_id = "cl-1";
+    request.account_id = "acct";
+    request.skip = skip;
+    request.limit = 2;
+    request.credentials = {std::move(jwt), "cs-app"};
+    request.caller_credentials = caller_credentials;
+    return request;
+  }
+  std::future<absl::StatusOr<Page>> Start(PageSource& source, PageRequest request,
+                                          std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>()) {
+    auto result = std::make_shared<std::promise<absl::StatusOr<Page>>>();
+    source.Fetch(std::move(request), cancel, [result](absl::StatusOr<Page> page) { result->set_value(std::move(page)); });
+    return result->get_future();
+  }
+
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+  std::thread thread_;
+};
+
+TEST_F(CachingPageSourceTest, IdenticalRequestsInFlightAreFetchedOnceAndFannedOut) {
+  HeldSource inner;
+  CachingPageSource source(io_, inner, {.max_bytes = 0});  // no cache: coalescing only
+  std::vector<std::future<absl::StatusOr<Page>>> results;
+  for (int i = 0; i < 5; ++i) results.push_back(Start(source, Request(0, "jwt-" + std::to_string(i))));
+  auto other = Start(source, Request(2));
+  EXPECT_EQ(inner.calls(), 2u);
+  inner.Answer(PageOf({"c0", "c1"}));
+  inner.Answer(PageOf({"c2", "c3"}));
+  for (auto& result : results) EXPECT_THAT(Ids(result.get()), ElementsAre("c0", "c1"));
+  EXPECT_THAT(Ids(other.get()), ElementsAre("c2", "c3"));
+  EXPECT_EQ(source.coalesced(), 4);
+  EXPECT_EQ(source.misses(), 2);
+  // Nothing was kept: the same request again goes upstream.
+  auto again = Start(source, Request(0));
+  EXPECT_EQ(inner.calls(), 3u);
+  inner.Answer(PageOf({"c0", "c1"}));
+  EXPECT_THAT(Ids(again.get()), ElementsAre("c0", "c1"));
+}
+
+TEST_F(CachingPageSourceTest, ErrorsReachEveryWaiterButAreNotCached) {
+  HeldSource inner;
+  CachingPageSource source(io_, inner, {});
+  auto first = Start(source, Request(0));
+  auto second = Start(source, Request(0));
+  inner.Answer(absl::UnavailableError("HTTP 503"));
+  EXPECT_EQ(first.get().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(second.get().status().code(), absl::StatusCode::kUnavailable);
+  auto retry = Start(source, Request(0));
+  EXPECT_EQ(inner.calls(), 2u);
+  inner.Answer(PageOf({"c0", "c1"}));
+  EXPECT_THAT(Ids(retry.get()), ElementsAre("c0", "c1"));
+}
+
+TEST_F(CachingPageSourceTest, CachedPagesServeLaterRequestsUntilTheTtl) {
+  HeldSource inner;
+  CachingPageSource source(io_, inner, {.max_bytes = 1 << 20, .ttl = absl::Milliseconds(300)});
+  auto first = Start(source, Request(0));
+  inner.Answer(PageOf({"c0", "c1"}));
+  EXPECT_THAT(Ids(first.get()), ElementsAre("c0", "c1"));
+  EXPECT_THAT(Ids(Start(source, Request(0)).get()), ElementsAre("c0", "c1"));
+  EXPECT_EQ(inner.calls(), 1u);
+  EXPECT_EQ(source.hits(), 1);
+  absl::SleepFor(absl::Milliseconds(400));
+  auto expired = Start(source, Request(0));
+  EXPECT_EQ(inner.calls(), 2u);
+  inner.Answer(PageOf({"c0", "c1"}));
+  EXPECT_THAT(Ids(expired.get()), ElementsAre("c0", "c1"));
+}
+
+TEST_F(CachingPageSourceTest, EvictsTheOldestPagesBeyondTheByteCap) {
+  HeldSource inner;
+  // Room for about two small pages.
+  size_t page_bytes = 0;
+  {
+    CachingPageSource probe(io_, inner, {});
+    auto r = Start(probe, Request(0));
+    inner.Answer(PageOf({"c0", "c1"}));
+    ASSERT_TRUE(r.get().ok());
+    page_bytes = probe.bytes();
+  }
+  CachingPageSource source(io_, inner, {.max_bytes = 2 * page_bytes + page_bytes / 2});
+  for (int64_t skip : {0, 2, 4}) {
+    auto r = Start(source, Request(skip));
+    inner.Answer(PageOf({"c" + std::to_string(skip), "c" + std::to_string(skip + 1)}));
+    ASSERT_TRUE(r.get().ok());
+  }
+  EXPECT_LE(source.bytes(), 2 * page_bytes + page_bytes / 2);
+  const size_t calls = inner.calls();
+  EXPECT_THAT(Ids(Start(source, Request(4)).get()), ElementsAre("c4", "c5"));  // newest: kept
+  EXPECT_EQ(inner.calls(), calls);
+  auto oldest = Start(source, Request(0));  // evicted: fetched again
+  EXPECT_EQ(inner.calls(), calls + 1);
+  inner.Answer(PageOf({"c0", "c1"}));
+  EXPECT_THAT(Ids(oldest.get()), ElementsAre("c0", "c1"));
+}
+
+TEST_F(CachingPageSourceTest, CallerCredentialsAreNeverShared) {
+  HeldSource inner;
+  CachingPageSource source(io_, inner, {});
+  auto alice = Start(source, Request(0, "alice-jwt", true));
+  auto bob = Start(source, Request(0, "bob-jwt", true));
+  EXPECT_EQ(inner.calls(), 2u);  // each caller's JWT asks for itself
+  inner.Answer(PageOf({"c0", "c1"}));
+  inner.Answer(absl::UnauthenticatedError("HTTP 401"));
+  EXPECT_THAT(Ids(alice.get()), ElementsAre("c0", "c1"));
+  EXPECT_EQ(bob.get().status().code(), absl::StatusCode::kUnauthenticated);
+  // Alice's cached page serves Alice again, and minted requests share regardless of the JWT.
+  EXPECT_THAT(Ids(Start(source, Request(0, "alice-jwt", true)).get()), ElementsAre("c0", "c1"));
+  EXPECT_EQ(inner.calls(), 2u);
+  EXPECT_NE(PageKey(Request(0, "x", true)), PageKey(Request(0, "y", true)));
+  EXPECT_EQ(PageKey(Request(0, "minted-1")), PageKey(Request(0, "minted-2")));
+  EXPECT_EQ(PageKey(Request(0, "x", true)).find("x"), std::string::npos);  // hashed, not kept
+}
+
+TEST_F(CachingPageSourceTest, CancelledWaiterLeavesAtOnceAndTheLastOneCancelsTheFetch) {
+  HeldSource inner;
+  CachingPageSource source(io_, inner, {});
+  auto cancel_a = std::make_shared<Cancellation>();
+  auto cancel_b = std::make_shared<Cancellation>();
+  auto a = Start(source, Request(0), cancel_a);
+  auto b = Start(source, Request(0), cancel_b);
+  cancel_a->Cancel();
+  EXPECT_EQ(a.get().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(inner.front_cancelled());  // b still waits for it
+  cancel_b->Cancel();
+  EXPECT_EQ(b.get().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(inner.front_cancelled());
+  inner.Answer(absl::CancelledError("cancelled"));
+  EXPECT_EQ(inner.calls(), 1u);
+}
+
+}  // namespace
+}  // namespace contacts::gateway
