@@ -88,7 +88,7 @@ run=("${podman[@]}" run -d --network host --read-only --cap-drop all --security-
 sim_port=$(port_of "${names[0]}")
 "${run[@]}" --name "${names[1]}" -e CONTACTS_GATEWAY_CLIENT_SECRET=image-secret-2c7e "$image" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
-  --client-id cs-image --allow-unauthenticated-callers >/dev/null
+  --client-id cs-image --allow-unauthenticated-callers --rate-limit 0 >/dev/null
 gw_port=$(port_of "${names[1]}")
 
 "$build_dir/client/contacts-cli" --target "127.0.0.1:$gw_port" --stream-id st-image --account-id acct-image \

@@ -97,6 +97,7 @@ class HostileUpstreamTest : public ::testing::Test {
     config.client_id = "cs-hostile";
     config.client_secret = "hostile-secret";
     config.authz.allow_unauthenticated = true;
+    config.rate.per_minute = 0;
     absl::StatusOr<std::unique_ptr<GatewayServer>> gateway = GatewayServer::Start(config);
     EXPECT_TRUE(gateway.ok()) << gateway.status();
     if (!gateway.ok()) return grpc::Status::CANCELLED;

@@ -70,7 +70,7 @@ TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
   std::unique_ptr<ChildProcess> gateway = ChildProcess::Start(
       {GATEWAY_PATH, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--upstream", absl::StrCat("https://localhost:", sim->port()),
        "--upstream-ca-file", dir + "/ca.pem", "--credentials-file", credentials, "--credentials-reload-interval",
-       "100ms", "--client-id", "cs-env", "--retry-attempts", "1", "--log-level", "debug"});
+       "100ms", "--client-id", "cs-env", "--retry-attempts", "1", "--rate-limit", "0", "--log-level", "debug"});
   ASSERT_NE(gateway, nullptr);
 
   const std::string minted_like = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"x","appId":"cs-leak"})",

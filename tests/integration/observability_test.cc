@@ -64,7 +64,7 @@ class ObservabilityTest : public ::testing::Test {
         ChildProcess::Start({GATEWAY_PATH, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
                              "--upstream", absl::StrCat("http://127.0.0.1:", sim_->port()),
                              "--upstream-allow-plain-http", "--client-id", kAppId, "--client-secret-file",
-                             dir + "/secret", "--allow-unauthenticated-callers", "--retry-initial-backoff", "10ms",
+                             dir + "/secret", "--allow-unauthenticated-callers", "--rate-limit", "0", "--retry-initial-backoff", "10ms",
                              "--log-level", "debug"});
     ASSERT_NE(gateway_, nullptr);
     ASSERT_NE(gateway_->admin_port(), 0) << "the ready line names no admin port";

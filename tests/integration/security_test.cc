@@ -95,6 +95,7 @@ class SecurityTest : public ::testing::Test {
     config.upstream.ca_file = *dir_ + "/ca.pem";
     config.credentials_file = *dir_ + "/credentials.json";
     config.credentials_reload_interval = absl::Milliseconds(50);
+    config.rate.per_minute = 0;  // kore-sim here has no rate limit
     WriteAtomically(config.credentials_file, CredentialsJson());
     return config;
   }

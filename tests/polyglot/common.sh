@@ -40,7 +40,7 @@ start_gateway() {
   shift 2
   "$bin" --listen "127.0.0.1:${gw_port:-0}" --upstream "$sim" --upstream-allow-plain-http \
     --client-id "$app_id" --client-secret-file "$work/secret" --allow-unauthenticated-callers \
-    --admin-listen 127.0.0.1:0 "$@" >"$work/gw$n.out" 2>"$work/gw$n.err" &
+    --admin-listen 127.0.0.1:0 --rate-limit 0 "$@" >"$work/gw$n.out" 2>"$work/gw$n.err" &
   gateway_pid=$!
   pids+=($gateway_pid)
   gw_port=$(port_of "$work/gw$n.out")
