@@ -38,7 +38,6 @@
 #include "absl/synchronization/mutex.h"
 #include "contacts/v1/contacts.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
-#include "server/sync.h"
 #include "tools/kore-sim/contact_render.h"
 
 namespace {
@@ -93,13 +92,13 @@ int64_t RssKib(int pid) {
 class Latch {
  public:
   void Add() {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     ++count_;
   }
   void WaitFor(int n) {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     target_ = n;
-    lock.Await(absl::Condition(this, &Latch::Reached));
+    mu_.Await(absl::Condition(this, &Latch::Reached));
   }
 
  private:

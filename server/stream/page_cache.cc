@@ -7,7 +7,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "server/sync.h"
+#include "server/metrics/metrics.h"
 
 namespace contacts::gateway {
 namespace {
@@ -49,10 +49,11 @@ void CachingPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation>
   uint64_t waiter = 0, flight = 0;
   std::shared_ptr<Cancellation> flight_cancel;
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     Evict(now);
     if (auto hit = index_.find(key); hit != index_.end()) {
       ++hits_;
+      Metrics().page_cache_hits.Increment();
       cached = hit->second->page;
     } else {
       waiter = ++last_id_;
@@ -63,6 +64,7 @@ void CachingPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation>
         flight_cancel = it->second.cancel;
       } else {
         ++coalesced_;
+        Metrics().coalesced_pages.Increment();
       }
       it->second.waiters.push_back(Waiter{waiter, cancel, 0, std::move(done), request.deadline});
     }
@@ -74,7 +76,7 @@ void CachingPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation>
   Cancellation::Handle handle = cancel->OnCancel([this, key, waiter] { Leave(key, waiter); });
   bool kept = false;
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (auto it = flights_.find(key); it != flights_.end()) {
       for (Waiter& w : it->second.waiters) {
         if (w.id == waiter) {
@@ -95,7 +97,7 @@ void CachingPageSource::Leave(const std::string& key, uint64_t waiter) {
   Callback done;
   std::shared_ptr<Cancellation> abandoned;
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     auto it = flights_.find(key);
     if (it == flights_.end()) return;
     std::vector<Waiter>& waiters = it->second.waiters;
@@ -116,7 +118,7 @@ void CachingPageSource::Land(const std::string& key, uint64_t flight, absl::Stat
   std::vector<Waiter> waiters;
   std::shared_ptr<const Page> shared;
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     auto it = flights_.find(key);
     if (it != flights_.end() && it->second.id == flight) {
       waiters = std::move(it->second.waiters);
@@ -171,22 +173,22 @@ void CachingPageSource::Evict(absl::Time now) {
 }
 
 int64_t CachingPageSource::hits() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return hits_;
 }
 
 int64_t CachingPageSource::coalesced() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return coalesced_;
 }
 
 int64_t CachingPageSource::misses() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return misses_;
 }
 
 size_t CachingPageSource::bytes() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return bytes_;
 }
 

@@ -6,8 +6,8 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/metrics/metrics.h"
 #include "server/stream/retry.h"
-#include "server/sync.h"
 
 namespace contacts::gateway {
 namespace {
@@ -153,7 +153,7 @@ RateLimitedPageSource::RateLimitedPageSource(asio::io_context& io, PageSource& i
 void RateLimitedPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) {
   RateBudget::Ticket ticket = 0;
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (budget_.Limited(request.account_id)) ticket = ++last_ticket_;
   }
   if (ticket == 0) {
@@ -165,7 +165,7 @@ void RateLimitedPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellat
   const absl::Time deadline = request.deadline;
   absl::Status refused;
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     const std::string account = request.account_id;
     absl::Time ready = budget_.Enqueue(ticket, account, request.owner, now);
     if (ready > deadline) {
@@ -190,7 +190,7 @@ void RateLimitedPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellat
 void RateLimitedPageSource::CancelWait(RateBudget::Ticket ticket) {
   Pending pending;
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     auto it = pending_.find(ticket);
     if (it == pending_.end()) return;
     budget_.Remove(ticket);
@@ -207,7 +207,7 @@ void RateLimitedPageSource::Tick() {
   std::vector<Pending> go, expired;
   bool arm = false;
   {
-    contacts::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     const absl::Time now = absl::Now();
     absl::Time wake;
     for (RateBudget::Ticket ticket : budget_.Grant(now, &wake)) {
@@ -216,6 +216,7 @@ void RateLimitedPageSource::Tick() {
       if (now - it->second.since > absl::Milliseconds(1)) {
         ++waits_;
         wait_time_ += now - it->second.since;
+        Metrics().rate_budget_wait_seconds.Observe(absl::ToDoubleSeconds(now - it->second.since));
       }
       go.push_back(std::move(it->second));
       pending_.erase(it);
@@ -252,7 +253,7 @@ void RateLimitedPageSource::Arm() {
   asio::post(strand_, [this] {
     absl::Time wake;
     {
-      contacts::MutexLock lock(&mu_);
+      absl::MutexLock lock(&mu_);
       wake = armed_;
     }
     if (wake == absl::InfiniteFuture()) return;
@@ -260,7 +261,7 @@ void RateLimitedPageSource::Arm() {
     timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec == asio::error::operation_aborted) return;
       {
-        contacts::MutexLock lock(&mu_);
+        absl::MutexLock lock(&mu_);
         armed_ = absl::InfiniteFuture();
       }
       Tick();
@@ -289,7 +290,7 @@ void RateLimitedPageSource::Send(Pending pending) {
                    }
                  }
                  {
-                   contacts::MutexLock lock(&mu_);
+                   absl::MutexLock lock(&mu_);
                    budget_.Answered(account, throttled, retry_after, hint, now);
                    if (throttled) ++throttled_;
                  }
@@ -298,17 +299,17 @@ void RateLimitedPageSource::Send(Pending pending) {
 }
 
 int64_t RateLimitedPageSource::waits() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return waits_;
 }
 
 absl::Duration RateLimitedPageSource::wait_time() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return wait_time_;
 }
 
 int64_t RateLimitedPageSource::throttled() const {
-  contacts::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return throttled_;
 }
 
