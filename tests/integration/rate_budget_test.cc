@@ -61,6 +61,7 @@ class RateBudgetTest : public ::testing::Test {
     config.upstream.allow_plain_http = true;
     config.client_id = kAppId;
     config.client_secret = kSecret;
+    config.authz.allow_unauthenticated = true;
     config.rate.per_minute = per_minute;
     config.stream.prefetch_pages = prefetch_pages;
     absl::StatusOr<std::unique_ptr<GatewayServer>> gateway = GatewayServer::Start(config);

@@ -259,13 +259,14 @@ TEST_F(SecurityTest, RotatedServerCertificateIsPickedUpWhileAStreamContinues) {
   Config config = BaseConfig();
   config.authz.allow_unauthenticated = true;
   config.tls = {.cert_file = tls + "/tls.crt", .key_file = tls + "/tls.key", .reload_interval = absl::Seconds(1)};
+  config.stream.prefetch_pages = 1;  // 200 pages of 20 ms: the stream outlives the rotation
   StartGateway(config);
   ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=20&count=-1").status, 200);
 
   // A stream on the old certificate, paused after its first message.
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  StreamContactsRequest request = Request("acct-a", "cl-sim-2000");
+  StreamContactsRequest request = Request("acct-a", "cl-sim-10000");
   request.set_max_batch_size(50);
   auto stub = contacts::v1::ContactService::NewStub(TlsChannel("old-ca"));
   auto reader = stub->StreamContacts(&context, request);
@@ -290,7 +291,7 @@ TEST_F(SecurityTest, RotatedServerCertificateIsPickedUpWhileAStreamContinues) {
   }
   grpc::Status status = reader->Finish();
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(ids, SimIds("cl-sim-2000"));
+  EXPECT_EQ(ids, SimIds("cl-sim-10000"));
 }
 
 TEST_F(SecurityTest, RefusesAnExpiredUpstreamCertificate) {

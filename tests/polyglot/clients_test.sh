@@ -12,7 +12,10 @@ source "$(dirname "$0")/common.sh"
 node_modules=${CONTACTS_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/contacts-gateway/node}/node_modules
 
 start_sim "$sim_bin"
-gateway_flags=(--retry-attempts 2 --retry-initial-backoff 10ms --retry-max-backoff 20ms --drain-timeout 0.3s)
+# One page in flight, so that the two 503s below hit the same page request (not two pages fetched
+# in parallel, which would each succeed on their retry).
+gateway_flags=(--retry-attempts 2 --retry-initial-backoff 10ms --retry-max-backoff 20ms --drain-timeout 0.3s
+  --prefetch-pages 1)
 start_gateway "$gateway_bin" 1 "${gateway_flags[@]}"
 
 client() {  # client python|node LIST OUT [FLAGS...]: streams LIST into OUT.jsonl, stderr in OUT.err
