@@ -2,10 +2,10 @@
 # Builds everything and runs every test (CTest): unit, integration (real kore-sim, TLS, gRPC),
 # proto lint, reflection and health via buf curl, the end-to-end CLI run, the Kubernetes manifest
 # checks; then the container image (scripts/image-test.sh), the same suite under AddressSanitizer +
-# UBSan and under ThreadSanitizer, and 60 s of each fuzzer.
+# UBSan and under ThreadSanitizer, and 30 s of each fuzzer.
 # Installs what is missing first (Debian 12, apt + npm). CTest arguments apply to the first step.
 #   CONTACTS_TEST_QUICK=1 scripts/test.sh   only the first step (no image, sanitizers or fuzzing)
-#   CONTACTS_FUZZ_SECONDS=N                 fuzzing time per target (default 60)
+#   CONTACTS_FUZZ_SECONDS=N                 fuzzing time per target (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
@@ -58,7 +58,7 @@ if [[ ${CONTACTS_TEST_QUICK:-0} != 1 ]]; then
   step "image" image
   step "sanitize asan" scripts/sanitize.sh asan
   step "sanitize tsan" scripts/sanitize.sh tsan
-  step "fuzz ${CONTACTS_FUZZ_SECONDS:-60}s" scripts/fuzz.sh "${CONTACTS_FUZZ_SECONDS:-60}"
+  step "fuzz ${CONTACTS_FUZZ_SECONDS:-30}s" scripts/fuzz.sh "${CONTACTS_FUZZ_SECONDS:-30}"
 fi
 echo "===== test.sh summary"
 printf '  %s\n' "${summary[@]}"
