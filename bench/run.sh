@@ -116,7 +116,7 @@ sim_reset() { /usr/bin/python3 -c 'import sys, urllib.request
 urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST"))' \
   "http://127.0.0.1:$sim_port/_sim/reset" >/dev/null; }
 
-has_flag() { "$gw" --help | grep -q -- "$1[ =]"; }
+has_flag() { grep -q -- "$1[ =]" <("$gw" --help); }  # not a pipe: grep -q would SIGPIPE --help
 features() {
   if has_flag --rate-limit; then echo "issue-4 features"; else echo "baseline (main before issue-4 features)"; fi
 }

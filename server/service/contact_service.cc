@@ -241,11 +241,11 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       StartWrite(&wire_);
     }
     if (finish) Finish(*finish);
-    for (auto& [slot, request] : fetch) {
+    for (auto& [id, request] : fetch) {
       if (grant_.minter) request.credentials = {grant_.minter->Token(), grant_.minter->client_id()};
       refs_.fetch_add(1);
       source_.Fetch(std::move(request), cancel_,
-                    [this, slot](absl::StatusOr<Page> page) { OnPage(slot, std::move(page)); });
+                    [this, slot = id](absl::StatusOr<Page> page) { OnPage(slot, std::move(page)); });
     }
   }
 
