@@ -133,6 +133,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
           log_);
     }
     service_.Unregister(this);
+    cancel_->Cancel();  // prefetched pages still in flight are of no use now
     Unref();
   }
 

@@ -142,7 +142,10 @@ void GatewayServer::Shutdown(absl::Duration drain) {
     stopped.Notify();
     drainer.join();
   }
+  // Let what is already queued run (cancelled fetches hand their streams back), then stop.
   work_.reset();
+  const absl::Time give_up = absl::Now() + absl::Seconds(1);
+  while (!io_.stopped() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
   io_.stop();
   for (std::thread& thread : io_threads_) thread.join();
 }
