@@ -305,7 +305,9 @@ void Soak::InjectFaults(absl::Time until) {
       case 4: spec = "kind=status&code=503"; break;
       case 5: spec = "kind=reset"; break;
       case 6: spec = "kind=truncate"; break;
-      case 7: spec = "kind=malformed"; break;
+      // One garbled answer at a time: a garbled page that outlasts the attempts ends the stream
+      // with INTERNAL (not resumable, by design), and streams sharing that page request share it.
+      case 7: spec = "kind=malformed&count=1"; break;
       case 8: spec = absl::StrCat("kind=latency&ms=", 50 + pick(450)); break;
       case 9: spec = "kind=status&code=429&retry_after=1&retry_after_date=1"; break;
       default:
