@@ -68,6 +68,10 @@ asio::awaitable<void> ReadResponse(Stream& stream, beast::flat_buffer& buffer,
     ec = http::error::body_limit;
     co_return;
   }
+  // Beast reads at most the buffer's free capacity per call: a few hundred bytes for a buffer
+  // sized by the header alone, i.e. a hundred system calls for a 1000-contact page.
+  constexpr size_t kReadChunk = 64 << 10;
+  buffer.reserve(buffer.size() + std::min<size_t>(parser.content_length().value_or(kReadChunk), kReadChunk));
   co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
 }
 
