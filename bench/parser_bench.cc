@@ -1,7 +1,7 @@
 // Picks the JSON parser for upstream pages by measurement (results and decision: REPORT.md).
 //
 // Every contender turns the same in-memory getAllContacts page (50 or 1000 realistic contacts)
-// into the same Page of contacts::v1::Contact protos; the counter `time_per_contact` is the time
+// into the same Page (contacts encoded for the wire, see page.h); the counter `time_per_contact` is the time
 // per contact (printed with an SI prefix: "120n" = 120 ns). Contenders:
 //   OnDemand   our ParsePage (simdjson on-demand, tolerant reader, the production code)
 //   SimdjsonDom  simdjson's DOM parser, then a walk of the DOM
@@ -45,7 +45,6 @@
 namespace contacts::gateway {
 namespace {
 
-using contacts::v1::Contact;
 
 // ---------------------------------------------------------------------------------------------
 // Input: a realistic page. Documented field order; ~4% without phoneNumber, ~2% with null
@@ -107,8 +106,12 @@ bool SamePage(const Page& page, int contacts, benchmark::State& state) {
   return true;
 }
 
-void SetTime(std::string_view text, google::protobuf::Timestamp* out) {
-  if (!ParseTimestamp(text, out)) std::abort();
+EncodedContacts::Time TimeOf(const google::protobuf::Timestamp& time) { return {time.seconds(), time.nanos()}; }
+
+EncodedContacts::Time TimeOf(std::string_view text) {
+  google::protobuf::Timestamp time;
+  if (!ParseTimestamp(text, &time)) std::abort();
+  return TimeOf(time);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,30 +177,31 @@ bool DomPage(simdjson::dom::parser& parser, const std::string& body, Page* page)
   dom::object data;
   dom::array results;
   if (root["data"].get(data) || data["results"].get(results)) return false;
-  page->contacts.reserve(results.size());
+  page->contacts.Reserve(results.size(), 0);
   for (dom::element element : results) {
     dom::object object;
     if (element.get(object)) return false;
-    Contact& contact = page->contacts.emplace_back();
+    EncodedContacts::Fields contact;
     for (dom::key_value_pair field : object) {
       std::string_view text;
       if (field.key == "_id") {
         if (field.value.get(text)) return false;
-        contact.set_id(text.data(), text.size());
+        contact.id = text;
       } else if (field.key == "phoneNumber") {
         if (field.value.get(text) == simdjson::SUCCESS) {
-          contact.set_phone_number(text.data(), text.size());
+          contact.phone_number = text;
         }
       } else if (field.key == "createdAt") {
         if (field.value.get(text) == simdjson::SUCCESS) {
-          SetTime(text, contact.mutable_create_time());
+          contact.create_time = TimeOf(text);
         }
       } else if (field.key == "updatedAt") {
         if (field.value.get(text) == simdjson::SUCCESS) {
-          SetTime(text, contact.mutable_update_time());
+          contact.update_time = TimeOf(text);
         }
       }
     }
+    page->contacts.Append(contact);
   }
   int64_t number = 0;
   bool flag = false;
@@ -237,24 +241,25 @@ bool RapidPage(const std::string& body, Page* page) {
   if (data == doc.MemberEnd() || !data->value.IsObject()) return false;
   auto results = data->value.FindMember("results");
   if (results == data->value.MemberEnd() || !results->value.IsArray()) return false;
-  page->contacts.reserve(results->value.Size());
+  page->contacts.Reserve(results->value.Size(), 0);
   for (const auto& element : results->value.GetArray()) {
     if (!element.IsObject()) return false;
-    Contact& contact = page->contacts.emplace_back();
+    EncodedContacts::Fields contact;
     for (const auto& field : element.GetObject()) {
       const std::string_view key(field.name.GetString(), field.name.GetStringLength());
       if (!field.value.IsString()) continue;
       const std::string_view text(field.value.GetString(), field.value.GetStringLength());
       if (key == "_id") {
-        contact.set_id(text.data(), text.size());
+        contact.id = text;
       } else if (key == "phoneNumber") {
-        contact.set_phone_number(text.data(), text.size());
+        contact.phone_number = text;
       } else if (key == "createdAt") {
-        SetTime(text, contact.mutable_create_time());
+        contact.create_time = TimeOf(text);
       } else if (key == "updatedAt") {
-        SetTime(text, contact.mutable_update_time());
+        contact.update_time = TimeOf(text);
       }
     }
+    page->contacts.Append(contact);
   }
   const auto& d = data->value;
   auto integer = [&d](const char* name, std::optional<int64_t>* out) {
@@ -296,24 +301,25 @@ bool NlohmannPage(const std::string& body, Page* page) {
   if (data == doc.end() || !data->is_object()) return false;
   auto results = data->find("results");
   if (results == data->end() || !results->is_array()) return false;
-  page->contacts.reserve(results->size());
+  page->contacts.Reserve(results->size(), 0);
   for (const nlohmann::json& element : *results) {
     if (!element.is_object()) return false;
-    Contact& contact = page->contacts.emplace_back();
+    EncodedContacts::Fields contact;
     for (auto field = element.begin(); field != element.end(); ++field) {
       if (!field->is_string()) continue;
       const std::string& key = field.key();
       const std::string& text = field->get_ref<const std::string&>();
       if (key == "_id") {
-        contact.set_id(text);
+        contact.id = text;
       } else if (key == "phoneNumber") {
-        contact.set_phone_number(text);
+        contact.phone_number = text;
       } else if (key == "createdAt") {
-        SetTime(text, contact.mutable_create_time());
+        contact.create_time = TimeOf(text);
       } else if (key == "updatedAt") {
-        SetTime(text, contact.mutable_update_time());
+        contact.update_time = TimeOf(text);
       }
     }
+    page->contacts.Append(contact);
   }
   auto integer = [&data](const char* name, std::optional<int64_t>* out) {
     auto it = data->find(name);
@@ -352,13 +358,14 @@ bool MirrorPage(const std::string& body, Page* page) {
   contacts::bench::MirrorPage mirror;
   if (!google::protobuf::util::JsonStringToMessage(body, &mirror, options).ok()) return false;
   contacts::bench::MirrorData* data = mirror.mutable_data();
-  page->contacts.reserve(static_cast<size_t>(data->results_size()));
+  page->contacts.Reserve(static_cast<size_t>(data->results_size()), 0);
   for (contacts::bench::MirrorContact& result : *data->mutable_results()) {
-    Contact& contact = page->contacts.emplace_back();
-    contact.set_id(std::move(*result.mutable_id()));
-    contact.set_phone_number(std::move(*result.mutable_phone_number()));
-    if (result.has_created_at()) *contact.mutable_create_time() = result.created_at();
-    if (result.has_updated_at()) *contact.mutable_update_time() = result.updated_at();
+    EncodedContacts::Fields contact;
+    contact.id = result.id();
+    contact.phone_number = result.phone_number();
+    if (result.has_created_at()) contact.create_time = TimeOf(result.created_at());
+    if (result.has_updated_at()) contact.update_time = TimeOf(result.updated_at());
+    page->contacts.Append(contact);
   }
   page->skip = data->skip();
   page->limit = data->limit();
@@ -393,22 +400,23 @@ bool StructPage(const std::string& body, Page* page) {
   auto results = fields.find("results");
   if (results == fields.end() || !results->second.has_list_value()) return false;
   const auto& list = results->second.list_value().values();
-  page->contacts.reserve(static_cast<size_t>(list.size()));
+  page->contacts.Reserve(static_cast<size_t>(list.size()), 0);
   for (const Value& element : list) {
     if (!element.has_struct_value()) return false;
-    Contact& contact = page->contacts.emplace_back();
+    EncodedContacts::Fields contact;
     for (const auto& [key, value] : element.struct_value().fields()) {
       if (value.kind_case() != Value::kStringValue) continue;
       if (key == "_id") {
-        contact.set_id(value.string_value());
+        contact.id = value.string_value();
       } else if (key == "phoneNumber") {
-        contact.set_phone_number(value.string_value());
+        contact.phone_number = value.string_value();
       } else if (key == "createdAt") {
-        SetTime(value.string_value(), contact.mutable_create_time());
+        contact.create_time = TimeOf(value.string_value());
       } else if (key == "updatedAt") {
-        SetTime(value.string_value(), contact.mutable_update_time());
+        contact.update_time = TimeOf(value.string_value());
       }
     }
+    page->contacts.Append(contact);
   }
   auto integer = [&fields](const char* name, std::optional<int64_t>* out) {
     auto it = fields.find(name);

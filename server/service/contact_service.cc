@@ -6,6 +6,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,9 @@ namespace {
 
 using contacts::v1::StreamContactsRequest;
 using contacts::v1::StreamContactsResponse;
+
+// Batches up to this size go out as one copied slice, larger ones as slices of the pages.
+constexpr size_t kCopyBelowBytes = 4096;
 
 std::string_view MetadataValue(const grpc::CallbackServerContext& context, std::string_view key) {
   auto it = context.client_metadata().find(grpc::string_ref(key.data(), key.size()));
@@ -47,6 +51,15 @@ std::string RequestId(const grpc::CallbackServerContext& context) {
   }
   thread_local std::mt19937_64 random(std::random_device{}());
   return absl::StrCat(absl::Hex(random(), absl::kZeroPad16));
+}
+
+// Contacts [begin, end) of a run, for gRPC to send without a copy: the slice keeps the page's
+// buffer alive until gRPC is done with it.
+grpc::Slice SliceOf(const ContactRun& run, size_t end) {
+  std::string_view bytes = run.contacts.wire(run.begin, end);
+  auto* keep = new std::shared_ptr<const void>(run.contacts.Retain());
+  return grpc::Slice(const_cast<char*>(bytes.data()), bytes.size(),
+                     [](void* keep) { delete static_cast<std::shared_ptr<const void>*>(keep); }, keep);
 }
 
 absl::Time Deadline(const grpc::CallbackServerContext& context) {
@@ -93,6 +106,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       absl::MutexLock lock(&mu_);
       if (!abort_) abort_ = status;
       ready_.clear();
+      ready_count_ = 0;
     }
     cancel_->Cancel();
     Pump();
@@ -107,6 +121,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
         // The caller is gone: stop the upstream side and finish.
         if (!end_) end_ = absl::CancelledError("the stream broke while writing");
         ready_.clear();
+        ready_count_ = 0;
       }
     }
     if (!ok) cancel_->Cancel();
@@ -119,6 +134,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       absl::MutexLock lock(&mu_);
       cancelled_ = true;
       ready_.clear();
+      ready_count_ = 0;
     }
     Pump();
   }
@@ -225,7 +241,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
           std::optional<Pager::Request> next =
               slots_.empty() ? pager_->Next() : pager_->Ahead(static_cast<int>(slots_.size()));
           const size_t page = static_cast<size_t>(page_size_);
-          const size_t buffered = (ready_.size() + page - 1) / page;
+          const size_t buffered = (ready_count_ + page - 1) / page;
           if (!next || slots_.size() + buffered >= static_cast<size_t>(window_)) break;
           slots_.push_back(Slot{++last_slot_, *next, std::nullopt});
           PageRequest& request = fetch.emplace_back(slots_.back().id, base_).second;
@@ -235,9 +251,6 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       }
     }
     if (write) {
-      bool own = false;
-      wire_.Clear();
-      grpc::SerializationTraits<StreamContactsResponse>::Serialize(response_, &wire_, &own);
       HappensBefore(&wire_);  // gRPC orders StartWrite before OnWriteDone where TSan cannot see it
       StartWrite(&wire_);
     }
@@ -271,15 +284,15 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
           end_ = front.answer->status();
           break;
         }
-        std::vector<PagedContact> contacts;
-        absl::Status accepted = pager_->Accept(front.asked, **std::move(front.answer), &contacts);
+        const size_t before = ready_.size();
+        absl::Status accepted = pager_->Accept(front.asked, **front.answer, &ready_);
+        for (size_t i = before; i < ready_.size(); ++i) ready_count_ += ready_[i].size();
         total_results_ = pager_->total_results();
         if (pager_->list_changed() && !list_changed_) {
           list_changed_ = true;
           Log(Severity::kWarning, absl::StrCat("the list changed during the stream: ", pager_->change()),
               log_);
         }
-        for (PagedContact& contact : contacts) ready_.push_back(std::move(contact));
         if (!accepted.ok()) {
           end_ = accepted;
         } else if (pager_->done()) {
@@ -292,25 +305,47 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     Unref();
   }
 
-  // Moves up to one batch from ready_ into response_.
+  // Moves up to one batch from ready_ into wire_: the contacts' entries as the page holds them,
+  // then the message's other fields (protobuf lets fields come in any order).
   void BuildResponse() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    response_.Clear();
+    std::vector<grpc::Slice> slices;
+    std::string copied;  // small batches: one copy is cheaper than a slice per run
+    size_t count = 0;
     size_t bytes = 0;
-    while (!ready_.empty() && response_.contacts_size() < batch_size_ && bytes < max_batch_bytes_) {
-      PagedContact& next = ready_.front();
-      bytes += next.contact.ByteSizeLong() + 4;
-      last_ids_.push_back(next.contact.id());
-      if (last_ids_.size() > kMaxResumeIds) last_ids_.pop_front();
-      next_offset_ = next.next_offset;
-      *response_.add_contacts() = std::move(next.contact);
-      ready_.pop_front();
+    while (!ready_.empty() && count < static_cast<size_t>(batch_size_) && bytes < max_batch_bytes_) {
+      ContactRun& run = ready_.front();
+      size_t end = run.begin;
+      while (end < run.end && count < static_cast<size_t>(batch_size_) && bytes < max_batch_bytes_) {
+        bytes += run.contacts.wire(end, end + 1).size();
+        ++end;
+        ++count;
+      }
+      if (std::string_view taken = run.contacts.wire(run.begin, end); taken.size() <= kCopyBelowBytes) {
+        copied.append(taken);
+      } else {
+        if (!copied.empty()) slices.emplace_back(std::exchange(copied, {}));
+        slices.push_back(SliceOf(run, end));
+      }
+      for (size_t i = end - std::min(end - run.begin, kMaxResumeIds); i < end; ++i) {
+        last_ids_.emplace_back(run.contacts.id(i));
+        if (last_ids_.size() > kMaxResumeIds) last_ids_.pop_front();
+      }
+      next_offset_ = run.next_offset(end - 1);
+      run.begin = end;
+      if (run.begin == run.end) ready_.pop_front();
     }
-    delivered_ += response_.contacts_size();
-    Metrics().contacts_streamed.Increment(response_.contacts_size());
-    response_.set_total_results(total_results_);
-    response_.set_delivered_count(delivered_);
-    response_.set_list_changed(list_changed_);
-    response_.set_resume_token(ResumeToken());
+    ready_count_ -= count;
+    delivered_ += static_cast<int64_t>(count);
+    Metrics().contacts_streamed.Increment(count);
+    StreamContactsResponse rest;
+    rest.set_total_results(total_results_);
+    rest.set_delivered_count(delivered_);
+    rest.set_list_changed(list_changed_);
+    rest.set_resume_token(ResumeToken());
+    rest.AppendToString(&copied);
+    slices.emplace_back(copied);
+    grpc::ByteBuffer wire(slices.data(), slices.size());
+    wire_.Swap(&wire);
   }
 
   // Resumes right after the last contact written.
@@ -359,7 +394,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   };
   std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);
   uint64_t last_slot_ ABSL_GUARDED_BY(mu_) = 0;
-  std::deque<PagedContact> ready_ ABSL_GUARDED_BY(mu_);
+  std::deque<ContactRun> ready_ ABSL_GUARDED_BY(mu_);
+  size_t ready_count_ ABSL_GUARDED_BY(mu_) = 0;  // contacts in ready_
   std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);  // the upstream side is done
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
@@ -372,8 +408,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   int64_t total_results_ = 0;
   bool list_changed_ = false;
   std::deque<std::string> last_ids_;
-  StreamContactsResponse response_;  // the message being written, while writing_
-  grpc::ByteBuffer wire_;            // response_ serialized, owned by gRPC while writing_
+  grpc::ByteBuffer wire_;  // the message being written, owned by gRPC while writing_
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

@@ -14,15 +14,8 @@ namespace {
 
 namespace asio = boost::asio;
 
-// What a page costs in memory, roughly: the contacts' objects and their strings.
-size_t Bytes(const Page& page) {
-  size_t bytes = sizeof(Page);
-  for (const contacts::v1::Contact& contact : page.contacts) {
-    bytes += sizeof(contact) + 2 * sizeof(google::protobuf::Timestamp) + contact.id().capacity() +
-             contact.phone_number().capacity();
-  }
-  return bytes;
-}
+// What a page costs in memory.
+size_t Bytes(const Page& page) { return sizeof(Page) + page.contacts.footprint(); }
 
 }  // namespace
 

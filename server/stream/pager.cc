@@ -8,7 +8,12 @@ namespace contacts::gateway {
 
 Pager::Pager(PagerOptions options, ResumePoint start)
     : options_(options), next_(start.next_offset), delivered_(start.delivered) {
-  for (const std::string& id : start.last_ids) Remember(id);
+  if (!start.last_ids.empty()) {
+    EncodedContacts ids;
+    for (const std::string& id : start.last_ids) ids.Append({.id = id});
+    held_.emplace_back(ids, 0);
+    for (size_t i = 0; i < ids.size(); ++i) Remember(ids.id(i));
+  }
   if (!start.last_ids.empty()) {
     anchor_ = start.last_ids.back();
     // Re-read the token's last ids, to find the resume point even if contacts before it went.
@@ -46,13 +51,16 @@ std::optional<Pager::Request> Pager::Ahead(int ahead) const {
   return request;
 }
 
-void Pager::Remember(const std::string& id) {
+void Pager::Remember(std::string_view id) {
   if (!recent_.insert(id).second) return;
   recent_order_.push_back(id);
+  ++held_.back().second;
   size_t capacity = std::max<size_t>(2 * static_cast<size_t>(options_.page_size), kMaxResumeIds);
   if (recent_order_.size() > capacity) {
     recent_.erase(recent_order_.front());
     recent_order_.pop_front();
+    // Ids were remembered in order, so the oldest lies in the first page held.
+    if (--held_.front().second == 0) held_.pop_front();
   }
 }
 
@@ -64,10 +72,10 @@ std::optional<size_t> Pager::FindStart(const Request& asked, const Page& page) {
   const size_t count = page.contacts.size();
   if (!anchor_ || asked.skip >= next_) return 0;  // no seam to check
   size_t expected = static_cast<size_t>(next_ - 1 - asked.skip);
-  if (expected < count && page.contacts[expected].id() == *anchor_) return expected + 1;
+  if (expected < count && page.contacts.id(expected) == *anchor_) return expected + 1;
   // The seam moved: continue after the last recently delivered id in the page, if any.
   for (size_t i = count; i-- > 0;) {
-    if (recent_.contains(page.contacts[i].id())) {
+    if (recent_.contains(page.contacts.id(i))) {
       NoteChange(absl::StrCat("the contacts at offset ", next_ - 1, " moved to offset ",
                               asked.skip + static_cast<int64_t>(i)));
       return i + 1;
@@ -78,7 +86,7 @@ std::optional<size_t> Pager::FindStart(const Request& asked, const Page& page) {
   return 0;  // nothing left to anchor on: deliver what is new
 }
 
-absl::Status Pager::Accept(const Request& asked, Page page, std::vector<PagedContact>* out) {
+absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<ContactRun>* out) {
   if (++pages_ > options_.max_pages) {
     done_ = true;
     return absl::InternalError(absl::StrCat("stopped after ", options_.max_pages,
@@ -92,8 +100,8 @@ absl::Status Pager::Accept(const Request& asked, Page page, std::vector<PagedCon
         ", it answered skip=", *page.skip, " (check the configured skip/limit parameter names)"));
   }
   const size_t count = page.contacts.size();
-  if (count > 0 && pages_ > 1 && count == last_size_ && page.contacts.front().id() == last_first_id_ &&
-      page.contacts.back().id() == last_last_id_ && asked.skip != last_skip_) {
+  if (count > 0 && pages_ > 1 && count == last_size_ && page.contacts.id(0) == last_first_id_ &&
+      page.contacts.id(count - 1) == last_last_id_ && asked.skip != last_skip_) {
     done_ = true;
     return absl::InternalError(absl::StrCat(
         "upstream answered the same page for skip=", asked.skip, " as for skip=", last_skip_,
@@ -101,8 +109,8 @@ absl::Status Pager::Accept(const Request& asked, Page page, std::vector<PagedCon
   }
   if (count > 0) {
     last_size_ = count;
-    last_first_id_ = page.contacts.front().id();
-    last_last_id_ = page.contacts.back().id();
+    last_first_id_ = page.contacts.id(0);
+    last_last_id_ = page.contacts.id(count - 1);
     last_skip_ = asked.skip;
   }
   if (page.total_results) {
@@ -120,17 +128,26 @@ absl::Status Pager::Accept(const Request& asked, Page page, std::vector<PagedCon
     back_ += options_.page_size;
     return absl::OkStatus();
   }
-  if (count > 0) anchor_ = page.contacts.back().id();  // before the contacts move out
+  if (count > 0) anchor_ = page.contacts.id(count - 1);
+  bool held = false;
+  bool extend = false;  // contact i - 1 went to out->back()
   for (size_t i = *start; i < count; ++i) {
     if (options_.max_contacts > 0 && delivered_ >= options_.max_contacts) break;
-    contacts::v1::Contact& contact = page.contacts[i];
-    if (recent_.contains(contact.id())) {
+    std::string_view id = page.contacts.id(i);
+    if (recent_.contains(id)) {
       ++duplicates_dropped_;
+      extend = false;
       continue;
     }
-    Remember(contact.id());
+    if (!held) {
+      held_.emplace_back(page.contacts, 0);
+      held = true;
+    }
+    Remember(id);
     ++delivered_;
-    out->push_back(PagedContact{std::move(contact), asked.skip + static_cast<int64_t>(i) + 1});
+    if (!extend) out->push_back(ContactRun{page.contacts, i, i, asked.skip});
+    out->back().end = i + 1;
+    extend = true;
   }
 
   // A short page with more after it: the upstream caps the page size.

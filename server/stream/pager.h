@@ -5,11 +5,12 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
-#include "contacts/v1/contacts.pb.h"
 #include "server/stream/resume_token.h"
 #include "server/upstream/page.h"
 
@@ -22,10 +23,16 @@ struct PagerOptions {
   int32_t seam_overlap = 1;    // contacts re-read at each page seam to check the list did not shift
 };
 
-// A contact ready for the caller, with the upstream offset just after it (for resume tokens).
-struct PagedContact {
-  contacts::v1::Contact contact;
-  int64_t next_offset = 0;
+// Contacts [begin, end) of one page, ready for the caller. The contact at index i sat at upstream
+// offset skip + i, so a stream resumes after it at skip + i + 1.
+struct ContactRun {
+  EncodedContacts contacts;
+  size_t begin = 0;
+  size_t end = 0;
+  int64_t skip = 0;
+
+  size_t size() const { return end - begin; }
+  int64_t next_offset(size_t i) const { return skip + static_cast<int64_t>(i) + 1; }
 };
 
 // The paging state machine of one stream, pure logic without I/O: which page to ask for next,
@@ -68,10 +75,10 @@ class Pager {
   std::optional<Request> Ahead(int ahead) const;
 
   // Takes the answer to Next() and appends what to deliver to `out` (possibly nothing, e.g. when
-  // the page only served to find the seam again).
+  // the page only served to find the seam again); the runs share the page's buffer.
   // Errors (kInternal, message for the caller): the upstream echoed another offset than asked,
   // answered the same page twice, or the page cap was reached.
-  absl::Status Accept(const Request& asked, Page page, std::vector<PagedContact>* out);
+  absl::Status Accept(const Request& asked, const Page& page, std::deque<ContactRun>* out);
 
   bool done() const { return done_; }
   int64_t total_results() const { return total_results_.value_or(0); }
@@ -85,7 +92,8 @@ class Pager {
  private:
   // The request for the page whose first new contact is at `next`, re-reading `back` before it.
   Request After(int64_t next, int64_t back) const;
-  void Remember(const std::string& id);
+  // Remembers id, which lies in the last of held_ (or is already known).
+  void Remember(std::string_view id);
   void NoteChange(std::string what);
   // Where in `page` (asked at `asked`) the undelivered contacts start; nullopt: re-read further back.
   std::optional<size_t> FindStart(const Request& asked, const Page& page);
@@ -107,9 +115,11 @@ class Pager {
   int64_t last_skip_ = -1;
   std::string last_first_id_, last_last_id_;
   size_t last_size_ = 0;
-  // Ids delivered most recently (at most two pages' worth), for duplicates at seams.
-  absl::flat_hash_set<std::string> recent_;
-  std::deque<std::string> recent_order_;
+  // Ids delivered most recently (at most two pages' worth), for duplicates at seams. They point
+  // into the pages held, each held with the number of recent ids it holds.
+  absl::flat_hash_set<std::string_view> recent_;
+  std::deque<std::string_view> recent_order_;
+  std::deque<std::pair<EncodedContacts, size_t>> held_;
 };
 
 }  // namespace contacts::gateway

@@ -1,8 +1,12 @@
 #ifndef CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_H_
 #define CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -23,11 +27,65 @@ inline constexpr char kRetryAfterPayload[] = "retry-after";
 inline constexpr char kRateLimitRemainingPayload[] = "ratelimit-remaining";
 inline constexpr char kRateLimitResetPayload[] = "ratelimit-reset";
 
+// The contacts of one page, held as the bytes the gateway sends them in: each contact is one
+// complete `contacts` entry of contacts.v1.StreamContactsResponse (field 1: tag, length, encoded
+// Contact), back to back. A batch of consecutive contacts is then one slice of the buffer, written
+// without re-encoding, and ids are read in place: no allocation per contact anywhere between the
+// upstream's JSON and the caller's socket.
+// Copies share the buffer and are cheap; changing one copies it first (copy on write), so build a
+// value on one thread and only then share it.
+class EncodedContacts {
+ public:
+  struct Time {
+    int64_t seconds = 0;
+    int32_t nanos = 0;  // 0..999,999,999
+  };
+  // One contact's fields, as parsed; the views need only live until Append returns.
+  struct Fields {
+    std::string_view id;  // non-empty for contacts of the upstream
+    std::string_view phone_number;
+    std::optional<Time> create_time;
+    std::optional<Time> update_time;
+  };
+
+  size_t size() const { return buffer_ ? buffer_->entries.size() : 0; }
+  bool empty() const { return size() == 0; }
+  std::string_view id(size_t i) const;
+  // The encoded entries of contacts [begin, end).
+  std::string_view wire(size_t begin, size_t end) const;
+  size_t bytes() const { return buffer_ ? buffer_->wire.size() : 0; }
+  // Memory held: the buffer's capacity and its index.
+  size_t footprint() const;
+  // Contact i, decoded (for tests and tools; the gateway itself never decodes).
+  contacts::v1::Contact operator[](size_t i) const;
+  // Keeps the bytes that wire() returned alive for as long as the result lives, whatever happens
+  // to this value: lets gRPC send them without a copy.
+  std::shared_ptr<const void> Retain() const { return buffer_; }
+
+  void Reserve(size_t contacts, size_t bytes);
+  void Append(const Fields& fields);
+  void push_back(const contacts::v1::Contact& contact);
+  void clear();
+
+ private:
+  struct Entry {
+    uint32_t end;  // where the entry ends in `wire` (and the next one begins)
+    uint32_t id;   // where its id begins
+    uint32_t id_size;
+  };
+  struct Buffer {
+    std::string wire;
+    std::vector<Entry> entries;
+  };
+  Buffer& Mutable();
+  std::shared_ptr<Buffer> buffer_;
+};
+
 // One answer of the upstream's getAllContacts endpoint, as parsed: the contacts in upstream order
 // and the paging facts the upstream reported. A fact the upstream left out (or sent as null) is
 // std::nullopt; the Pager decides what a missing fact means.
 struct Page {
-  std::vector<contacts::v1::Contact> contacts;
+  EncodedContacts contacts;
   std::optional<int64_t> skip;           // echoed offset of the first contact
   std::optional<int64_t> limit;          // echoed page size
   std::optional<bool> has_more;          // more contacts after this page

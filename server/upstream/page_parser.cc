@@ -14,7 +14,6 @@ namespace contacts::gateway {
 namespace {
 
 namespace od = simdjson::ondemand;
-using contacts::v1::Contact;
 
 // google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
 constexpr int64_t kMinTimestampSeconds = -62135596800;
@@ -496,7 +495,7 @@ class PageReader {
     return StatusFailure(ReadErrorFacts(body_));
   }
 
-  absl::Status ReadData(od::value& value, PagingFacts* facts, std::vector<Contact>* contacts,
+  absl::Status ReadData(od::value& value, PagingFacts* facts, EncodedContacts* contacts,
                         bool* have_results) {
     od::json_type type;
     simdjson::error_code error = value.type().get(type);
@@ -637,7 +636,7 @@ class PageReader {
     }
   }
 
-  absl::Status ReadResults(od::value& value, std::string_view path, std::vector<Contact>* out) {
+  absl::Status ReadResults(od::value& value, std::string_view path, EncodedContacts* out) {
     od::json_type type;
     simdjson::error_code error = value.type().get(type);
     if (error) return JsonError(path, error);
@@ -655,7 +654,8 @@ class PageReader {
                                       " contacts, more than the limit of ",
                                       Num(kMaxContactsPerPage)}));
     }
-    out->reserve(count);
+    // Encoded contacts are smaller than their JSON; half the body is a good first guess.
+    out->Reserve(count, body_.size() / 2);
     size_t index = 0;
     for (auto element : array) {
       od::value contact_value;
@@ -666,9 +666,10 @@ class PageReader {
         return absl::InternalError(Cat({"upstream page: ", path, ": more than ",
                                         Num(kMaxContactsPerPage), " contacts"}));
       }
-      Contact& contact = out->emplace_back();
+      EncodedContacts::Fields contact;
       absl::Status status = ReadContact(contact_value, path, index, &contact);
       if (!status.ok()) return status;
+      out->Append(contact);
       ++index;
     }
     return absl::OkStatus();
@@ -707,8 +708,9 @@ class PageReader {
     }
   }
 
+  // Fills *contact; its views point into the body or the parser's string buffer.
   absl::Status ReadContact(od::value& value, std::string_view path, size_t index,
-                           Contact* contact) {
+                           EncodedContacts::Fields* contact) {
     od::object object;
     simdjson::error_code error = value.get_object().get(object);
     if (error) return ValueError(ContactPath(path, index, ""), error, "an object");
@@ -738,7 +740,7 @@ class PageReader {
                                 Cat({"at most ", Num(kMaxContactIdBytes), " bytes, got ",
                                      Num(id.size())}));
             }
-            contact->set_id(id.data(), id.size());
+            contact->id = id;
             have_id = true;
           }
           break;
@@ -760,11 +762,7 @@ class PageReader {
                                 Cat({"at most ", Num(kMaxPhoneNumberBytes), " bytes, got ",
                                      Num(phone.size())}));
             }
-            if (is_null) {
-              contact->clear_phone_number();
-            } else {
-              contact->set_phone_number(phone.data(), phone.size());
-            }
+            contact->phone_number = is_null ? std::string_view() : phone;
           }
           break;
         case 'c':
@@ -789,7 +787,7 @@ class PageReader {
 
   // ISO-8601 string, epoch milliseconds (number or digit string), or null/"" (unset).
   absl::Status ReadTime(od::value& value, std::string_view path, size_t index, TimeField which,
-                        Contact* contact) {
+                        EncodedContacts::Fields* contact) {
     constexpr std::string_view kExpected =
         "an ISO-8601 timestamp, epoch milliseconds or null (years 1..9999)";
     const std::string_view name = which == TimeField::kCreate ? "createdAt" : "updatedAt";
@@ -843,21 +841,14 @@ class PageReader {
         return WrongKind(value, type, ContactPath(path, index, name), kExpected);
     }
     if (!ok) return ShapeError(ContactPath(path, index, name), kExpected);
-    google::protobuf::Timestamp* time = which == TimeField::kCreate
-                                            ? contact->mutable_create_time()
-                                            : contact->mutable_update_time();
-    time->set_seconds(seconds);
-    time->set_nanos(nanos);
+    Time(which, contact) = EncodedContacts::Time{seconds, nanos};
     return absl::OkStatus();
   }
 
-  static void ClearTime(TimeField which, Contact* contact) {
-    if (which == TimeField::kCreate) {
-      contact->clear_create_time();
-    } else {
-      contact->clear_update_time();
-    }
+  static std::optional<EncodedContacts::Time>& Time(TimeField which, EncodedContacts::Fields* contact) {
+    return which == TimeField::kCreate ? contact->create_time : contact->update_time;
   }
+  static void ClearTime(TimeField which, EncodedContacts::Fields* contact) { Time(which, contact).reset(); }
 
   std::string_view body_;
   od::document& doc_;

@@ -65,7 +65,9 @@ bool IsUtf8(std::string_view s) {
 
 void CheckPage(const Page& page) {
   if (page.contacts.size() > contacts::gateway::kMaxContactsPerPage) Fail("too many contacts");
-  for (const contacts::v1::Contact& c : page.contacts) {
+  for (size_t i = 0; i < page.contacts.size(); ++i) {
+    const contacts::v1::Contact c = page.contacts[i];
+    if (page.contacts.id(i) != c.id()) Fail("the id read in place differs from the encoded one");
     if (c.id().empty()) Fail("accepted an empty _id");
     if (c.id().size() > contacts::gateway::kMaxContactIdBytes) Fail("accepted a too long _id");
     if (c.phone_number().size() > contacts::gateway::kMaxPhoneNumberBytes) {

@@ -87,9 +87,7 @@ class FakePageSource final : public PageSource {
     page.limit = request.limit;
     page.total_results = size_;
     for (int64_t i = request.skip; i < std::min(size_, request.skip + request.limit); ++i) {
-      contacts::v1::Contact& c = page.contacts.emplace_back();
-      c.set_id(absl::StrCat("c", i));
-      c.set_phone_number(phone_);
+      page.contacts.Append({.id = absl::StrCat("c", i), .phone_number = phone_});
     }
     page.has_more = request.skip + request.limit < size_;
     return page;

@@ -52,7 +52,7 @@ class HeldSource final : public PageSource {
 
 Page PageOf(std::vector<std::string> ids) {
   Page page;
-  for (const std::string& id : ids) page.contacts.emplace_back().set_id(id);
+  for (const std::string& id : ids) page.contacts.Append({.id = id});
   page.total_results = static_cast<int64_t>(ids.size());
   return page;
 }
@@ -60,7 +60,7 @@ Page PageOf(std::vector<std::string> ids) {
 std::vector<std::string> Ids(const absl::StatusOr<Page>& page) {
   std::vector<std::string> ids;
   if (page.ok()) {
-    for (const auto& contact : page->contacts) ids.push_back(contact.id());
+    for (size_t i = 0; i < page->contacts.size(); ++i) ids.emplace_back(page->contacts.id(i));
   }
   return ids;
 }

@@ -362,7 +362,7 @@ TEST(PageParserTest, RejectsInvalidUtf8) {
 
 TEST(PageParserTest, RejectsTooLongIdAndPhone) {
   const std::string max_id(kMaxContactIdBytes, 'x');
-  EXPECT_EQ(ParseOk(Contacts("[{\"_id\":\"" + max_id + "\"}]")).contacts.at(0).id(), max_id);
+  EXPECT_EQ(ParseOk(Contacts("[{\"_id\":\"" + max_id + "\"}]")).contacts[0].id(), max_id);
   EXPECT_THAT(ParseError(Contacts("[{\"_id\":\"" + max_id + "x\"}]")),
               HasSubstr("results[0]._id: expected at most 256 bytes"));
   const std::string long_phone(kMaxPhoneNumberBytes + 1, '1');

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,7 @@ using ::testing::HasSubstr;
 Page ListPage(int64_t skip, int32_t limit, int64_t size) {
   Page page;
   for (int64_t i = skip; i < std::min<int64_t>(skip + limit, size); ++i) {
-    page.contacts.emplace_back().set_id(absl::StrCat("c", i));
+    page.contacts.Append({.id = absl::StrCat("c", i)});
   }
   page.skip = skip;
   page.limit = limit;
@@ -28,9 +29,22 @@ Page ListPage(int64_t skip, int32_t limit, int64_t size) {
   return page;
 }
 
-std::vector<std::string> Ids(const std::vector<PagedContact>& contacts) {
+struct Delivered {
+  std::string id;
+  int64_t next_offset;
+};
+
+std::vector<Delivered> Flat(const std::deque<ContactRun>& runs) {
+  std::vector<Delivered> out;
+  for (const ContactRun& run : runs) {
+    for (size_t i = run.begin; i < run.end; ++i) out.push_back({std::string(run.contacts.id(i)), run.next_offset(i)});
+  }
+  return out;
+}
+
+std::vector<std::string> Ids(const std::deque<ContactRun>& runs) {
   std::vector<std::string> ids;
-  for (const PagedContact& c : contacts) ids.push_back(c.contact.id());
+  for (const Delivered& d : Flat(runs)) ids.push_back(d.id);
   return ids;
 }
 
@@ -42,7 +56,7 @@ std::vector<std::string> Range(int from, int to) {
 
 // Pages through a list of `size` until done; returns the delivered ids.
 std::vector<std::string> Drain(Pager& pager, int64_t size, int* pages = nullptr) {
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   int count = 0;
   while (auto next = pager.Next()) {
     EXPECT_TRUE(pager.Accept(*next, ListPage(next->skip, next->limit, size), &out).ok());
@@ -63,7 +77,7 @@ TEST(PagerTest, TwoPages) {
 
 TEST(PagerTest, AsksOverlappingOffsetsToCheckEachSeam) {
   Pager pager(PagerOptions{.page_size = 50}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_EQ(pager.Next()->skip, 0);
   ASSERT_EQ(pager.Next()->limit, 50);
   ASSERT_TRUE(pager.Accept({0, 50}, ListPage(0, 50, 120), &out).ok());
@@ -74,14 +88,14 @@ TEST(PagerTest, AsksOverlappingOffsetsToCheckEachSeam) {
   ASSERT_TRUE(pager.Accept({99, 51}, ListPage(99, 51, 120), &out).ok());
   EXPECT_FALSE(pager.Next().has_value());
   EXPECT_THAT(Ids(out), ElementsAreArray(Range(0, 120)));
-  EXPECT_EQ(out.back().next_offset, 120);
-  EXPECT_EQ(out[49].next_offset, 50);
+  EXPECT_EQ(Flat(out).back().next_offset, 120);
+  EXPECT_EQ(Flat(out)[49].next_offset, 50);
   EXPECT_FALSE(pager.list_changed()) << pager.change();
 }
 
 TEST(PagerTest, WithoutOverlapAsksConsecutiveOffsets) {
   Pager pager(PagerOptions{.page_size = 50, .seam_overlap = 0}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept({0, 50}, ListPage(0, 50, 120), &out).ok());
   EXPECT_EQ(pager.Next()->skip, 50);
   EXPECT_EQ(pager.Next()->limit, 50);
@@ -99,7 +113,7 @@ TEST(PagerTest, StopsOnEmptyPageEvenWhenUpstreamSaysMore) {
   page.skip = 0;
   page.has_more = true;
   page.total_results = 100;
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), page, &out).ok());
   EXPECT_TRUE(pager.done());
 }
@@ -108,14 +122,14 @@ TEST(PagerTest, StopsWhenSkipReachesTotalEvenIfHasMore) {
   Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
   Page page = ListPage(0, 5, 5);
   page.has_more = true;
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), page, &out).ok());
   EXPECT_TRUE(pager.done());
 }
 
 TEST(PagerTest, WithoutPagingFactsStopsOnShortPage) {
   Pager pager(PagerOptions{.page_size = 4}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   Page full = ListPage(0, 4, 6);
   full.has_more.reset();
   full.total_results.reset();
@@ -132,18 +146,18 @@ TEST(PagerTest, WithoutPagingFactsStopsOnShortPage) {
 
 TEST(PagerTest, FailsWhenUpstreamEchoesAnotherSkip) {
   Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(0, 5, 20), &out).ok());
   absl::Status status = pager.Accept(*pager.Next(), ListPage(0, 6, 20), &out);
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(status.message(), HasSubstr("asked for skip=4, it answered skip=0"));
   EXPECT_TRUE(pager.done());
-  EXPECT_EQ(out.size(), 5u);
+  EXPECT_EQ(Flat(out).size(), 5u);
 }
 
 TEST(PagerTest, FailsWhenTheSamePageComesBackWithoutEcho) {
   Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   Page first = ListPage(0, 5, 20);
   first.skip.reset();
   ASSERT_TRUE(pager.Accept(*pager.Next(), first, &out).ok());
@@ -154,7 +168,7 @@ TEST(PagerTest, FailsWhenTheSamePageComesBackWithoutEcho) {
 
 TEST(PagerTest, StopsAtThePageCap) {
   Pager pager(PagerOptions{.page_size = 1, .max_pages = 3}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   absl::Status status;
   for (int i = 0; i < 4 && status.ok(); ++i) {
     auto next = pager.Next();
@@ -163,7 +177,7 @@ TEST(PagerTest, StopsAtThePageCap) {
   }
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(status.message(), HasSubstr("page cap"));
-  EXPECT_EQ(out.size(), 3u);
+  EXPECT_EQ(Flat(out).size(), 3u);
 }
 
 // A list whose contacts can be inserted and deleted between requests.
@@ -174,7 +188,7 @@ class ChangingList {
     Page page;
     page.skip = asked.skip;
     for (int64_t i = asked.skip; i < std::min<int64_t>(asked.skip + asked.limit, ids_.size()); ++i) {
-      page.contacts.emplace_back().set_id(ids_[i]);
+      page.contacts.Append({.id = ids_[i]});
     }
     page.total_results = ids_.size();
     page.has_more = asked.skip + asked.limit < static_cast<int64_t>(ids_.size());
@@ -190,7 +204,7 @@ class ChangingList {
 TEST(PagerTest, InsertionBeforeTheSeamRepeatsNothing) {
   ChangingList list(10);
   Pager pager(PagerOptions{.page_size = 3}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());  // c0 c1 c2
   list.Insert(0, "new");  // c2 moves from offset 2 to 3
   while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
@@ -202,7 +216,7 @@ TEST(PagerTest, InsertionBeforeTheSeamRepeatsNothing) {
 TEST(PagerTest, DeletionBeforeTheSeamIsRecoveredByRereading) {
   ChangingList list(20);
   Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());  // c0..c4
   list.Erase(1, 2);  // c1, c2 gone: c5 and c6 slide before the seam
   while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
@@ -214,7 +228,7 @@ TEST(PagerTest, DeletionBeforeTheSeamIsRecoveredByRereading) {
 TEST(PagerTest, DeletionOfTheAnchorItselfIsRecovered) {
   ChangingList list(20);
   Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());  // c0..c4
   list.Erase(4, 1);  // the last delivered contact goes
   while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
@@ -224,7 +238,7 @@ TEST(PagerTest, DeletionOfTheAnchorItselfIsRecovered) {
 TEST(PagerTest, DeletionAfterTheSeamLosesOnlyTheDeleted) {
   ChangingList list(20);
   Pager pager(PagerOptions{.page_size = 5}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());
   list.Erase(10, 2);
   while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
@@ -236,7 +250,7 @@ TEST(PagerTest, DeletionAfterTheSeamLosesOnlyTheDeleted) {
 TEST(PagerTest, WithoutOverlapDropsDuplicatesAtTheSeam) {
   ChangingList list(6);
   Pager pager(PagerOptions{.page_size = 3, .seam_overlap = 0}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());
   list.Insert(0, "new");  // c2 slides into the second page
   while (auto next = pager.Next()) ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
@@ -246,7 +260,7 @@ TEST(PagerTest, WithoutOverlapDropsDuplicatesAtTheSeam) {
 
 TEST(PagerTest, PageWithNothingAfterTheSeamEndsTheStream) {
   Pager pager(PagerOptions{.page_size = 2}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   Page first = ListPage(0, 2, 2);
   first.has_more = true;  // wrongly
   first.total_results.reset();
@@ -283,10 +297,10 @@ TEST(PagerTest, ResumesAfterLastDeliveredIdWhenContactsWereRemovedBefore) {
   ASSERT_EQ(next->skip, 3);
   page.skip = next->skip;
   for (int64_t i = next->skip; i < static_cast<int64_t>(now.size()); ++i) {
-    page.contacts.emplace_back().set_id(now[i]);
+    page.contacts.Append({.id = now[i]});
   }
   page.has_more = false;
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*next, page, &out).ok());
   EXPECT_THAT(Ids(out), ElementsAre("c7", "c8"));
 }
@@ -294,7 +308,7 @@ TEST(PagerTest, ResumesAfterLastDeliveredIdWhenContactsWereRemovedBefore) {
 TEST(PagerTest, PrefetchesThePagesAheadOnceTheSizeIsKnown) {
   Pager pager(PagerOptions{.page_size = 50}, ResumePoint{});
   EXPECT_FALSE(pager.Ahead(1).has_value());  // totalResults not known yet
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(0, 50, 220), &out).ok());
   EXPECT_EQ(pager.Next(), (Pager::Request{49, 51}));
   EXPECT_EQ(pager.Ahead(1), (Pager::Request{99, 51}));
@@ -313,7 +327,7 @@ TEST(PagerTest, PrefetchesThePagesAheadOnceTheSizeIsKnown) {
 
 TEST(PagerTest, PrefetchStopsAtMaxContactsAndThePageCap) {
   Pager pager(PagerOptions{.page_size = 10, .max_pages = 3, .max_contacts = 25}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(0, 10, 1000), &out).ok());
   EXPECT_TRUE(pager.Ahead(1).has_value());
   EXPECT_FALSE(pager.Ahead(2).has_value());
@@ -321,7 +335,7 @@ TEST(PagerTest, PrefetchStopsAtMaxContactsAndThePageCap) {
 
 TEST(PagerTest, LearnsTheUpstreamPageCapAndPrefetchesInStep) {
   Pager pager(PagerOptions{.page_size = 10}, ResumePoint{});
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   auto serve = [](const Pager::Request& r) { return ListPage(r.skip, std::min(r.limit, 10), 50); };  // caps at 10
   ASSERT_TRUE(pager.Accept(*pager.Next(), serve(*pager.Next()), &out).ok());
   ASSERT_EQ(pager.Next(), (Pager::Request{9, 11}));
@@ -341,7 +355,7 @@ TEST(PagerTest, ResumedStreamAsksForTheSamePagesAsAFreshOne) {
   Pager pager(PagerOptions{.page_size = 5},
               ResumePoint{.next_offset = 7, .delivered = 7, .last_ids = {"c5", "c6"}});
   EXPECT_EQ(pager.Next(), (Pager::Request{5, 5}));  // up to the page boundary at 10
-  std::vector<PagedContact> out;
+  std::deque<ContactRun> out;
   ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(5, 5, 30), &out).ok());
   EXPECT_EQ(pager.Next(), (Pager::Request{9, 6}));  // a fresh stream's third page
 }

@@ -108,7 +108,7 @@ class RetryingPageSourceTest : public ::testing::Test {
 
 TEST_F(RetryingPageSourceTest, SucceedsAfterTransientFailures) {
   Page page;
-  page.contacts.emplace_back().set_id("c1");
+  page.contacts.Append({.id = "c1"});
   ScriptedSource inner({absl::UnavailableError("HTTP 503"), absl::InternalError("truncated"), page});
   RetryingPageSource source(io_, inner, Fast());
   absl::StatusOr<Page> result = Fetch(source);

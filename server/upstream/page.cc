@@ -1,0 +1,141 @@
+#include "server/upstream/page.h"
+
+namespace contacts::gateway {
+namespace {
+
+// Protocol Buffers wire format: tags of length-delimited (2) and varint (0) fields.
+constexpr char kContactsEntry = 0x0a;  // StreamContactsResponse.contacts = 1
+constexpr char kId = 0x0a;             // Contact.id = 1
+constexpr char kPhoneNumber = 0x12;    // Contact.phone_number = 2
+constexpr char kCreateTime = 0x1a;     // Contact.create_time = 3
+constexpr char kUpdateTime = 0x22;     // Contact.update_time = 4
+constexpr char kSeconds = 0x08;        // Timestamp.seconds = 1
+constexpr char kNanos = 0x10;          // Timestamp.nanos = 2
+
+size_t VarintSize(uint64_t value) {
+  size_t size = 1;
+  while (value >= 0x80) {
+    value >>= 7;
+    ++size;
+  }
+  return size;
+}
+
+char* PutVarint(char* out, uint64_t value) {
+  while (value >= 0x80) {
+    *out++ = static_cast<char>(value | 0x80);
+    value >>= 7;
+  }
+  *out++ = static_cast<char>(value);
+  return out;
+}
+
+char* PutBytes(char* out, char tag, std::string_view bytes) {
+  *out++ = tag;
+  out = PutVarint(out, bytes.size());
+  return std::copy(bytes.begin(), bytes.end(), out);
+}
+
+// Proto3: zero values are not written. Negative int64 values take ten bytes, as in protobuf.
+size_t TimeSize(const EncodedContacts::Time& time) {
+  return (time.seconds != 0 ? 1 + VarintSize(static_cast<uint64_t>(time.seconds)) : 0) +
+         (time.nanos != 0 ? 1 + VarintSize(static_cast<uint64_t>(int64_t{time.nanos})) : 0);
+}
+
+char* PutTime(char* out, char tag, const EncodedContacts::Time& time) {
+  *out++ = tag;
+  out = PutVarint(out, TimeSize(time));
+  if (time.seconds != 0) {
+    *out++ = kSeconds;
+    out = PutVarint(out, static_cast<uint64_t>(time.seconds));
+  }
+  if (time.nanos != 0) {
+    *out++ = kNanos;
+    out = PutVarint(out, static_cast<uint64_t>(int64_t{time.nanos}));
+  }
+  return out;
+}
+
+size_t BytesSize(std::string_view bytes) { return 1 + VarintSize(bytes.size()) + bytes.size(); }
+
+}  // namespace
+
+std::string_view EncodedContacts::id(size_t i) const {
+  const Entry& entry = buffer_->entries[i];
+  return std::string_view(buffer_->wire).substr(entry.id, entry.id_size);
+}
+
+std::string_view EncodedContacts::wire(size_t begin, size_t end) const {
+  if (begin >= end) return {};
+  const size_t from = begin == 0 ? 0 : buffer_->entries[begin - 1].end;
+  return std::string_view(buffer_->wire).substr(from, buffer_->entries[end - 1].end - from);
+}
+
+size_t EncodedContacts::footprint() const {
+  if (!buffer_) return sizeof(*this);
+  return sizeof(*this) + sizeof(Buffer) + buffer_->wire.capacity() +
+         buffer_->entries.capacity() * sizeof(Entry);
+}
+
+contacts::v1::Contact EncodedContacts::operator[](size_t i) const {
+  std::string_view entry = wire(i, i + 1);
+  size_t header = 1;  // the tag, then the length's varint bytes
+  while (static_cast<unsigned char>(entry[header]) & 0x80) ++header;
+  ++header;
+  contacts::v1::Contact contact;
+  contact.ParseFromArray(entry.data() + header, static_cast<int>(entry.size() - header));
+  return contact;
+}
+
+EncodedContacts::Buffer& EncodedContacts::Mutable() {
+  if (!buffer_) {
+    buffer_ = std::make_shared<Buffer>();
+  } else if (buffer_.use_count() > 1) {
+    buffer_ = std::make_shared<Buffer>(*buffer_);
+  }
+  return *buffer_;
+}
+
+void EncodedContacts::Reserve(size_t contacts, size_t bytes) {
+  Buffer& buffer = Mutable();
+  buffer.entries.reserve(contacts);
+  buffer.wire.reserve(bytes);
+}
+
+void EncodedContacts::Append(const Fields& fields) {
+  const size_t size = (fields.id.empty() ? 0 : BytesSize(fields.id)) +
+                      (fields.phone_number.empty() ? 0 : BytesSize(fields.phone_number)) +
+                      (fields.create_time ? 1 + VarintSize(TimeSize(*fields.create_time)) + TimeSize(*fields.create_time) : 0) +
+                      (fields.update_time ? 1 + VarintSize(TimeSize(*fields.update_time)) + TimeSize(*fields.update_time) : 0);
+  Buffer& buffer = Mutable();
+  const size_t begin = buffer.wire.size();
+  buffer.wire.resize(begin + 1 + VarintSize(size) + size);
+  char* out = buffer.wire.data() + begin;
+  *out++ = kContactsEntry;
+  out = PutVarint(out, size);
+  const size_t id = static_cast<size_t>(out - buffer.wire.data()) + (fields.id.empty() ? 0 : 1 + VarintSize(fields.id.size()));
+  if (!fields.id.empty()) out = PutBytes(out, kId, fields.id);
+  if (!fields.phone_number.empty()) out = PutBytes(out, kPhoneNumber, fields.phone_number);
+  if (fields.create_time) out = PutTime(out, kCreateTime, *fields.create_time);
+  if (fields.update_time) out = PutTime(out, kUpdateTime, *fields.update_time);
+  buffer.entries.push_back(Entry{static_cast<uint32_t>(buffer.wire.size()), static_cast<uint32_t>(id),
+                                 static_cast<uint32_t>(fields.id.size())});
+}
+
+void EncodedContacts::push_back(const contacts::v1::Contact& contact) {
+  Fields fields{contact.id(), contact.phone_number(), std::nullopt, std::nullopt};
+  if (contact.has_create_time()) fields.create_time = Time{contact.create_time().seconds(), contact.create_time().nanos()};
+  if (contact.has_update_time()) fields.update_time = Time{contact.update_time().seconds(), contact.update_time().nanos()};
+  Append(fields);
+}
+
+void EncodedContacts::clear() {
+  if (buffer_.use_count() > 1) {
+    buffer_.reset();
+  } else if (buffer_) {
+    buffer_->wire.clear();
+    buffer_->entries.clear();
+  }
+}
+
+}  // namespace contacts::gateway
