@@ -12,6 +12,7 @@
 #include "server/metrics/admin_server.h"
 #include "server/metrics/metrics.h"
 #include "server/service/gateway_server.h"
+#include "server/upstream/jwt.h"
 
 namespace {
 
@@ -43,6 +44,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // OpenSSL loads its configuration and algorithms on first use: do it now, not in the first
+  // stream (it delayed that stream's first upstream request by ~20 ms).
+  SignHs256("{}", "{}", "warm-up");
 
   absl::StatusOr<std::unique_ptr<GatewayServer>> gateway = GatewayServer::Start(*config);
   if (!gateway.ok()) {

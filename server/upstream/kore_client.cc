@@ -269,10 +269,16 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
 
 asio::awaitable<absl::Status> KoreClient::Open(Connection& connection, absl::Time deadline) {
   boost::system::error_code ec;
-  tcp::resolver resolver(connection.strand);
-  auto endpoints = co_await resolver.async_resolve(url_.host, url_.port,
-                                                   asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return TransportError(absl::StrCat("name lookup of ", url_.host), ec, deadline);
+  tcp::resolver::results_type endpoints;
+  if (IsIpLiteral(url_.host)) {  // no lookup (asio's resolver would hand it to a thread of its own)
+    endpoints = tcp::resolver::results_type::create(
+        tcp::endpoint(asio::ip::make_address(url_.host), static_cast<unsigned short>(std::stoi(url_.port))),
+        url_.host, url_.port);
+  } else {
+    tcp::resolver resolver(connection.strand);
+    endpoints = co_await resolver.async_resolve(url_.host, url_.port, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return TransportError(absl::StrCat("name lookup of ", url_.host), ec, deadline);
+  }
   connection.tcp().expires_after(Budget(options_.connect_timeout, deadline));
   co_await connection.tcp().async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return TransportError(absl::StrCat("connect to ", url_.host, ":", url_.port), ec, deadline);
