@@ -54,25 +54,22 @@ std::string RandomHex(size_t bytes) {
 }  // namespace
 
 std::string Base64UrlEncode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::string out((bytes.size() * 4 + 2) / 3, '\0');  // no padding
+  char* o = out.data();
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
     uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    out += kAlphabet[n >> 18];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
+    *o++ = kAlphabet[n >> 18];
+    *o++ = kAlphabet[(n >> 12) & 63];
+    *o++ = kAlphabet[(n >> 6) & 63];
+    *o++ = kAlphabet[n & 63];
   }
-  if (i + 1 == bytes.size()) {
+  if (i < bytes.size()) {
     uint32_t n = uint8_t(bytes[i]) << 16;
-    out += kAlphabet[n >> 18];
-    out += kAlphabet[(n >> 12) & 63];
-  } else if (i + 2 == bytes.size()) {
-    uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
-    out += kAlphabet[n >> 18];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
+    if (i + 1 < bytes.size()) n |= uint8_t(bytes[i + 1]) << 8;
+    *o++ = kAlphabet[n >> 18];
+    *o++ = kAlphabet[(n >> 12) & 63];
+    if (i + 1 < bytes.size()) *o++ = kAlphabet[(n >> 6) & 63];
   }
   return out;
 }
