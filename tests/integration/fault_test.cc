@@ -39,8 +39,7 @@ namespace contacts::gateway {
 namespace {
 
 using ::contacts::testing::ChildProcess;
-using ::contacts::testing::HttpRequest;
-using ::contacts::testing::SplitLines;
+using ::contacts::testing::KoreSim;
 using ::contacts::v1::StreamContactsRequest;
 using ::contacts::v1::StreamContactsResponse;
 using ::testing::HasSubstr;
@@ -82,11 +81,6 @@ bool HasListChangedField() {
 bool ListChanged(const StreamContactsResponse& response) {
   const auto* field = StreamContactsResponse::descriptor()->FindFieldByName("list_changed");
   return field != nullptr && response.GetReflection()->GetBool(response, field);
-}
-
-int64_t JsonNumber(const std::string& body, const std::string& key) {
-  size_t at = body.find("\"" + key + "\":");
-  return at == std::string::npos ? -1 : std::stoll(body.substr(at + key.size() + 3));
 }
 
 void Report(const std::string& fault, size_t delivered, size_t expected, const std::string& more = "") {
@@ -177,40 +171,28 @@ class FaultTest : public ::testing::Test {
     if (!HasRetryOptions<Config>()) {
       std::cout << "note: Config has no `retry` field in this build: the gateway's defaults apply\n";
     }
-    sim_ = ChildProcess::Start({KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--app",
-                                absl::StrCat(kAppId, "=", kSecret), "--quiet"})
-               .release();
+    sim_ = KoreSim::Start({"--app", absl::StrCat(kAppId, "=", kSecret)});
     ASSERT_NE(sim_, nullptr);
   }
-  static void TearDownTestSuite() {
-    delete sim_;
-    sim_ = nullptr;
-  }
+  static void TearDownTestSuite() { sim_.reset(); }
 
   void SetUp() override {
     ASSERT_NE(sim_, nullptr);
-    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
   }
   void TearDown() override {
     if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
   }
 
-  static contacts::testing::HttpResult Control(const std::string& method, const std::string& target) {
-    return HttpRequest(method, sim_->port(), target);
-  }
   static void AddFault(const std::string& spec) {
-    contacts::testing::HttpResult added = Control("POST", "/_sim/faults?" + spec);
+    contacts::testing::HttpResult added = sim_->Control("POST", "/_sim/faults?" + spec);
     ASSERT_EQ(added.status, 200) << spec << ": " << added.body;
-  }
-  static int64_t ListRequests() { return JsonNumber(Control("GET", "/_sim/stats").body, "list_requests"); }
-  static std::vector<std::string> SimIds(const std::string& list) {
-    return SplitLines(Control("GET", absl::StrCat("/_sim/lists/", list, "/ids")).body);
   }
 
   static Config BaseConfig(const RetrySettings& retry = {}) {
     Config config;
     config.listen = "127.0.0.1:0";
-    config.upstream.base_url = absl::StrCat("http://127.0.0.1:", sim_->port());
+    config.upstream.base_url = sim_->base_url();
     config.upstream.allow_plain_http = true;
     config.client_id = kAppId;
     config.client_secret = kSecret;
@@ -278,22 +260,22 @@ class FaultTest : public ::testing::Test {
   // gateway's paging (page size and seam overlap); measured once.
   void Baseline() {
     if (baseline_requests_ > 0) return;
-    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
-    *original_ = SimIds(kList);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
+    *original_ = sim_->Ids(kList);
     ASSERT_EQ(original_->size(), kListSize);
     Result clean = Stream(Request());
     ASSERT_TRUE(clean.status.ok()) << clean.status.error_message();
     ExpectExactly("baseline", clean.ids, *original_);
-    baseline_requests_ = ListRequests();
+    baseline_requests_ = sim_->ListRequests();
     baseline_elapsed_ = clean.elapsed;
     EXPECT_GE(baseline_requests_, static_cast<int64_t>(kListSize / kPageSize));
     EXPECT_LE(baseline_requests_, static_cast<int64_t>(kListSize / kPageSize) + 3);
     std::cout << "baseline: " << clean.ids.size() << " contacts in " << baseline_requests_
               << " upstream requests, " << absl::FormatDuration(clean.elapsed) << std::endl;
-    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
   }
 
-  static ChildProcess* sim_;
+  static inline std::unique_ptr<KoreSim> sim_;
   static std::vector<std::string>* original_;
   static int64_t baseline_requests_;
   static absl::Duration baseline_elapsed_;
@@ -301,7 +283,6 @@ class FaultTest : public ::testing::Test {
   std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
 };
 
-ChildProcess* FaultTest::sim_ = nullptr;
 std::vector<std::string>* FaultTest::original_ = new std::vector<std::string>();
 int64_t FaultTest::baseline_requests_ = 0;
 absl::Duration FaultTest::baseline_elapsed_;
@@ -312,10 +293,10 @@ TEST_F(FaultTest, CleanStreamIsExactAndReportsNoListChange) {
   Result clean = Stream(Request());
   ASSERT_TRUE(clean.status.ok()) << clean.status.error_message();
   ExpectExactly("none", clean.ids, *original_);
-  EXPECT_EQ(ListRequests(), baseline_requests_);
+  EXPECT_EQ(sim_->ListRequests(), baseline_requests_);
   EXPECT_EQ(clean.first_changed, -1) << "list_changed set on message " << clean.first_changed
                                      << " although the list did not change";
-  Report("none", clean.ids.size(), original_->size(), absl::StrCat(ListRequests(), " upstream requests"));
+  Report("none", clean.ids.size(), original_->size(), absl::StrCat(sim_->ListRequests(), " upstream requests"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -342,7 +323,7 @@ TEST_P(TransientFaultTest, StreamStaysExactAndRetriesAreCounted) {
   Baseline();
   AddFault(absl::StrCat(c.spec, "&list=", kList));
   Result result = Stream(Request());
-  const int64_t requests = ListRequests();
+  const int64_t requests = sim_->ListRequests();
   Report(c.name, result.ids.size(), original_->size(),
          absl::StrCat("status ", result.status.error_code(), ", upstream requests ", requests, " = baseline ",
                       baseline_requests_, " + ", requests - baseline_requests_, ", ",
@@ -350,13 +331,13 @@ TEST_P(TransientFaultTest, StreamStaysExactAndRetriesAreCounted) {
   EXPECT_TRUE(result.status.ok()) << c.name << ": " << result.status.error_code() << " "
                                   << result.status.error_message();
   ExpectExactly(c.name, result.ids, *original_);
-  ExpectNothingLostNothingDuplicated(c.name, result.ids, *original_, SimIds(kList), {});
+  ExpectNothingLostNothingDuplicated(c.name, result.ids, *original_, sim_->Ids(kList), {});
   EXPECT_EQ(requests, baseline_requests_ + c.extra_requests)
       << c.name << ": every failed attempt is retried once, nothing else is fetched twice";
   EXPECT_GE(result.elapsed, c.min_elapsed) << c.name << ": the forced wait was not honoured";
   EXPECT_LT(result.elapsed, baseline_elapsed_ + c.min_elapsed + absl::Seconds(10));
   EXPECT_EQ(result.first_changed, -1) << c.name << ": list_changed although the list did not change";
-  std::string faults = Control("GET", "/_sim/faults").body;
+  std::string faults = sim_->Control("GET", "/_sim/faults").body;
   EXPECT_THAT(faults, HasSubstr("\"active\":false")) << c.name << ": the fault never fired: " << faults;
 }
 
@@ -412,8 +393,8 @@ TEST_P(MutationTest, DeliversExactlyWhatTheContractPromises) {
   StartGateway(config);
   AddFault(absl::StrCat("kind=mutate&op=", c.op, "&at=", c.at, "&n=", c.n, "&after=10&list=", kList));
   Result result = Stream(Request());
-  const int64_t requests = ListRequests();
-  const std::vector<std::string> final = SimIds(kList);
+  const int64_t requests = sim_->ListRequests();
+  const std::vector<std::string> final = sim_->Ids(kList);
   const std::vector<std::string>& original = *original_;
 
   std::set<std::string> changed;  // inserted or deleted ids
@@ -489,18 +470,18 @@ TEST_F(FaultTest, ExhaustedRetriesEndResumablyAndTheTokenResumesOnceTheFaultIsGo
   Baseline();
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.name);
-    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
     AddFault(absl::StrCat(c.spec, "&list=", kList));
     Result first = Stream(Request());
     EXPECT_EQ(first.status.error_code(), c.code) << first.status.error_message();
-    EXPECT_EQ(ListRequests(), 10 + retry.max_attempts) << "10 good pages, then max_attempts on the failing one";
+    EXPECT_EQ(sim_->ListRequests(), 10 + retry.max_attempts) << "10 good pages, then max_attempts on the failing one";
     ASSERT_GT(first.ids.size(), 0u);
     ASSERT_LT(first.ids.size(), kListSize);
     ExpectExactly(c.name + " (before the failure)", first.ids,
                   std::vector<std::string>(original_->begin(), original_->begin() + first.ids.size()));
     ASSERT_FALSE(first.last_token.empty());
 
-    ASSERT_EQ(Control("DELETE", "/_sim/faults").status, 200);
+    ASSERT_EQ(sim_->Control("DELETE", "/_sim/faults").status, 200);
     StreamContactsRequest resume = Request();
     resume.set_resume_token(first.last_token);
     Result rest = Stream(resume);
@@ -527,7 +508,7 @@ TEST_F(FaultTest, ClientLibraryResumesAfterExhaustedRetries) {
   std::vector<grpc::Status> resumed_on;
   options.on_resume = [&](const grpc::Status& status, int, absl::Duration) {
     resumed_on.push_back(status);
-    if (resumed_on.size() == 2) Control("DELETE", "/_sim/faults");  // the fault goes away
+    if (resumed_on.size() == 2) sim_->Control("DELETE", "/_sim/faults");  // the fault goes away
   };
   contacts::client::StreamResult result = contacts::client::StreamContacts(
       *stub_, Request(), options, [&](const StreamContactsResponse& response) {
@@ -559,11 +540,11 @@ TEST_F(FaultTest, NonRetryableErrorsFailAtOnce) {
   Baseline();
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.name);
-    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
     AddFault(absl::StrCat(c.spec, "&list=", kList));
     Result result = Stream(Request());
     EXPECT_EQ(result.status.error_code(), c.code) << result.status.error_message();
-    EXPECT_EQ(ListRequests(), c.requests) << "a non-retryable answer must not be retried";
+    EXPECT_EQ(sim_->ListRequests(), c.requests) << "a non-retryable answer must not be retried";
     ExpectExactly(c.name, result.ids,
                   std::vector<std::string>(original_->begin(),
                                            original_->begin() + std::min(result.ids.size(), kListSize)));
@@ -571,7 +552,7 @@ TEST_F(FaultTest, NonRetryableErrorsFailAtOnce) {
       EXPECT_TRUE(result.ids.empty());
     }
     Report(c.name, result.ids.size(), result.ids.size(),
-           absl::StrCat("status ", result.status.error_code(), " after ", ListRequests(), " upstream requests"));
+           absl::StrCat("status ", result.status.error_code(), " after ", sim_->ListRequests(), " upstream requests"));
   }
 }
 
@@ -584,13 +565,13 @@ TEST_F(FaultTest, RetryAfterBeyondTheCallersDeadlineReturnsBeforeTheDeadline) {
   for (const std::string& spec : {std::string("kind=status&code=429&retry_after=30&count=-1&after=3"),
                                   std::string("kind=status&code=429&retry_after=30&retry_after_date=1&count=-1&after=3")}) {
     SCOPED_TRACE(spec);
-    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
     AddFault(absl::StrCat(spec, "&list=", kList));
     Result result = Stream(Request(), kDeadline);
     EXPECT_EQ(result.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
         << result.status.error_message();
     EXPECT_LT(result.elapsed, kDeadline - absl::Milliseconds(100)) << "waited until (or past) the deadline";
-    EXPECT_EQ(ListRequests(), 4) << "3 good pages, then one 429 whose Retry-After outlasts the deadline";
+    EXPECT_EQ(sim_->ListRequests(), 4) << "3 good pages, then one 429 whose Retry-After outlasts the deadline";
     ExpectExactly("retry-after-beyond-deadline", result.ids,
                   std::vector<std::string>(original_->begin(),
                                            original_->begin() + std::min(result.ids.size(), kListSize)));
@@ -608,35 +589,14 @@ TEST_F(FaultTest, RetryAfterBeyondTheCallersDeadlineReturnsBeforeTheDeadline) {
 // the client library resumes with its last token.
 
 TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
-  if (original_->empty()) *original_ = SimIds(kList);
+  if (original_->empty()) *original_ = sim_->Ids(kList);
   ASSERT_EQ(original_->size(), kListSize);
-  const std::string dir = contacts::testing::TempDir();
-  {
-    std::ofstream secret(dir + "/secret");
-    secret << kSecret;
-  }
-  auto gateway_args = [&](int port) {
-    return std::vector<std::string>{GATEWAY_PATH,
-                                    "--listen",
-                                    absl::StrCat("127.0.0.1:", port),
-                                    "--upstream",
-                                    absl::StrCat("http://127.0.0.1:", sim_->port()),
-                                    "--upstream-allow-plain-http",
-                                    "--client-id",
-                                    kAppId,
-                                    "--client-secret-file",
-                                    dir + "/secret",
-                                    "--allow-unauthenticated-callers",
-                                    "--drain-timeout",
-                                    "300ms",
-                                    "--admin-listen",
-                                    "127.0.0.1:0",
-                                    "--rate-limit",
-                                    "0",
-                                    "--log-level",
-                                    "info"};
+  auto start_gateway = [](int port) {
+    return contacts::testing::StartGatewayProcess(
+        *sim_, {.port = port, .client_id = kAppId, .client_secret = kSecret,
+                .extra = {"--drain-timeout", "300ms", "--log-level", "info"}});
   };
-  std::unique_ptr<ChildProcess> process = ChildProcess::Start(gateway_args(0));
+  std::unique_ptr<ChildProcess> process = start_gateway(0);
   ASSERT_NE(process, nullptr);
   const int port = process->port();
   // ~60 ms a page keeps the stream going well past the drain time.
@@ -672,7 +632,7 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
     }
     std::unique_ptr<ChildProcess> again;
     for (int attempt = 0; attempt < 5 && again == nullptr; ++attempt) {
-      again = ChildProcess::Start(gateway_args(port));
+      again = start_gateway(port);
       if (again == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     std::lock_guard<std::mutex> lock(mu);
@@ -734,7 +694,7 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
   EXPECT_EQ(resumed_on.front().error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(resumed_on.front().error_message(), HasSubstr("shutting down"));
   ExpectExactly("gateway-restart", ids, *original_);
-  ExpectNothingLostNothingDuplicated("gateway-restart", ids, *original_, SimIds(kList), {});
+  ExpectNothingLostNothingDuplicated("gateway-restart", ids, *original_, sim_->Ids(kList), {});
 }
 
 }  // namespace

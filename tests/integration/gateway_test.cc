@@ -15,9 +15,7 @@
 namespace contacts::gateway {
 namespace {
 
-using ::contacts::testing::ChildProcess;
-using ::contacts::testing::HttpRequest;
-using ::contacts::testing::SplitLines;
+using ::contacts::testing::KoreSim;
 using ::contacts::v1::StreamContactsRequest;
 using ::contacts::v1::StreamContactsResponse;
 using ::testing::HasSubstr;
@@ -29,41 +27,26 @@ constexpr char kSecret[] = "integration-secret-7f3a9c";
 class GatewayTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(contacts::testing::TempDir());
-    ASSERT_TRUE(contacts::testing::MakeTestCertificates(*dir_));
-    sim_ = ChildProcess::Start({KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--tls-cert",
-                                *dir_ + "/server.pem", "--tls-key", *dir_ + "/server.key", "--app",
-                                absl::StrCat(kAppId, "=", kSecret), "--quiet"})
-               .release();
+    const std::string dir = contacts::testing::TempDir();
+    ASSERT_TRUE(contacts::testing::MakeTestCertificates(dir));
+    sim_ = KoreSim::Start({"--app", absl::StrCat(kAppId, "=", kSecret)}, KoreSim::Tls{.dir = dir});
     ASSERT_NE(sim_, nullptr);
   }
-  static void TearDownTestSuite() {
-    delete sim_;
-    sim_ = nullptr;
-  }
+  static void TearDownTestSuite() { sim_.reset(); }
 
   void SetUp() override {
     ASSERT_NE(sim_, nullptr);
-    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
   }
   void TearDown() override {
     if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
   }
 
-  static contacts::testing::HttpResult Control(const std::string& method, const std::string& target) {
-    return HttpRequest(method, sim_->port(), target, *dir_ + "/ca.pem");
-  }
-  static int64_t SimListRequests() {
-    std::string body = Control("GET", "/_sim/stats").body;
-    size_t at = body.find("\"list_requests\":");
-    return at == std::string::npos ? -1 : std::stoll(body.substr(at + 16));
-  }
-
   Config BaseConfig() {
     Config config;
     config.listen = "127.0.0.1:0";
-    config.upstream.base_url = absl::StrCat("https://localhost:", sim_->port());
-    config.upstream.ca_file = *dir_ + "/ca.pem";
+    config.upstream.base_url = sim_->base_url();
+    config.upstream.ca_file = sim_->ca_file();
     config.client_id = kAppId;
     config.client_secret = kSecret;
     config.authz.allow_unauthenticated = true;  // caller authorization: security_test.cc
@@ -108,29 +91,22 @@ class GatewayTest : public ::testing::Test {
     result.status = reader->Finish();
     return result;
   }
-  static std::vector<std::string> SimIds(const std::string& list) {
-    return SplitLines(Control("GET", absl::StrCat("/_sim/lists/", list, "/ids")).body);
-  }
 
-  static std::string* dir_;
-  static ChildProcess* sim_;
+  static inline std::unique_ptr<KoreSim> sim_;
   std::unique_ptr<GatewayServer> gateway_;
   std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
 };
-
-std::string* GatewayTest::dir_ = nullptr;
-ChildProcess* GatewayTest::sim_ = nullptr;
 
 TEST_F(GatewayTest, StreamsTwelveThousandContactsOverTlsInOrder) {
   StartGateway();
   Result result = Stream(Request("cl-sim-12345"));
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
-  std::vector<std::string> expected = SimIds("cl-sim-12345");
+  std::vector<std::string> expected = sim_->Ids("cl-sim-12345");
   ASSERT_EQ(expected.size(), 12345u);
   EXPECT_EQ(result.ids, expected);
   EXPECT_EQ(result.messages.back().total_results(), 12345);
   EXPECT_EQ(result.messages.back().delivered_count(), 12345);
-  EXPECT_EQ(SimListRequests(), 247);  // ceil(12345 / 50): every page once, no more
+  EXPECT_EQ(sim_->ListRequests(), 247);  // ceil(12345 / 50): every page once, no more
   EXPECT_FALSE(result.messages.back().list_changed());
 }
 
@@ -167,7 +143,7 @@ TEST_F(GatewayTest, PassThroughCredentialsReachTheUpstream) {
   std::string jwt = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"caller","appId":"cs-integration"})", kSecret);
   Result ok = Stream(Request("cl-sim-120"), std::chrono::milliseconds(10000), {{"auth", jwt}, {"iid", kAppId}});
   ASSERT_TRUE(ok.status.ok()) << ok.status.error_message();
-  EXPECT_EQ(ok.ids, SimIds("cl-sim-120"));
+  EXPECT_EQ(ok.ids, sim_->Ids("cl-sim-120"));
 
   std::string forged = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"caller","appId":"cs-integration"})", "wrong");
   Result denied = Stream(Request("cl-sim-120"), std::chrono::milliseconds(10000), {{"auth", forged}, {"iid", kAppId}});
@@ -201,7 +177,7 @@ TEST_F(GatewayTest, BadIdsGetInvalidArgumentNamingTheFieldAndNeverReachTheUpstre
       EXPECT_TRUE(result.ids.empty());
     }
   }
-  EXPECT_EQ(SimListRequests(), 0);
+  EXPECT_EQ(sim_->ListRequests(), 0);
 }
 
 TEST_F(GatewayTest, UnknownListIsNotFound) {
@@ -234,8 +210,8 @@ TEST_F(GatewayTest, MapsUpstreamFaultsOnTheFirstPage) {
                               .max_retry_after = absl::Milliseconds(10)};
   StartGateway(config);
   for (const FaultCase& c : kCases) {
-    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
-    ASSERT_EQ(Control("POST", "/_sim/faults?" + c.fault).status, 200) << c.fault;
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/faults?" + c.fault).status, 200) << c.fault;
     Result result = Stream(Request("cl-sim-500"), std::chrono::milliseconds(20000));
     EXPECT_EQ(result.status.error_code(), c.code) << c.fault << ": " << result.status.error_message();
     EXPECT_THAT(result.status.error_message(), HasSubstr(c.message)) << c.fault;
@@ -247,11 +223,11 @@ TEST_F(GatewayTest, MapsUpstreamFaultsOnTheFirstPage) {
 
 TEST_F(GatewayTest, RetriesATransientFaultWithoutLosingAContact) {
   StartGateway();
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=status&code=503&skip=99&count=2").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=status&code=503&skip=99&count=2").status, 200);
   Result result = Stream(Request("cl-sim-500"));
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
-  EXPECT_EQ(result.ids, SimIds("cl-sim-500"));
-  EXPECT_EQ(SimListRequests(), 10 + 2);
+  EXPECT_EQ(result.ids, sim_->Ids("cl-sim-500"));
+  EXPECT_EQ(sim_->ListRequests(), 10 + 2);
 }
 
 TEST_F(GatewayTest, MalformedPageAfterSomeContactsIsDataLossWithResumableToken) {
@@ -260,10 +236,10 @@ TEST_F(GatewayTest, MalformedPageAfterSomeContactsIsDataLossWithResumableToken) 
   config.retry.initial_backoff = absl::Milliseconds(1);
   StartGateway(config);
   // Pages start at 0, 49, 99, ... (one contact of overlap): the third page stays unreadable.
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=malformed&skip=99&count=2").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=malformed&skip=99&count=2").status, 200);
   Result result = Stream(Request("cl-sim-500"));
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DATA_LOSS);
-  std::vector<std::string> expected = SimIds("cl-sim-500");
+  std::vector<std::string> expected = sim_->Ids("cl-sim-500");
   ASSERT_EQ(result.ids.size(), 100u);
   EXPECT_TRUE(std::equal(result.ids.begin(), result.ids.end(), expected.begin()));
   StreamContactsRequest resume = Request("cl-sim-500");
@@ -278,7 +254,7 @@ TEST_F(GatewayTest, SlowUpstreamHitsTheUpstreamTimeout) {
   config.upstream.request_timeout = absl::Milliseconds(300);
   config.retry.max_attempts = 2;
   StartGateway(config);
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=3000&count=-1").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=3000&count=-1").status, 200);
   Result result = Stream(Request("cl-sim-10"));
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(result.status.error_message(), HasSubstr("timed out"));
@@ -286,7 +262,7 @@ TEST_F(GatewayTest, SlowUpstreamHitsTheUpstreamTimeout) {
 
 TEST_F(GatewayTest, CallerDeadlineEndsTheCall) {
   StartGateway();
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=3000").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=3000").status, 200);
   auto start = std::chrono::steady_clock::now();
   Result result = Stream(Request("cl-sim-10"), std::chrono::milliseconds(500));
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
@@ -295,7 +271,7 @@ TEST_F(GatewayTest, CallerDeadlineEndsTheCall) {
 
 TEST_F(GatewayTest, CancellationStopsUpstreamRequests) {
   StartGateway();
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=50&count=-1").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=50&count=-1").status, 200);
   {
     grpc::ClientContext context;
     auto reader = stub_->StreamContacts(&context, Request("cl-sim-100000"));
@@ -307,9 +283,9 @@ TEST_F(GatewayTest, CancellationStopsUpstreamRequests) {
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  int64_t after_cancel = SimListRequests();
+  int64_t after_cancel = sim_->ListRequests();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(SimListRequests(), after_cancel) << "the gateway kept paging after the caller left";
+  EXPECT_EQ(sim_->ListRequests(), after_cancel) << "the gateway kept paging after the caller left";
   EXPECT_LT(after_cancel, 10);
 }
 
@@ -321,7 +297,7 @@ TEST_F(GatewayTest, RefusesAnUpstreamCertificateItCannotVerify) {
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(result.status.error_message(), HasSubstr("certificate"));
   EXPECT_THAT(result.status.error_message(), HasSubstr("--upstream-ca-file"));
-  EXPECT_EQ(SimListRequests(), 0);
+  EXPECT_EQ(sim_->ListRequests(), 0);
 }
 
 TEST_F(GatewayTest, RefusesAWrongHostName) {
@@ -331,7 +307,7 @@ TEST_F(GatewayTest, RefusesAWrongHostName) {
   Result result = Stream(Request("cl-sim-10"));
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(result.status.error_message(), HasSubstr("certificate"));
-  EXPECT_EQ(SimListRequests(), 0);
+  EXPECT_EQ(sim_->ListRequests(), 0);
 }
 
 grpc::health::v1::HealthCheckResponse::ServingStatus Health(int port, const std::string& service) {
@@ -349,7 +325,7 @@ grpc::health::v1::HealthCheckResponse::ServingStatus Health(int port, const std:
 TEST_F(GatewayTest, DrainLetsStreamsInFlightFinish) {
   StartGateway();
   ASSERT_EQ(Health(gateway_->port(), "contacts.v1.ContactService"), grpc::health::v1::HealthCheckResponse::SERVING);
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=30&count=-1").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=30&count=-1").status, 200);
   StreamContactsRequest request = Request("cl-sim-1000");  // 20 pages of 30 ms: about 0.6 s
   grpc::ClientContext context;
   auto reader = stub_->StreamContacts(&context, request);
@@ -369,7 +345,7 @@ TEST_F(GatewayTest, DrainLetsStreamsInFlightFinish) {
   grpc::Status status = reader->Finish();
   drain.join();
   EXPECT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(ids, SimIds("cl-sim-1000"));
+  EXPECT_EQ(ids, sim_->Ids("cl-sim-1000"));
   EXPECT_LT(absl::Now() - begin, absl::Seconds(10));  // returned when the stream was done
 }
 
@@ -390,7 +366,7 @@ TEST_F(GatewayTest, DrainTurnsReadinessOffAndKeepsLivenessOn) {
     ASSERT_TRUE(watch->reader->Read(&watch->response));
     ASSERT_EQ(watch->response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
   }
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=30&count=-1").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=30&count=-1").status, 200);
   grpc::ClientContext context;
   auto reader = stub_->StreamContacts(&context, Request("cl-sim-1000"));  // about 0.6 s
   StreamContactsResponse response;
@@ -417,7 +393,7 @@ TEST_F(GatewayTest, MaxConcurrentStreamsHoldsFurtherCallsOnTheConnection) {
   Config config = BaseConfig();
   config.connections.max_concurrent_streams = 1;
   StartGateway(config);
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);
   grpc::ClientContext context;
   auto reader = stub_->StreamContacts(&context, Request("cl-sim-100000"));
   StreamContactsResponse response;
@@ -430,15 +406,15 @@ TEST_F(GatewayTest, MaxConcurrentStreamsHoldsFurtherCallsOnTheConnection) {
 
   context.TryCancel();
   reader->Finish();
-  ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
   Result after = Stream(Request("cl-sim-10"));
   ASSERT_TRUE(after.status.ok()) << after.status.error_message();
-  EXPECT_EQ(after.ids, SimIds("cl-sim-10"));
+  EXPECT_EQ(after.ids, sim_->Ids("cl-sim-10"));
 }
 
 TEST_F(GatewayTest, DrainTimeOverEndsStreamsWithUnavailableAndAResumeToken) {
   StartGateway();
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);
   StreamContactsRequest request = Request("cl-sim-100000");
   grpc::ClientContext context;
   auto reader = stub_->StreamContacts(&context, request);
@@ -463,21 +439,21 @@ TEST_F(GatewayTest, DrainTimeOverEndsStreamsWithUnavailableAndAResumeToken) {
   EXPECT_EQ(std::string(token->second.data(), token->second.size()), last.resume_token());
 
   // A new gateway continues exactly after the last contact received.
-  ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
   StartGateway();
   request.set_resume_token(last.resume_token());
   request.set_max_contacts(last.delivered_count() + 500);
   Result rest = Stream(request);
   ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
   ids.insert(ids.end(), rest.ids.begin(), rest.ids.end());
-  std::vector<std::string> expected = SimIds("cl-sim-100000");
+  std::vector<std::string> expected = sim_->Ids("cl-sim-100000");
   expected.resize(ids.size());
   EXPECT_EQ(ids, expected);
 }
 
 TEST_F(GatewayTest, DrainingGatewayRefusesNewStreams) {
   StartGateway();
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=100&count=-1").status, 200);
   grpc::ClientContext context;
   auto reader = stub_->StreamContacts(&context, Request("cl-sim-100000"));
   StreamContactsResponse response;

@@ -10,13 +10,10 @@
 #include <stdlib.h>
 
 #include <cstdio>
-#include <fstream>
 #include <thread>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "contacts/v1/contacts.grpc.pb.h"
-#include "server/upstream/credentials.h"
 #include "server/upstream/jwt.h"
 #include "tests/integration/test_support.h"
 
@@ -24,6 +21,9 @@ namespace contacts::gateway {
 namespace {
 
 using ::contacts::testing::ChildProcess;
+using ::contacts::testing::KoreSim;
+using ::contacts::testing::ReadFile;
+using ::contacts::testing::WriteAtomically;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -32,11 +32,6 @@ constexpr char kWrongSecret[] = "LEAKCHECK-wrong-secret-4R8N";
 constexpr char kEnvSecret[] = "LEAKCHECK-env-secret-9X1P";
 constexpr char kArgSecret[] = "LEAKCHECK-arg-secret-3K6T";
 constexpr char kCallerToken[] = "LEAKCHECK-caller-token-5H0W";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // Output (stdout and stderr) of a shell command.
 std::string CommandOutput(const std::string& command) {
@@ -58,19 +53,19 @@ std::string CredentialsJson(const std::string& hash) {
 TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
   const std::string dir = contacts::testing::TempDir();
   ASSERT_TRUE(contacts::testing::MakeTestCertificates(dir));
-  std::unique_ptr<ChildProcess> sim = ChildProcess::Start(
-      {KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--tls-cert", dir + "/server.pem", "--tls-key",
-       dir + "/server.key", "--app", absl::StrCat("cs-leak=", kFileSecret), "--quiet"});
+  std::unique_ptr<KoreSim> sim =
+      KoreSim::Start({"--app", absl::StrCat("cs-leak=", kFileSecret)}, KoreSim::Tls{.dir = dir});
   ASSERT_NE(sim, nullptr);
   const std::string credentials = dir + "/credentials.json";
-  std::ofstream(credentials) << CredentialsJson(absl::BytesToHexString(Sha256(kCallerToken)));
+  WriteAtomically(credentials, CredentialsJson(contacts::testing::Sha256Hex(kCallerToken)));
 
   // The default app's secret comes from the environment, as from a Kubernetes secretKeyRef.
   setenv("CONTACTS_GATEWAY_CLIENT_SECRET", kEnvSecret, 1);
-  std::unique_ptr<ChildProcess> gateway = ChildProcess::Start(
-      {GATEWAY_PATH, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--upstream", absl::StrCat("https://localhost:", sim->port()),
-       "--upstream-ca-file", dir + "/ca.pem", "--credentials-file", credentials, "--credentials-reload-interval",
-       "100ms", "--client-id", "cs-env", "--retry-attempts", "1", "--rate-limit", "0", "--log-level", "debug"});
+  std::unique_ptr<ChildProcess> gateway = contacts::testing::StartGatewayProcess(
+      *sim, {.client_id = "cs-env",
+             .allow_unauthenticated_callers = false,
+             .extra = {"--credentials-file", credentials, "--credentials-reload-interval", "100ms",
+                       "--retry-attempts", "1", "--log-level", "debug"}});
   ASSERT_NE(gateway, nullptr);
 
   const std::string minted_like = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"x","appId":"cs-leak"})",
@@ -108,8 +103,8 @@ TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
   EXPECT_EQ(call("acct-ok", {{"auth", minted_like}}), grpc::StatusCode::INVALID_ARGUMENT);
 
   // A reload that fails, with secrets in the broken file.
-  std::ofstream(credentials) << absl::StrCat(R"({"accounts": {"acct-ok": {"client_secret": [")", kFileSecret,
-                                             R"("]}}, ")", kWrongSecret, R"(": 1})");
+  WriteAtomically(credentials, absl::StrCat(R"({"accounts": {"acct-ok": {"client_secret": [")", kFileSecret,
+                                           R"("]}}, ")", kWrongSecret, R"(": 1})"));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(call("acct-ok", {{"authorization", bearer}}), grpc::StatusCode::OK);  // old file kept
   const contacts::testing::HttpResult metrics =

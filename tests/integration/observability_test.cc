@@ -6,8 +6,6 @@
 #include <signal.h>
 #include <simdjson.h>
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -21,6 +19,8 @@ namespace {
 
 using ::contacts::testing::ChildProcess;
 using ::contacts::testing::HttpRequest;
+using ::contacts::testing::KoreSim;
+using ::contacts::testing::ReadFile;
 using ::contacts::testing::SplitLines;
 using ::contacts::v1::StreamContactsRequest;
 using ::contacts::v1::StreamContactsResponse;
@@ -45,27 +45,14 @@ double Value(const std::string& scrape, const std::string& series) {
   return 0;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
-
 class ObservabilityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    sim_ = ChildProcess::Start(
-        {KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--app", absl::StrCat(kAppId, "=", kSecret), "--quiet"});
+    sim_ = KoreSim::Start({"--app", absl::StrCat(kAppId, "=", kSecret)});
     ASSERT_NE(sim_, nullptr);
-    const std::string dir = contacts::testing::TempDir();
-    std::ofstream(dir + "/secret") << kSecret;
-    gateway_ =
-        ChildProcess::Start({GATEWAY_PATH, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-                             "--upstream", absl::StrCat("http://127.0.0.1:", sim_->port()),
-                             "--upstream-allow-plain-http", "--client-id", kAppId, "--client-secret-file",
-                             dir + "/secret", "--allow-unauthenticated-callers", "--rate-limit", "0", "--retry-initial-backoff", "10ms",
-                             "--log-level", "debug"});
+    gateway_ = contacts::testing::StartGatewayProcess(
+        *sim_, {.client_id = kAppId, .client_secret = kSecret,
+                .extra = {"--retry-initial-backoff", "10ms", "--log-level", "debug"}});
     ASSERT_NE(gateway_, nullptr);
     ASSERT_NE(gateway_->admin_port(), 0) << "the ready line names no admin port";
     channel_ =
@@ -77,11 +64,6 @@ class ObservabilityTest : public ::testing::Test {
     contacts::testing::HttpResult result = HttpRequest("GET", gateway_->admin_port(), "/metrics");
     EXPECT_EQ(result.status, 200);
     return result.body;
-  }
-  int64_t SimListRequests() {
-    std::string body = HttpRequest("GET", sim_->port(), "/_sim/stats").body;
-    size_t at = body.find("\"list_requests\":");
-    return at == std::string::npos ? -1 : std::stoll(body.substr(at + 16));
   }
 
   static StreamContactsRequest Request(const std::string& list) {
@@ -111,7 +93,7 @@ class ObservabilityTest : public ::testing::Test {
     return result;
   }
 
-  std::unique_ptr<ChildProcess> sim_;
+  std::unique_ptr<KoreSim> sim_;
   std::unique_ptr<ChildProcess> gateway_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
@@ -119,14 +101,14 @@ class ObservabilityTest : public ::testing::Test {
 
 TEST_F(ObservabilityTest, StreamMovesTheGrpcAndGatewayCounters) {
   const std::string before = Scrape();
-  const int64_t sim_before = SimListRequests();
+  const int64_t sim_before = sim_->ListRequests();
   StreamContactsRequest request = Request("cl-sim-1234");
   request.set_page_size(100);
   request.set_max_batch_size(200);
   Result result = Stream(request);
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   ASSERT_EQ(result.contacts, 1234);
-  const int64_t pages = SimListRequests() - sim_before;
+  const int64_t pages = sim_->ListRequests() - sim_before;
   ASSERT_EQ(pages, 13);  // ceil(1234 / 100)
   const std::string after = Scrape();
 
@@ -179,9 +161,7 @@ TEST_F(ObservabilityTest, InvalidArgumentIsCountedWithItsCodeAndNoUpstreamReques
 }
 
 TEST_F(ObservabilityTest, RetriedUpstreamFailureIsCountedByStatusAndCode) {
-  ASSERT_EQ(
-      HttpRequest("POST", sim_->port(), "/_sim/faults?kind=status&code=503&count=1&list=cl-sim-120").status,
-      200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=status&code=503&count=1&list=cl-sim-120").status, 200);
   const std::string before = Scrape();
   Result result = Stream(Request("cl-sim-120"));
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();

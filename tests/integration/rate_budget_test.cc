@@ -19,36 +19,24 @@
 namespace contacts::gateway {
 namespace {
 
-using ::contacts::testing::ChildProcess;
-using ::contacts::testing::HttpRequest;
-using ::contacts::testing::SplitLines;
+using ::contacts::testing::KoreSim;
 
 constexpr char kAppId[] = "cs-budget";
 constexpr char kSecret[] = "budget-secret-7a2c";
 constexpr int kSimPerMinute = 600;
 constexpr int kPageSize = 100;
 
-int64_t StatsNumber(const std::string& body, const std::string& key) {
-  size_t at = body.find("\"" + key + "\":");
-  return at == std::string::npos ? 0 : std::stoll(body.substr(at + key.size() + 3));
-}
-
 class RateBudgetTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    sim_ = ChildProcess::Start({KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--app",
-                                absl::StrCat(kAppId, "=", kSecret), "--rate-limit",
-                                std::to_string(kSimPerMinute), "--quiet"})
-               .release();
+    sim_ = KoreSim::Start(
+        {"--app", absl::StrCat(kAppId, "=", kSecret), "--rate-limit", std::to_string(kSimPerMinute)});
     ASSERT_NE(sim_, nullptr);
   }
-  static void TearDownTestSuite() {
-    delete sim_;
-    sim_ = nullptr;
-  }
+  static void TearDownTestSuite() { sim_.reset(); }
   void SetUp() override {
     ASSERT_NE(sim_, nullptr);
-    ASSERT_EQ(HttpRequest("POST", sim_->port(), "/_sim/reset").status, 200);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
   }
   void TearDown() override {
     if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
@@ -57,7 +45,7 @@ class RateBudgetTest : public ::testing::Test {
   void StartGateway(int64_t per_minute, int prefetch_pages) {
     Config config;
     config.listen = "127.0.0.1:0";
-    config.upstream.base_url = absl::StrCat("http://127.0.0.1:", sim_->port());
+    config.upstream.base_url = sim_->base_url();
     config.upstream.allow_plain_http = true;
     config.client_id = kAppId;
     config.client_secret = kSecret;
@@ -102,41 +90,35 @@ class RateBudgetTest : public ::testing::Test {
     for (std::thread& thread : threads) thread.join();
     return results;
   }
-  static std::string Stats() { return HttpRequest("GET", sim_->port(), "/_sim/stats").body; }
-  static std::vector<std::string> SimIds(const std::string& list) {
-    return SplitLines(HttpRequest("GET", sim_->port(), absl::StrCat("/_sim/lists/", list, "/ids")).body);
-  }
 
-  static ChildProcess* sim_;
+  static inline std::unique_ptr<KoreSim> sim_;
   std::unique_ptr<GatewayServer> gateway_;
   std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
 };
-
-ChildProcess* RateBudgetTest::sim_ = nullptr;
 
 TEST_F(RateBudgetTest, ConcurrentStreamsOfOneListCostAboutOneStream) {
   const std::string list = "cl-sim-2000";  // 20 pages of 100
   StartGateway(kSimPerMinute * 95 / 100, 4);
   Result one = Stream(list);
   ASSERT_TRUE(one.status.ok()) << one.status.error_message();
-  const int64_t one_stream = StatsNumber(Stats(), "list_requests");
+  const int64_t one_stream = sim_->ListRequests();
   EXPECT_EQ(one_stream, 20);
   gateway_->Shutdown(absl::ZeroDuration());  // a fresh gateway: an empty cache
-  ASSERT_EQ(HttpRequest("POST", sim_->port(), "/_sim/reset").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
 
   StartGateway(kSimPerMinute * 95 / 100, 4);
-  const std::vector<std::string> expected = SimIds(list);
+  const std::vector<std::string> expected = sim_->Ids(list);
   std::vector<Result> results = StreamAll(std::vector<std::string>(10, list));
   for (const Result& result : results) {
     ASSERT_TRUE(result.status.ok()) << result.status.error_message();
     EXPECT_EQ(result.ids, expected);
   }
-  const std::string stats = Stats();
-  const int64_t ten_streams = StatsNumber(stats, "list_requests");
+  const std::string stats = sim_->Stats();
+  const int64_t ten_streams = KoreSim::StatsNumber(stats, "list_requests");
   std::cout << "10 concurrent streams of " << list << ": " << ten_streams << " upstream requests (one stream: "
             << one_stream << ")" << std::endl;
   EXPECT_LE(ten_streams, one_stream * 11 / 10);
-  EXPECT_EQ(StatsNumber(stats, "429"), 0);
+  EXPECT_EQ(KoreSim::StatsNumber(stats, "429", /*absent=*/0), 0);
 }
 
 TEST_F(RateBudgetTest, BudgetJustUnderTheLimitDrawsNo429AndIsSpent) {
@@ -145,7 +127,7 @@ TEST_F(RateBudgetTest, BudgetJustUnderTheLimitDrawsNo429AndIsSpent) {
   StartGateway(budget, 8);
   std::vector<std::string> lists = {"cl-sim-2000", "cl-sim-2001", "cl-sim-2002", "cl-sim-2003"};
   std::vector<std::vector<std::string>> expected;
-  for (const std::string& list : lists) expected.push_back(SimIds(list));
+  for (const std::string& list : lists) expected.push_back(sim_->Ids(list));
   const absl::Time start = absl::Now();
   std::vector<Result> results = StreamAll(lists);
   const absl::Duration elapsed = absl::Now() - start;
@@ -153,9 +135,9 @@ TEST_F(RateBudgetTest, BudgetJustUnderTheLimitDrawsNo429AndIsSpent) {
     ASSERT_TRUE(results[i].status.ok()) << lists[i] << ": " << results[i].status.error_message();
     EXPECT_EQ(results[i].ids, expected[i]) << lists[i];
   }
-  const std::string stats = Stats();
-  const int64_t requests = StatsNumber(stats, "list_requests");
-  EXPECT_EQ(StatsNumber(stats, "429"), 0) << stats;
+  const std::string stats = sim_->Stats();
+  const int64_t requests = KoreSim::StatsNumber(stats, "list_requests");
+  EXPECT_EQ(KoreSim::StatsNumber(stats, "429", /*absent=*/0), 0) << stats;
   // The first request of the burst is free; the rest are paced at the budget's rate.
   const double used = static_cast<double>(requests - 1) / (absl::ToDoubleMinutes(elapsed) * budget);
   std::cout << requests << " upstream requests in " << absl::FormatDuration(elapsed) << ": "
@@ -171,8 +153,8 @@ TEST_F(RateBudgetTest, AccountsOverTheirBudgetWaitWithoutFailing) {
   const std::string list = "cl-sim-300";
   Result result = Stream(list);
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
-  EXPECT_EQ(result.ids, SimIds(list));
-  EXPECT_EQ(StatsNumber(Stats(), "list_requests"), 3);
+  EXPECT_EQ(result.ids, sim_->Ids(list));
+  EXPECT_EQ(sim_->ListRequests(), 3);
 }
 
 }  // namespace

@@ -4,25 +4,22 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <thread>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/service/gateway_server.h"
-#include "server/upstream/credentials.h"
 #include "tests/integration/test_support.h"
 
 namespace contacts::gateway {
 namespace {
 
-using ::contacts::testing::ChildProcess;
-using ::contacts::testing::HttpRequest;
+using ::contacts::testing::KoreSim;
 using ::contacts::testing::MakeCertificate;
-using ::contacts::testing::SplitLines;
+using ::contacts::testing::ReadFile;
+using ::contacts::testing::Sha256Hex;
+using ::contacts::testing::WriteAtomically;
 using ::contacts::v1::StreamContactsRequest;
 using ::contacts::v1::StreamContactsResponse;
 using ::testing::HasSubstr;
@@ -33,66 +30,39 @@ constexpr char kSecretB[] = "secret-of-app-b-90c4";
 constexpr char kTokenA[] = "caller-token-a-3f7b";
 constexpr char kTokenB[] = "caller-token-b-c218";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 class SecurityTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(contacts::testing::TempDir());
     ASSERT_TRUE(contacts::testing::MakeTestCertificates(*dir_));
-    sim_ = ChildProcess::Start({KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--tls-cert", *dir_ + "/server.pem",
-                                "--tls-key", *dir_ + "/server.key", "--app", absl::StrCat("cs-a=", kSecretA),
-                                "--app", absl::StrCat("cs-b=", kSecretB), "--quiet"})
-               .release();
+    sim_ = KoreSim::Start({"--app", absl::StrCat("cs-a=", kSecretA), "--app", absl::StrCat("cs-b=", kSecretB)},
+                          KoreSim::Tls{.dir = *dir_});
     ASSERT_NE(sim_, nullptr);
   }
-  static void TearDownTestSuite() {
-    delete sim_;
-    sim_ = nullptr;
-  }
+  static void TearDownTestSuite() { sim_.reset(); }
   void SetUp() override {
     ASSERT_NE(sim_, nullptr);
-    ASSERT_EQ(Control("POST", "/_sim/reset").status, 200);
+    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
   }
   void TearDown() override {
     if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
   }
 
-  static contacts::testing::HttpResult Control(const std::string& method, const std::string& target) {
-    return HttpRequest(method, sim_->port(), target, *dir_ + "/ca.pem");
-  }
-  static int64_t SimListRequests() {
-    std::string body = Control("GET", "/_sim/stats").body;
-    size_t at = body.find("\"list_requests\":");
-    return at == std::string::npos ? -1 : std::stoll(body.substr(at + 16));
-  }
-  static std::vector<std::string> SimIds(const std::string& list) {
-    return SplitLines(Control("GET", absl::StrCat("/_sim/lists/", list, "/ids")).body);
-  }
-
   // svc-a may read acct-a, svc-b acct-b, svc-m (mTLS, CN=svc-m) both.
   static std::string CredentialsJson(const std::string& svc_a_accounts = R"(["acct-a"])") {
-    auto hash = [](const char* token) { return absl::BytesToHexString(Sha256(token)); };
     return absl::StrCat(R"({"accounts": {"acct-a": {"client_id": "cs-a", "client_secret": ")", kSecretA, R"("},
                                         "acct-b": {"client_id": "cs-b", "client_secret": ")", kSecretB, R"(", "jti": true}},
-                           "callers": [{"name": "svc-a", "token_sha256": ")", hash(kTokenA), R"(", "accounts": )",
+                           "callers": [{"name": "svc-a", "token_sha256": ")", Sha256Hex(kTokenA), R"(", "accounts": )",
                         svc_a_accounts, R"(},
-                                       {"name": "svc-b", "token_sha256": ")", hash(kTokenB), R"(", "accounts": ["acct-b"]},
+                                       {"name": "svc-b", "token_sha256": ")", Sha256Hex(kTokenB), R"(", "accounts": ["acct-b"]},
                                        {"name": "svc-m", "mtls_subject": "CN=svc-m", "accounts": ["*"]}]})");
-  }
-  static void WriteAtomically(const std::string& path, const std::string& content) {
-    std::ofstream(path + ".new") << content;
-    ASSERT_EQ(std::rename((path + ".new").c_str(), path.c_str()), 0);
   }
 
   Config BaseConfig() {
     Config config;
     config.listen = "127.0.0.1:0";
-    config.upstream.base_url = absl::StrCat("https://localhost:", sim_->port());
-    config.upstream.ca_file = *dir_ + "/ca.pem";
+    config.upstream.base_url = sim_->base_url();
+    config.upstream.ca_file = sim_->ca_file();
     config.credentials_file = *dir_ + "/credentials.json";
     config.credentials_reload_interval = absl::Milliseconds(50);
     config.rate.per_minute = 0;  // kore-sim here has no rate limit
@@ -150,12 +120,11 @@ class SecurityTest : public ::testing::Test {
   }
 
   static std::string* dir_;
-  static ChildProcess* sim_;
+  static inline std::unique_ptr<KoreSim> sim_;
   std::unique_ptr<GatewayServer> gateway_;
 };
 
 std::string* SecurityTest::dir_ = nullptr;
-ChildProcess* SecurityTest::sim_ = nullptr;
 
 TEST_F(SecurityTest, CallerCannotStreamAnotherAccountAndTheUpstreamSeesNothing) {
   StartGateway(BaseConfig());
@@ -163,15 +132,15 @@ TEST_F(SecurityTest, CallerCannotStreamAnotherAccountAndTheUpstreamSeesNothing) 
   EXPECT_EQ(denied.status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(denied.status.error_message(), HasSubstr("caller svc-a may not read account acct-b"));
   EXPECT_TRUE(denied.ids.empty());
-  EXPECT_EQ(SimListRequests(), 0);
+  EXPECT_EQ(sim_->ListRequests(), 0);
 
   // Each caller gets its own account, minted with that account's app (kore-sim checks the secret).
   Result a = Stream(PlainChannel(), Request("acct-a"), kTokenA);
   ASSERT_TRUE(a.status.ok()) << a.status.error_message();
-  EXPECT_EQ(a.ids, SimIds("cl-sim-120"));
+  EXPECT_EQ(a.ids, sim_->Ids("cl-sim-120"));
   Result b = Stream(PlainChannel(), Request("acct-b"), kTokenB);
   ASSERT_TRUE(b.status.ok()) << b.status.error_message();
-  EXPECT_EQ(b.ids, SimIds("cl-sim-120"));
+  EXPECT_EQ(b.ids, sim_->Ids("cl-sim-120"));
 }
 
 TEST_F(SecurityTest, MissingOrUnknownCallerCredentialsAreUnauthenticatedAndTheUpstreamSeesNothing) {
@@ -182,7 +151,7 @@ TEST_F(SecurityTest, MissingOrUnknownCallerCredentialsAreUnauthenticatedAndTheUp
   Result unknown = Stream(PlainChannel(), Request("acct-a"), "not-a-known-token");
   EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(unknown.status.error_message(), Not(HasSubstr("not-a-known-token")));
-  EXPECT_EQ(SimListRequests(), 0);
+  EXPECT_EQ(sim_->ListRequests(), 0);
 }
 
 TEST_F(SecurityTest, MintingWithoutAnyCallerRefusesToStartUnlessExplicitlyOpened) {
@@ -236,13 +205,13 @@ TEST_F(SecurityTest, MutualTlsRefusesCallersWithoutAClientCertificateOrFromAnoth
   EXPECT_EQ(other_ca.status.error_code(), grpc::StatusCode::UNAVAILABLE) << other_ca.status.error_message();
   Result plaintext = Stream(PlainChannel(), Request("acct-a"));
   EXPECT_EQ(plaintext.status.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(SimListRequests(), 0);
+  EXPECT_EQ(sim_->ListRequests(), 0);
 
   // The certificate's subject is the caller's identity: svc-m may read both accounts.
   for (const char* account : {"acct-a", "acct-b"}) {
     Result ok = Stream(TlsChannel("ca", "svc-m"), Request(account));
     ASSERT_TRUE(ok.status.ok()) << ok.status.error_message();
-    EXPECT_EQ(ok.ids, SimIds("cl-sim-120"));
+    EXPECT_EQ(ok.ids, sim_->Ids("cl-sim-120"));
   }
 }
 
@@ -262,7 +231,7 @@ TEST_F(SecurityTest, RotatedServerCertificateIsPickedUpWhileAStreamContinues) {
                 .reload_interval = absl::Seconds(1)};
   config.stream.prefetch_pages = 1;  // 200 pages of 20 ms: the stream outlives the rotation
   StartGateway(config);
-  ASSERT_EQ(Control("POST", "/_sim/faults?kind=latency&ms=20&count=-1").status, 200);
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=20&count=-1").status, 200);
 
   // A stream on the old certificate, paused after its first message.
   grpc::ClientContext context;
@@ -296,17 +265,16 @@ TEST_F(SecurityTest, RotatedServerCertificateIsPickedUpWhileAStreamContinues) {
   }
   grpc::Status status = reader->Finish();
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(ids, SimIds("cl-sim-10000"));
+  EXPECT_EQ(ids, sim_->Ids("cl-sim-10000"));
 }
 
 TEST_F(SecurityTest, RefusesAnExpiredUpstreamCertificate) {
   ASSERT_TRUE(MakeCertificate(*dir_, "ca", "expired", "localhost", -1));
-  std::unique_ptr<ChildProcess> expired_sim =
-      ChildProcess::Start({KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--tls-cert", *dir_ + "/expired.pem",
-                           "--tls-key", *dir_ + "/expired.key", "--app", absl::StrCat("cs-a=", kSecretA), "--quiet"});
+  std::unique_ptr<KoreSim> expired_sim =
+      KoreSim::Start({"--app", absl::StrCat("cs-a=", kSecretA)}, KoreSim::Tls{.dir = *dir_, .name = "expired"});
   ASSERT_NE(expired_sim, nullptr);
   Config config = BaseConfig();
-  config.upstream.base_url = absl::StrCat("https://localhost:", expired_sim->port());
+  config.upstream.base_url = expired_sim->base_url();
   StartGateway(config);
   Result result = Stream(PlainChannel(), Request("acct-a"), kTokenA);
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);

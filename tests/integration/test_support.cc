@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <openssl/sha.h>
 #include <unistd.h>
 
 #include <boost/asio/connect.hpp>
@@ -15,9 +16,11 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
@@ -210,6 +213,78 @@ HttpResult HttpRequest(const std::string& method, int port, const std::string& t
 
 std::vector<std::string> SplitLines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteAtomically(const std::string& path, const std::string& content) {
+  std::ofstream(path + ".new") << content;
+  EXPECT_EQ(std::rename((path + ".new").c_str(), path.c_str()), 0) << "cannot write " << path;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
+
+std::unique_ptr<KoreSim> KoreSim::Start(const std::vector<std::string>& flags, const std::optional<Tls>& tls) {
+  auto sim = std::unique_ptr<KoreSim>(new KoreSim());
+  std::vector<std::string> args = {KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--quiet"};
+  if (tls) {
+    const std::string stem = absl::StrCat(tls->dir, "/", tls->name);
+    args.insert(args.end(), {"--tls-cert", stem + ".pem", "--tls-key", stem + ".key"});
+    sim->ca_file_ = tls->dir + "/ca.pem";
+  }
+  args.insert(args.end(), flags.begin(), flags.end());
+  sim->process_ = ChildProcess::Start(args);
+  if (sim->process_ == nullptr) return nullptr;
+  return sim;
+}
+
+std::string KoreSim::base_url() const {
+  return ca_file_.empty() ? absl::StrCat("http://127.0.0.1:", port()) : absl::StrCat("https://localhost:", port());
+}
+
+HttpResult KoreSim::Control(const std::string& method, const std::string& target) const {
+  return HttpRequest(method, port(), target, ca_file_);
+}
+
+std::vector<std::string> KoreSim::Ids(const std::string& list) const {
+  return SplitLines(Control("GET", absl::StrCat("/_sim/lists/", list, "/ids")).body);
+}
+
+std::string KoreSim::Stats() const { return Control("GET", "/_sim/stats").body; }
+
+int64_t KoreSim::ListRequests() const { return StatsNumber(Stats(), "list_requests"); }
+
+int64_t KoreSim::StatsNumber(const std::string& stats, const std::string& key, int64_t absent) {
+  const std::string label = absl::StrCat("\"", key, "\":");
+  size_t at = stats.find(label);
+  return at == std::string::npos ? absent : std::stoll(stats.substr(at + label.size()));
+}
+
+std::unique_ptr<ChildProcess> StartGatewayProcess(const KoreSim& upstream, const GatewayFlags& flags) {
+  std::vector<std::string> args = {GATEWAY_PATH, "--listen", absl::StrCat("127.0.0.1:", flags.port),
+                                   "--admin-listen", "127.0.0.1:0", "--upstream", upstream.base_url(),
+                                   "--rate-limit", "0"};
+  if (upstream.ca_file().empty()) {
+    args.push_back("--upstream-allow-plain-http");
+  } else {
+    args.insert(args.end(), {"--upstream-ca-file", upstream.ca_file()});
+  }
+  if (!flags.client_id.empty()) args.insert(args.end(), {"--client-id", flags.client_id});
+  if (!flags.client_secret.empty()) {
+    const std::string secret_file = TempDir() + "/secret";
+    std::ofstream(secret_file) << flags.client_secret;
+    args.insert(args.end(), {"--client-secret-file", secret_file});
+  }
+  if (flags.allow_unauthenticated_callers) args.push_back("--allow-unauthenticated-callers");
+  args.insert(args.end(), flags.extra.begin(), flags.extra.end());
+  return ChildProcess::Start(args);
 }
 
 }  // namespace contacts::testing

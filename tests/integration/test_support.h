@@ -1,12 +1,15 @@
-// Real parts for integration tests: child processes (kore-sim, the gateway binary), a test CA,
-// and a small HTTP(S) client for kore-sim's control API.
+// Real parts for integration tests: child processes (kore-sim with its control API, the gateway
+// binary), a test CA, a small HTTP(S) client and file helpers.
 #ifndef CONTACTS_GATEWAY_TESTS_INTEGRATION_TEST_SUPPORT_H_
 #define CONTACTS_GATEWAY_TESTS_INTEGRATION_TEST_SUPPORT_H_
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -65,6 +68,65 @@ HttpResult HttpRequest(const std::string& method, int port, const std::string& t
                        const std::string& ca_file = "");
 
 std::vector<std::string> SplitLines(const std::string& text);
+
+// The whole file, or "" when it cannot be read.
+std::string ReadFile(const std::string& path);
+// Writes `path` through a renamed temporary file, so that a reader sees the old or the new content
+// only; fails the current test when the rename fails.
+void WriteAtomically(const std::string& path, const std::string& content);
+// Lower-case hex SHA-256 of `data`, as the credentials file's token_sha256 holds it.
+std::string Sha256Hex(std::string_view data);
+
+// The kore-sim process on a free port of 127.0.0.1, and its control API (/_sim/...).
+class KoreSim {
+ public:
+  // Serve HTTPS with <dir>/<name>.pem and <dir>/<name>.key, signed by <dir>/ca.pem (see
+  // MakeTestCertificates and MakeCertificate); control requests trust that CA.
+  struct Tls {
+    std::string dir;
+    std::string name = "server";
+  };
+  // Starts kore-sim with --quiet and `flags` (--app ID=SECRET, --rate-limit N, ...), over plain
+  // HTTP unless `tls` is set. Fails the current test (and returns nullptr) when it does not start.
+  static std::unique_ptr<KoreSim> Start(const std::vector<std::string>& flags,
+                                        const std::optional<Tls>& tls = std::nullopt);
+
+  int port() const { return process_->port(); }
+  // https://localhost:PORT (the test certificates' name) or http://127.0.0.1:PORT.
+  std::string base_url() const;
+  // The CA that signed kore-sim's certificate; empty over plain HTTP.
+  const std::string& ca_file() const { return ca_file_; }
+
+  // One control request, e.g. ("POST", "/_sim/reset").
+  HttpResult Control(const std::string& method, const std::string& target) const;
+  // The list's current ids, in list order.
+  std::vector<std::string> Ids(const std::string& list) const;
+  // The body of GET /_sim/stats: {"requests":N,"list_requests":N,...,"by_status":{"200":N,...}}.
+  std::string Stats() const;
+  // The requests on the contacts path since the last reset, or -1.
+  int64_t ListRequests() const;
+  // The number after "key": in a Stats() body, or `absent` (a status not answered yet is not in
+  // by_status).
+  static int64_t StatsNumber(const std::string& stats, const std::string& key, int64_t absent = -1);
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  std::string ca_file_;
+};
+
+// What a test chooses of the gateway binary's command line. Every member has an initializer, so
+// that designated initializers may leave any out (-Wmissing-field-initializers).
+struct GatewayFlags {
+  int port = 0;                      // --listen 127.0.0.1:port; 0 for any
+  std::string client_id{};           // --client-id, when set
+  std::string client_secret{};       // --client-secret-file (a file written for it), when set
+  bool allow_unauthenticated_callers = true;
+  std::vector<std::string> extra{};  // last on the command line
+};
+// Starts the contacts-gateway binary against `upstream` (its URL and CA, or plain HTTP allowed),
+// with an admin port (admin_port()), no rate limit of its own (--rate-limit 0) and `flags`.
+// Fails the current test (and returns nullptr) when it does not start.
+std::unique_ptr<ChildProcess> StartGatewayProcess(const KoreSim& upstream, const GatewayFlags& flags = {});
 
 }  // namespace contacts::testing
 

@@ -42,8 +42,7 @@ namespace contacts::soak {
 namespace {
 
 using ::contacts::testing::ChildProcess;
-using ::contacts::testing::HttpRequest;
-using ::contacts::testing::SplitLines;
+using ::contacts::testing::KoreSim;
 using ::contacts::v1::ContactService;
 using ::contacts::v1::StreamContactsRequest;
 using ::contacts::v1::StreamContactsResponse;
@@ -115,9 +114,9 @@ struct Job {
 
 class Soak {
  public:
-  Soak(int sim_port, std::vector<std::unique_ptr<ContactService::Stub>> stubs,
+  Soak(const KoreSim* sim, std::vector<std::unique_ptr<ContactService::Stub>> stubs,
        std::map<std::string, std::vector<std::string>> expected)
-      : sim_port_(sim_port), stubs_(std::move(stubs)), expected_(std::move(expected)) {}
+      : sim_(sim), stubs_(std::move(stubs)), expected_(std::move(expected)) {}
 
   // Runs logical streams, kConcurrency at a time, until `until`; then waits up to `drain` for the
   // last ones. Returns false when some did not finish in time.
@@ -146,7 +145,7 @@ class Soak {
   void InjectFaults(absl::Time until);
   Job* NewJob();
 
-  const int sim_port_;
+  const KoreSim* const sim_;
   std::vector<std::unique_ptr<ContactService::Stub>> stubs_;
   const std::map<std::string, std::vector<std::string>> expected_;
   std::mutex mu_;
@@ -317,12 +316,12 @@ void Soak::InjectFaults(absl::Time until) {
     }
     if (spec.find("count=") == std::string::npos) absl::StrAppend(&spec, "&count=", count);
     absl::StrAppend(&spec, "&after=", after);
-    if (HttpRequest("POST", sim_port_, "/_sim/faults?" + spec).status == 200) ++faults_added;
+    if (sim_->Control("POST", "/_sim/faults?" + spec).status == 200) ++faults_added;
     // Used-up rules pile up; clear them now and then.
-    if (++round % 40 == 0) HttpRequest("DELETE", sim_port_, "/_sim/faults");
+    if (++round % 40 == 0) sim_->Control("DELETE", "/_sim/faults");
     absl::SleepFor(absl::Milliseconds(150));
   }
-  HttpRequest("DELETE", sim_port_, "/_sim/faults");
+  sim_->Control("DELETE", "/_sim/faults");
 }
 
 void Soak::CancelAll() {
@@ -386,28 +385,19 @@ TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
   const char* seconds_env = std::getenv("SOAK_SECONDS");
   const int soak_seconds = seconds_env != nullptr && std::atoi(seconds_env) > 0 ? std::atoi(seconds_env) : 120;
 
-  std::unique_ptr<ChildProcess> sim =
-      ChildProcess::Start({KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--threads", "2", "--app",
-                           absl::StrCat(kAppId, "=", kSecret), "--quiet"});
+  std::unique_ptr<KoreSim> sim = KoreSim::Start({"--threads", "2", "--app", absl::StrCat(kAppId, "=", kSecret)});
   ASSERT_NE(sim, nullptr);
-  const std::string dir = contacts::testing::TempDir();
-  {
-    std::ofstream secret(dir + "/secret");
-    secret << kSecret;
-  }
-  std::unique_ptr<ChildProcess> gateway = ChildProcess::Start(
-      {GATEWAY_PATH, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--upstream", absl::StrCat("http://127.0.0.1:", sim->port()),
-       "--upstream-allow-plain-http", "--client-id", kAppId, "--client-secret-file", dir + "/secret",
-       "--allow-unauthenticated-callers",
-       "--retry-attempts", absl::StrCat(kGatewayAttempts), "--retry-initial-backoff", "10ms",
-       "--retry-max-backoff", "100ms", "--retry-after-cap", "2s", "--upstream-timeout", "5s",
-       "--rate-limit", "0", "--log-level", "warning"});
+  std::unique_ptr<ChildProcess> gateway = contacts::testing::StartGatewayProcess(
+      *sim, {.client_id = kAppId, .client_secret = kSecret,
+             .extra = {"--retry-attempts", absl::StrCat(kGatewayAttempts), "--retry-initial-backoff", "10ms",
+                       "--retry-max-backoff", "100ms", "--retry-after-cap", "2s", "--upstream-timeout", "5s",
+                       "--log-level", "warning"}});
   ASSERT_NE(gateway, nullptr) << "the gateway did not start";
 
   std::map<std::string, std::vector<std::string>> expected;
   for (int size : kListSizes) {
     std::string list = absl::StrCat("cl-sim-", size);
-    expected[list] = SplitLines(HttpRequest("GET", sim->port(), absl::StrCat("/_sim/lists/", list, "/ids")).body);
+    expected[list] = sim->Ids(list);
     ASSERT_EQ(expected[list].size(), static_cast<size_t>(size));
   }
   std::vector<std::unique_ptr<ContactService::Stub>> stubs;
@@ -436,7 +426,7 @@ TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
   absl::SleepFor(absl::Seconds(1));
   const ProcessStats idle = Measure(gateway->pid());
 
-  Soak soak(sim->port(), std::move(stubs), std::move(expected));
+  Soak soak(sim.get(), std::move(stubs), std::move(expected));
   const absl::Time start = absl::Now();
   const absl::Time until = start + absl::Seconds(soak_seconds);
   const absl::Time warm_at = start + absl::Seconds(std::min(15, std::max(2, soak_seconds / 5)));
@@ -446,7 +436,7 @@ TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
   const absl::Duration ran = absl::Now() - start;
   absl::SleepFor(absl::Seconds(3));  // settle: finished streams release their upstream connections
   const ProcessStats end = Measure(gateway->pid());
-  const std::string stats = HttpRequest("GET", sim->port(), "/_sim/stats").body;
+  const std::string stats = sim->Stats();
 
   std::cout << absl::StrCat(
                    "soak: ", soak_seconds, " s of load, ", absl::FormatDuration(absl::Trunc(ran, absl::Seconds(1))),
