@@ -227,8 +227,9 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
         } else if (!ready_.empty()) {
           BuildResponse();
           // More contacts ready: let gRPC hold this message and send it with the next ones in one
-          // socket write (it completes a hinted write at once while it holds under 64 KiB). The
-          // last message of the queue goes without the hint, which flushes all of them.
+          // socket write (a hinted write completes at once while the stream holds less than
+          // GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, see gateway_server.cc). The last message of the
+          // queue goes without the hint, which flushes them all.
           hint_ = ready_count_ > 0;
           writing_ = write = true;
         } else if (end_) {

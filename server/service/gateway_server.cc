@@ -20,6 +20,8 @@
 namespace contacts::gateway {
 namespace {
 
+constexpr int kWriteBufferBytes = 16 << 10;
+
 int Millis(absl::Duration d) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), std::numeric_limits<int>::max()));
 }
@@ -101,6 +103,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, connections.permit_pings_without_calls ? 1 : 0);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, connections.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, config.max_metadata_bytes);
+  // How much a stream's buffer-hinted messages may wait for one socket write (see the reactor):
+  // enough for ~100 one-contact messages, small enough that a stream whose caller stopped reading
+  // holds little beyond its flow-control window.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, kWriteBufferBytes);
   builder.RegisterService(gateway->service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<GrpcMetricsInterceptorFactory>(Metrics()));
