@@ -203,6 +203,8 @@ b3() {
       measure "window=$w" "$run" load --list cl-sim-50000 --page-size 100 --batch-size 100
       stop "$gw_pid"
     done
+    # The upstream's own first-page latency, as a plain HTTP client on a new connection sees it.
+    measure upstream "$run" pager --list cl-sim-50000 --page-size 100 --pages 1
   done
   summarize b3
   awk -F'\t' '$2 == "stream_s_median" { sub("window=", "", $1); print $1, $3 }' \
@@ -212,7 +214,9 @@ b3() {
   local t1 t8
   t1=$(median b3 window=1 stream_s_median) t8=$(median b3 window=8 stream_s_median)
   echo "B3 stream time window 1: ${t1}s [$(spread b3 window=1 stream_s_median)], window 8: ${t8}s [$(spread b3 window=8 stream_s_median)], speed-up $(ratio "$t1" "$t8")  target >= 7"
-  echo "B3 time to first contact (window 8): $(median b3 window=8 ttfm_ms_median) ms [$(spread b3 window=8 ttfm_ms_median)]  target <= 22 ms (20 ms first page + 2)"
+  local first upstream
+  first=$(median b3 window=8 ttfm_ms_median) upstream=$(median b3 upstream ttfm_ms_median)
+  echo "B3 time to first contact (window 8): $first ms [$(spread b3 window=8 ttfm_ms_median)], upstream first page $upstream ms [$(spread b3 upstream ttfm_ms_median)]: +$(awk -v a="$first" -v b="$upstream" 'BEGIN { printf "%.1f", a - b }') ms  target <= +2 ms"
   stop "$sim_pid"
 }
 

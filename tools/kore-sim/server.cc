@@ -97,11 +97,11 @@ asio::awaitable<Ending> ServeRequests(Stream& stream, SessionContext context) {
       co_await timer.async_wait(Redirect(ec));
     }
     socket_layer.expires_after(kWriteTimeout);
+    const std::string& body = reply.page ? reply.page->body : reply.response.body();
     if (reply.reset_midway) {
       // The header promises the whole body; about half of it follows, then the connection ends.
       http::response_serializer<http::string_body> serializer(reply.response);
       co_await http::async_write_header(stream, serializer, Redirect(ec));
-      const std::string& body = reply.response.body();
       if (!ec) {
         co_await asio::async_write(stream, asio::buffer(body.data(), body.size() / 2),
                                    Redirect(ec));
@@ -112,7 +112,13 @@ asio::awaitable<Ending> ServeRequests(Stream& stream, SessionContext context) {
       }
       co_return Ending::kAbort;
     }
-    co_await http::async_write(stream, reply.response, Redirect(ec));
+    if (reply.page) {
+      http::response_serializer<http::string_body> serializer(reply.response);
+      co_await http::async_write_header(stream, serializer, Redirect(ec));
+      if (!ec) co_await asio::async_write(stream, asio::buffer(body), Redirect(ec));
+    } else {
+      co_await http::async_write(stream, reply.response, Redirect(ec));
+    }
     if (!context.quiet) {
       LogRequest(request, reply.response.result_int(), std::chrono::steady_clock::now() - start,
                  ec ? " (write failed)" : "");

@@ -234,13 +234,16 @@ Reply Simulator::HandleContacts(const Request& request, std::string_view path,
         RenderPage(answer), static_cast<int64_t>(answer.contacts.size())});
     if (cacheable) page_cache_.Store(*list_id, *skip, *limit, generation, rendered);
   }
-  Reply reply = MakeReply(request, 200, rendered->body, kJson);
+  Reply reply;
+  if (truncate) {
+    reply = MakeReply(request, 200, rendered->body.substr(0, rendered->body.size() / 2), kJson);
+  } else {
+    reply = MakeReply(request, 200, "", kJson);
+    reply.response.content_length(rendered->body.size());
+    reply.page = rendered;  // sent from the cache without a copy
+  }
   reply.delay = delay;
   reply.reset_midway = reset;
-  if (truncate) {
-    reply.response.body().resize(reply.response.body().size() / 2);
-    reply.response.prepare_payload();
-  }
   if (!truncate && !reset) outcome.contacts = rendered->contacts;
   return reply;
 }

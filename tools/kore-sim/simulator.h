@@ -25,6 +25,8 @@ namespace http = boost::beast::http;
 // What to send back for one request, and how.
 struct Reply {
   http::response<http::string_body> response;  // Content-Length already set
+  // A rendered page: the body to send instead of response.body() (which is then empty).
+  PageCache::Body page;
   // Fault kind=reset: send the header and about half the body, then close the connection.
   bool reset_midway = false;
   // Fault kind=latency: wait this long before sending.
