@@ -11,8 +11,11 @@
 
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -20,7 +23,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/metrics/metrics.h"
 
@@ -31,11 +33,13 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 
-constexpr absl::Duration kWait = absl::Seconds(20);  // for what must happen; never reached when it does
+constexpr std::chrono::seconds kWait(20);  // for what must happen; never reached when it does
 
 // An HTTP/1.1 upstream on 127.0.0.1 that answers GET …?skip=N with a page holding one contact,
 // "c-N". Answers wait for permits (Answer); connections stay open (keep-alive) unless
 // `close_after_answer`. Counts connections open at once on its side.
+// std::mutex rather than absl::Mutex here: ThreadSanitizer sees std::mutex and condition_variable
+// (pthread), but not the uninstrumented libabsl's Mutex::Await.
 class HeldUpstream {
  public:
   explicit HeldUpstream(bool close_after_answer = false) : close_after_answer_(close_after_answer) {
@@ -52,7 +56,7 @@ class HeldUpstream {
       for (;;) {
         int fd = accept(listener_, nullptr, nullptr);
         if (fd < 0) return;
-        absl::MutexLock lock(&mu_);
+        std::lock_guard lock(mu_);
         ++accepted_;
         peak_open_ = std::max(peak_open_, ++open_);
         fds_.push_back(fd);
@@ -67,12 +71,13 @@ class HeldUpstream {
     std::vector<std::thread> connections;  // no new ones: the acceptor has ended
     std::vector<int> fds;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       stopping_ = true;
       for (int fd : fds_) shutdown(fd, SHUT_RDWR);
       connections.swap(connections_);
       fds.swap(fds_);
     }
+    wake_.notify_all();
     for (std::thread& t : connections) t.join();
     for (int fd : fds) close(fd);
   }
@@ -81,26 +86,28 @@ class HeldUpstream {
 
   // Lets `n` more answers go.
   void Answer(int n) {
-    absl::MutexLock lock(&mu_);
-    permits_ += n;
+    {
+      std::lock_guard lock(mu_);
+      permits_ += n;
+    }
+    wake_.notify_all();
   }
   // Waits until `n` requests have arrived in all; false after kWait.
   bool AwaitRequests(size_t n) {
-    absl::MutexLock lock(&mu_);
-    auto arrived = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return skips_.size() >= n; };
-    return mu_.AwaitWithTimeout(absl::Condition(&arrived), kWait);
+    std::unique_lock lock(mu_);
+    return wake_.wait_for(lock, kWait, [this, n] { return skips_.size() >= n; });
   }
   // The skip of every request, in the order they arrived.
   std::vector<int64_t> skips() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return skips_;
   }
   int accepted() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return accepted_;
   }
   int peak_open() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return peak_open_;
   }
 
@@ -126,10 +133,10 @@ class HeldUpstream {
         (void)absl::SimpleAtoi(head.substr(at + 5, stop - at - 5), &skip);
       }
       {
-        absl::MutexLock lock(&mu_);
+        std::unique_lock lock(mu_);
         skips_.push_back(skip);
-        auto go = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return permits_ > 0 || stopping_; };
-        mu_.Await(absl::Condition(&go));
+        wake_.notify_all();
+        wake_.wait(lock, [this] { return permits_ > 0 || stopping_; });
         if (stopping_) return;
         --permits_;
       }
@@ -150,7 +157,7 @@ class HeldUpstream {
     }
   }
   void Closed() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     --open_;
   }
 
@@ -158,7 +165,8 @@ class HeldUpstream {
   int listener_ = -1;
   int port_ = 0;
   std::thread acceptor_;
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable wake_;
   std::vector<std::thread> connections_ ABSL_GUARDED_BY(mu_);
   std::vector<int> fds_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> skips_ ABSL_GUARDED_BY(mu_);
@@ -174,34 +182,37 @@ class Outcomes {
  public:
   PageSource::Callback For(int64_t skip) {
     return [this, skip](absl::StatusOr<Page> page) {
-      absl::MutexLock lock(&mu_);
-      ++calls_[skip];
-      results_.insert_or_assign(skip, std::move(page));
+      {
+        std::lock_guard lock(mu_);
+        ++calls_[skip];
+        results_.insert_or_assign(skip, std::move(page));
+      }
+      ended_.notify_all();
     };
   }
   // Waits until `n` fetches have ended; false after kWait.
   bool Await(size_t n) {
-    absl::MutexLock lock(&mu_);
-    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return results_.size() >= n; };
-    return mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+    std::unique_lock lock(mu_);
+    return ended_.wait_for(lock, kWait, [this, n] { return results_.size() >= n; });
   }
   bool Ended(int64_t skip) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return results_.contains(skip);
   }
   absl::StatusOr<Page> Result(int64_t skip) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = results_.find(skip);
     if (it == results_.end()) return absl::NotFoundError("not ended");
     return it->second;
   }
   int Calls(int64_t skip) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return calls_[skip];
   }
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable ended_;
   std::map<int64_t, absl::StatusOr<Page>> results_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, int> calls_ ABSL_GUARDED_BY(mu_);
 };
