@@ -135,6 +135,10 @@ const std::vector<Setting>& Settings() {
        DURATION(upstream.request_timeout)},
       {"upstream-max-response-bytes", "N", "Largest upstream response body accepted.",
        INT(upstream.max_response_bytes, 1024, 1 << 30)},
+      {"upstream-max-connections", "N",
+       "Most upstream connections open at once (idle keep-alive ones included); further requests wait "
+       "for one, first come first served, within their deadline.",
+       INT(upstream.max_connections, 1, 100000)},
       {"retry-attempts", "N", "Attempts per upstream page, the first included (1 = no retries).",
        INT(retry.max_attempts, 1, 100)},
       {"retry-initial-backoff", "DURATION", "First retry waits up to this (full jitter, doubling).",

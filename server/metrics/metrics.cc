@@ -167,7 +167,11 @@ GatewayMetrics::GatewayMetrics()
                                           "Contacts written to StreamContacts callers.")
                             .With({})),
       active_streams(registry.Add<Gauge>("contacts_gateway_active_streams", "StreamContacts calls in flight.")
-                         .With({})) {}
+                         .With({})),
+      upstream_connections(registry
+                               .Add<Gauge>("contacts_gateway_upstream_connections",
+                                           "Upstream connections open or opening, idle ones included.")
+                               .With({})) {}
 
 void GatewayMetrics::UpstreamExchange(std::string_view code, absl::Duration took) {
   upstream_requests.With({std::string(code)}).Increment();

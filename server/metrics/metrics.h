@@ -148,6 +148,7 @@ struct GatewayMetrics {
   Counter& page_cache_hits;             // pages served from the page cache
   Counter& contacts_streamed;
   Gauge& active_streams;
+  Gauge& upstream_connections;  // open or opening, idle ones included
 };
 
 // The process-wide metrics; never destroyed.

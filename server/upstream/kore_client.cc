@@ -6,15 +6,19 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <exception>
+#include <list>
 #include <optional>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
@@ -22,6 +26,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
 #include "server/metrics/metrics.h"
 #include "server/upstream/http_status.h"
 #include "server/upstream/page_parser.h"
@@ -37,6 +42,8 @@ using tcp = asio::ip::tcp;
 
 constexpr char kUserAgent[] = "contacts-gateway/0.1";
 constexpr size_t kMaxHeaderBytes = 64 << 10;
+// A queued fetch with a deadline further away than this waits at most this long.
+constexpr absl::Duration kLongestQueueWait = absl::Hours(24 * 365);
 
 absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -190,10 +197,100 @@ std::string ContactsTarget(const UpstreamUrl& url, const PageRequest& request,
   return target;
 }
 
+// The connection pool's books. The client, its connections (through their slots) and its queued
+// fetches' timers and cancellation callbacks share it, so it outlives the client; `client` is null
+// once the client is gone, and then nothing new starts.
+struct KoreClient::Pool {
+  explicit Pool(asio::io_context& io) : io(io) {}
+
+  asio::io_context& io;
+  absl::Mutex mu;
+  KoreClient* client ABSL_GUARDED_BY(mu) = nullptr;
+  size_t open ABSL_GUARDED_BY(mu) = 0;  // slots taken: connections open or opening, idle ones too
+  std::vector<std::shared_ptr<Connection>> idle ABSL_GUARDED_BY(mu);
+  std::list<std::shared_ptr<Waiter>> waiters ABSL_GUARDED_BY(mu);  // first come, first served
+
+  // Pops the first queued fetch; its slot or connection is the caller's to give it.
+  std::shared_ptr<Waiter> PopLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Gives a slot back: to the first queued fetch (on a new connection), else for good.
+  void Release();
+  // Ends a fetch that is still queued with `status` (on the calling thread, an io_context one).
+  void Abandon(const std::weak_ptr<Waiter>& weak, absl::Status status);
+};
+
+// One slot of the pool, counted in Pool::open before it is made; given back when destroyed, which
+// is when the connection holding it is, whatever ended its use. Move-only.
+struct KoreClient::Slot {
+  explicit Slot(std::shared_ptr<Pool> pool) : pool(std::move(pool)) {}
+  Slot(Slot&&) noexcept = default;
+  Slot& operator=(Slot&&) = delete;
+  ~Slot() {
+    if (pool) pool->Release();
+  }
+  std::shared_ptr<Pool> pool;
+};
+
+// A fetch waiting for a connection. Pool::waiters owns it while it is queued; its deadline timer
+// and cancellation callback hold it weakly. Whoever takes it off the queue (under Pool::mu) owns
+// `done` and forgets `handle`.
+struct KoreClient::Waiter {
+  Waiter(asio::io_context& io, PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done)
+      : request(std::move(request)), cancel(std::move(cancel)), done(std::move(done)), deadline(io) {}
+
+  PageRequest request;
+  std::shared_ptr<Cancellation> cancel;
+  Callback done;
+  asio::steady_timer deadline;   // armed and cancelled under Pool::mu only
+  Cancellation::Handle handle = 0;  // set under Pool::mu before anyone can take it off the queue
+  bool queued = false;           // Pool::mu
+  std::list<std::shared_ptr<Waiter>>::iterator position;  // in Pool::waiters while queued
+};
+
+std::shared_ptr<KoreClient::Waiter> KoreClient::Pool::PopLocked() {
+  std::shared_ptr<Waiter> waiter = std::move(waiters.front());
+  waiters.pop_front();
+  waiter->queued = false;
+  waiter->deadline.cancel();
+  return waiter;
+}
+
+void KoreClient::Pool::Release() {
+  std::shared_ptr<Waiter> next;
+  KoreClient* owner = nullptr;
+  {
+    absl::MutexLock lock(&mu);
+    if (client == nullptr || waiters.empty()) {
+      --open;
+      Metrics().upstream_connections.Add(-1);
+      return;
+    }
+    next = PopLocked();
+    owner = client;  // alive: it is destroyed only after its io_context's threads are joined
+  }
+  next->cancel->Forget(next->handle);
+  owner->Start(std::move(next->request), std::move(next->cancel), std::move(next->done), nullptr, false);
+}
+
+void KoreClient::Pool::Abandon(const std::weak_ptr<Waiter>& weak, absl::Status status) {
+  std::shared_ptr<Waiter> waiter = weak.lock();
+  if (!waiter) return;
+  {
+    absl::MutexLock lock(&mu);
+    if (!waiter->queued) return;
+    waiters.erase(waiter->position);
+    waiter->queued = false;
+    waiter->deadline.cancel();
+  }
+  waiter->cancel->Forget(waiter->handle);
+  std::move(waiter->done)(std::move(status));
+}
+
 // One upstream connection: plain TCP or TLS over TCP, with the read buffer that must survive
 // between requests on a keep-alive connection. Used by one request at a time, on its strand.
+// Holds one slot of the pool, given back when the connection is destroyed.
 struct KoreClient::Connection {
-  Connection(asio::io_context& io, ssl::context* tls) : strand(asio::make_strand(io)) {
+  Connection(asio::io_context& io, ssl::context* tls, Slot slot)
+      : slot(std::move(slot)), strand(asio::make_strand(io)) {
     if (tls) {
       secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(strand, *tls);
     } else {
@@ -202,6 +299,7 @@ struct KoreClient::Connection {
   }
   beast::tcp_stream& tcp() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
 
+  Slot slot;  // first: given back last, after the socket is closed
   asio::strand<asio::io_context::executor_type> strand;
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
@@ -213,6 +311,7 @@ absl::StatusOr<std::unique_ptr<KoreClient>> KoreClient::Create(asio::io_context&
                                                                KoreClientOptions options) {
   absl::StatusOr<UpstreamUrl> url = ParseUpstreamUrl(options.base_url, options.allow_plain_http);
   if (!url.ok()) return url.status();
+  if (options.max_connections == 0) return absl::InvalidArgumentError("max_connections must be at least 1");
   std::unique_ptr<KoreClient> client(new KoreClient(io, std::move(options), *std::move(url)));
   if (client->url_.tls) {
     auto tls = std::make_unique<ssl::context>(ssl::context::tls_client);
@@ -233,38 +332,102 @@ absl::StatusOr<std::unique_ptr<KoreClient>> KoreClient::Create(asio::io_context&
 }
 
 KoreClient::KoreClient(asio::io_context& io, KoreClientOptions options, UpstreamUrl url)
-    : io_(io), options_(std::move(options)), url_(std::move(url)) {}
-
-KoreClient::~KoreClient() = default;
-
-std::shared_ptr<KoreClient::Connection> KoreClient::TakeConnection(bool* reused) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!idle_.empty()) {
-      std::shared_ptr<Connection> connection = std::move(idle_.back());
-      idle_.pop_back();
-      *reused = true;
-      return connection;
-    }
-  }
-  *reused = false;
-  return std::make_shared<Connection>(io_, tls_.get());
+    : io_(io),
+      options_(std::move(options)),
+      url_(std::move(url)),
+      pool_(std::make_shared<Pool>(io)) {
+  absl::MutexLock lock(&pool_->mu);
+  pool_->client = this;
 }
 
-void KoreClient::ReturnConnection(std::shared_ptr<Connection> connection) {
-  absl::MutexLock lock(&mu_);
-  if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(connection));
+KoreClient::~KoreClient() {
+  std::vector<std::shared_ptr<Connection>> idle;
+  std::list<std::shared_ptr<Waiter>> waiters;
+  {
+    absl::MutexLock lock(&pool_->mu);
+    pool_->client = nullptr;
+    idle.swap(pool_->idle);
+    waiters.swap(pool_->waiters);
+    for (const std::shared_ptr<Waiter>& waiter : waiters) {
+      waiter->queued = false;
+      waiter->deadline.cancel();
+    }
+  }
+  for (const std::shared_ptr<Waiter>& waiter : waiters) waiter->cancel->Forget(waiter->handle);
+  // The idle connections close and give their slots back here, outside the lock.
 }
 
 void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) {
-  bool reused = false;
-  std::shared_ptr<Connection> connection = TakeConnection(&reused);
+  std::shared_ptr<Connection> connection;
+  {
+    absl::MutexLock lock(&pool_->mu);
+    if (pool_->waiters.empty() && !pool_->idle.empty()) {
+      connection = std::move(pool_->idle.back());
+      pool_->idle.pop_back();
+    } else if (pool_->waiters.empty() && pool_->open < options_.max_connections) {
+      ++pool_->open;
+      Metrics().upstream_connections.Add(1);
+    } else {
+      auto waiter = std::make_shared<Waiter>(io_, std::move(request), std::move(cancel), std::move(done));
+      std::weak_ptr<Waiter> weak = waiter;
+      waiter->queued = true;
+      waiter->position = pool_->waiters.insert(pool_->waiters.end(), waiter);
+      if (waiter->request.deadline != absl::InfiniteFuture()) {
+        waiter->deadline.expires_after(Budget(kLongestQueueWait, waiter->request.deadline));
+        waiter->deadline.async_wait(
+            [pool = pool_, weak, max = options_.max_connections](boost::system::error_code ec) {
+              if (ec) return;  // cancelled: the fetch left the queue another way
+              pool->Abandon(weak, absl::DeadlineExceededError(absl::StrCat(
+                                      "the call's deadline passed while waiting for an upstream connection "
+                                      "(all ", max, " in use; see --upstream-max-connections)")));
+            });
+      }
+      // Runs at once when already cancelled: it only posts, so it may run under the lock.
+      waiter->handle = waiter->cancel->OnCancel([pool = pool_, weak] {
+        asio::post(pool->io, [pool, weak] { pool->Abandon(weak, absl::CancelledError("the call was cancelled")); });
+      });
+      return;
+    }
+  }
+  const bool reused = connection != nullptr;
+  Start(std::move(request), std::move(cancel), std::move(done), std::move(connection), reused);
+}
+
+void KoreClient::Start(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done,
+                       std::shared_ptr<Connection> connection, bool reused) {
+  if (!connection) {
+    try {
+      connection = std::make_shared<Connection>(io_, tls_.get(), Slot(pool_));
+    } catch (const std::exception& e) {  // the slot went back with the Slot
+      asio::post(io_, [done = std::move(done), what = std::string(e.what())]() mutable {
+        std::move(done)(absl::InternalError(absl::StrCat("cannot create an upstream connection: ", what)));
+      });
+      return;
+    }
+  }
   asio::co_spawn(
       connection->strand, FetchPage(std::move(request), std::move(cancel), connection, reused),
       [done = std::move(done)](std::exception_ptr error, absl::StatusOr<Page> page) mutable {
         if (error) page = absl::InternalError("unexpected exception while fetching a page");
         std::move(done)(std::move(page));
       });
+}
+
+void KoreClient::ReturnConnection(std::shared_ptr<Connection> connection) {
+  std::shared_ptr<Waiter> next;
+  {
+    absl::MutexLock lock(&pool_->mu);
+    if (!pool_->waiters.empty()) {
+      next = pool_->PopLocked();
+    } else if (pool_->idle.size() < options_.max_idle_connections) {
+      pool_->idle.push_back(std::move(connection));
+      return;
+    }
+  }
+  // Without a taker the connection closes, and gives its slot back, with its last reference.
+  if (!next) return;
+  next->cancel->Forget(next->handle);
+  Start(std::move(next->request), std::move(next->cancel), std::move(next->done), std::move(connection), true);
 }
 
 asio::awaitable<absl::Status> KoreClient::Open(Connection& connection, absl::Time deadline) {

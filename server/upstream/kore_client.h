@@ -9,11 +9,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/stream/page_source.h"
 
@@ -40,6 +37,8 @@ struct KoreClientOptions {
   absl::Duration request_timeout = absl::Seconds(30);  // one request, first byte to last
   size_t max_response_bytes = 32 << 20;
   size_t max_idle_connections = 16;
+  // Connections open or opening at once, idle ones included; further fetches queue (FIFO) for one.
+  size_t max_connections = 64;
 };
 
 // The request target for one page: path with percent-encoded ids, and the query.
@@ -54,23 +53,33 @@ RateLimitHint ParseRateLimitHeaders(std::string_view remaining, std::string_view
 // PageSource over HTTP/1.1 (Boost.Beast) and TLS (OpenSSL: peer and host-name verification, SNI,
 // TLS 1.2 minimum). Keeps idle keep-alive connections for reuse, bounds every operation by a
 // timeout and the request's deadline, caps the response size. A cancelled request closes its
-// connection at once. The answer's rate-limit headers go into Page::rate_limit, or on errors into
+// connection at once. At most max_connections connections are open or opening; a fetch that finds
+// none free waits in a FIFO queue for a kept-alive connection or a free slot, and ends there with
+// kCancelled when cancelled, kDeadlineExceeded when its deadline passes. The answer's rate-limit headers go into Page::rate_limit, or on errors into
 // the payloads named in page.h (with Retry-After). Callbacks run on the threads of the io_context it was created with, which
 // must outlive it (stop and join the io_context before destroying the client). Thread-safe.
 class KoreClient final : public PageSource {
  public:
-  // Errors: kInvalidArgument for a bad URL or unreadable CA file.
+  // Errors: kInvalidArgument for a bad URL, unreadable CA file or max_connections of 0.
   static absl::StatusOr<std::unique_ptr<KoreClient>> Create(boost::asio::io_context& io,
                                                             KoreClientOptions options);
+  // Queued fetches are dropped without their callbacks, as are fetches in flight with the stopped
+  // io_context.
   ~KoreClient() override;
 
   void Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) override;
 
  private:
   struct Connection;
+  struct Pool;
+  struct Slot;
+  struct Waiter;
   KoreClient(boost::asio::io_context& io, KoreClientOptions options, UpstreamUrl url);
 
-  std::shared_ptr<Connection> TakeConnection(bool* reused);
+  // Starts the fetch on `connection`, or on a new connection that takes a slot already counted.
+  void Start(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done,
+             std::shared_ptr<Connection> connection, bool reused);
+  // Hands a kept-alive connection to the first queued fetch, or keeps it idle, or closes it.
   void ReturnConnection(std::shared_ptr<Connection> connection);
   boost::asio::awaitable<absl::StatusOr<Page>> FetchPage(PageRequest request,
                                                          std::shared_ptr<Cancellation> cancel,
@@ -82,8 +91,9 @@ class KoreClient final : public PageSource {
   const KoreClientOptions options_;
   const UpstreamUrl url_;
   std::unique_ptr<boost::asio::ssl::context> tls_;
-  absl::Mutex mu_;
-  std::vector<std::shared_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);
+  // Slots, idle connections and queued fetches; shared with the connections and the queued
+  // fetches' timers and cancellation callbacks, which may outlive the client.
+  const std::shared_ptr<Pool> pool_;
 };
 
 }  // namespace contacts::gateway

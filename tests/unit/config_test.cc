@@ -69,6 +69,22 @@ TEST(ConfigTest, ConnectionSettingsSuitKubernetes) {
   EXPECT_THAT(Parse({"--max-concurrent-streams=0"}).status().message(), HasSubstr("--max-concurrent-streams"));
 }
 
+TEST(ConfigTest, UpstreamMaxConnectionsFromFlagOrEnvironment) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->upstream.max_connections, 64u);
+  config = Parse({}, {{"CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS", "8"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->upstream.max_connections, 8u);
+  config = Parse({"--upstream-max-connections=2"}, {{"CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS", "8"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->upstream.max_connections, 2u);
+  EXPECT_THAT(Parse({"--upstream-max-connections=0"}).status().message(),
+              HasSubstr("--upstream-max-connections"));
+  EXPECT_THAT(HelpText(), HasSubstr("--upstream-max-connections=N"));
+  EXPECT_THAT(HelpText(), HasSubstr("env CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS, default 64"));
+}
+
 TEST(ConfigTest, SecretsNeverAppearInErrorsOrHelp) {
   absl::StatusOr<Config> config = Parse({"--client-secret-file=/nonexistent/secret"});
   EXPECT_FALSE(config.ok());
