@@ -10,7 +10,11 @@ Pager::Pager(PagerOptions options, ResumePoint start)
     : options_(options), next_(start.next_offset), delivered_(start.delivered) {
   if (!start.last_ids.empty()) {
     EncodedContacts ids;
-    for (const std::string& id : start.last_ids) ids.Append({.id = id});
+    for (const std::string& id : start.last_ids) {
+      EncodedContacts::Fields contact;
+      contact.id = id;
+      ids.Append(contact);
+    }
     held_.emplace_back(ids, 0);
     for (size_t i = 0; i < ids.size(); ++i) Remember(ids.id(i));
   }
