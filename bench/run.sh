@@ -157,9 +157,10 @@ EOF
 b1() {
   begin b1
   start_sim
-  start_gw "${no_limit[@]}"
+  # No page cache: repeated runs would be served from the gateway's memory instead of parsed.
+  start_gw "${no_limit[@]}" --page-cache-bytes 0
   local n=${BENCH_B1_CONTACTS:-1000000} run batch list
-  load --list cl-sim-$n --page-size 1000 --batch-size 1000 >/dev/null  # fills the page cache
+  load --list cl-sim-$n --page-size 1000 --batch-size 1000 >/dev/null  # fills kore-sim's page cache
   load --list cl-sim-$((n / 5)) --page-size 1000 --batch-size 1000 >/dev/null
   for run in $(seq "$runs"); do
     for batch in 1 10 100 1000 10000; do
@@ -265,10 +266,12 @@ b5() {
   local slow=${BENCH_B5_STREAMS:-10000} run
   begin b5
   start_sim --threads 2
+  # The gateway takes 100 calls at once per connection (--max-concurrent-streams): 128
+  # connections carry the streams, as many callers would.
   for run in $(seq "$runs"); do
     start_gw "${no_limit[@]}"
     measure "slow=$slow" "$run" load --list cl-sim-2000 --slow-list cl-sim-1000000 --page-size 50 \
-      --batch-size 50 --slow-streams "$slow" --ramp 500 --streams 64 --channels 8
+      --batch-size 50 --slow-streams "$slow" --ramp 500 --streams 64 --channels 128
     stop "$gw_pid"
   done
   stop "$sim_pid"
@@ -283,15 +286,15 @@ b6() {
   begin b6
   local run
   start_sim
-  start_gw "${no_limit[@]}"
-  load --list cl-sim-200000 --page-size 1000 --batch-size 1000 >/dev/null  # fills the page cache
+  start_gw "${no_limit[@]}" --page-cache-bytes 0  # every run fetches, as the pager does
+  load --list cl-sim-200000 --page-size 1000 --batch-size 1000 >/dev/null  # fills kore-sim's cache
   for run in $(seq "$runs"); do
     measure b1_pager "$run" pager --list cl-sim-200000 --page-size 1000
     measure b1_gateway "$run" load --list cl-sim-200000 --page-size 1000 --batch-size 1000
   done
   stop "$gw_pid"; stop "$sim_pid"
   start_sim --fault 'kind=latency&ms=20&count=-1'
-  start_gw "${no_limit[@]}" --prefetch-pages 8
+  start_gw "${no_limit[@]}" --prefetch-pages 8 --page-cache-bytes 0
   for run in $(seq "$runs"); do
     measure b3_pager "$run" pager --list cl-sim-50000 --page-size 100
     measure b3_gateway "$run" load --list cl-sim-50000 --page-size 100 --batch-size 100

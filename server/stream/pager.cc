@@ -55,8 +55,8 @@ std::optional<Pager::Request> Pager::Ahead(int ahead) const {
   return request;
 }
 
-void Pager::Remember(std::string_view id) {
-  if (!recent_.insert(id).second) return;
+bool Pager::Remember(std::string_view id) {
+  if (!recent_.insert(id).second) return false;
   recent_order_.push_back(id);
   ++held_.back().second;
   size_t capacity = std::max<size_t>(2 * static_cast<size_t>(options_.page_size), kMaxResumeIds);
@@ -66,6 +66,7 @@ void Pager::Remember(std::string_view id) {
     // Ids were remembered in order, so the oldest lies in the first page held.
     if (--held_.front().second == 0) held_.pop_front();
   }
+  return true;
 }
 
 void Pager::NoteChange(std::string what) {
@@ -137,22 +138,21 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
   bool extend = false;  // contact i - 1 went to out->back()
   for (size_t i = *start; i < count; ++i) {
     if (options_.max_contacts > 0 && delivered_ >= options_.max_contacts) break;
-    std::string_view id = page.contacts.id(i);
-    if (recent_.contains(id)) {
-      ++duplicates_dropped_;
-      extend = false;
-      continue;
-    }
     if (!held) {
       held_.emplace_back(page.contacts, 0);
       held = true;
     }
-    Remember(id);
+    if (!Remember(page.contacts.id(i))) {
+      ++duplicates_dropped_;
+      extend = false;
+      continue;
+    }
     ++delivered_;
     if (!extend) out->push_back(ContactRun{page.contacts, i, i, asked.skip});
     out->back().end = i + 1;
     extend = true;
   }
+  if (held && held_.back().second == 0) held_.pop_back();  // every contact was a duplicate
 
   // A short page with more after it: the upstream caps the page size.
   if (count > 0 && count < static_cast<size_t>(asked.limit) &&

@@ -92,8 +92,8 @@ class Pager {
  private:
   // The request for the page whose first new contact is at `next`, re-reading `back` before it.
   Request After(int64_t next, int64_t back) const;
-  // Remembers id, which lies in the last of held_ (or is already known).
-  void Remember(std::string_view id);
+  // Remembers id, which lies in the last of held_; false when it was known already.
+  bool Remember(std::string_view id);
   void NoteChange(std::string what);
   // Where in `page` (asked at `asked`) the undelivered contacts start; nullopt: re-read further back.
   std::optional<size_t> FindStart(const Request& asked, const Page& page);

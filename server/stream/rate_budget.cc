@@ -50,6 +50,10 @@ void TokenBucket::Take(absl::Time now) {
   if (now < quota_until_) --quota_;
 }
 
+bool TokenBucket::Idle(absl::Time now) const {
+  return TokensAt(now) >= burst_ && now >= paused_until_ && now >= quota_until_;
+}
+
 void TokenBucket::PauseUntil(absl::Time until) {
   if (until <= paused_until_) return;
   paused_until_ = until;
@@ -72,6 +76,17 @@ bool RateBudget::Limited(const std::string& account) const {
 RateBudget::Account& RateBudget::Get(const std::string& account, absl::Time now) {
   auto it = accounts_.find(account);
   if (it == accounts_.end()) {
+    if (accounts_.size() >= sweep_at_) {
+      for (auto idle = accounts_.begin(); idle != accounts_.end();) {
+        const Account& a = idle->second;
+        if (a.rotation.empty() && a.in_flight == 0 && a.bucket.Idle(now)) {
+          accounts_.erase(idle++);
+        } else {
+          ++idle;
+        }
+      }
+      sweep_at_ = std::max<size_t>(64, 2 * accounts_.size());
+    }
     auto limit = options_.per_account.find(account);
     int64_t per_minute = limit == options_.per_account.end() ? options_.per_minute : limit->second;
     it = accounts_.emplace(account, Account(TokenBucket(per_minute, options_.burst, now))).first;

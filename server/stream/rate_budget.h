@@ -43,6 +43,8 @@ class TokenBucket {
   void Limit(int64_t remaining, absl::Time reset);
 
   absl::Duration interval() const { return interval_; }
+  // Full, and neither paused nor limited: the same as a new bucket.
+  bool Idle(absl::Time now) const;
 
  private:
   double TokensAt(absl::Time now) const;
@@ -68,6 +70,9 @@ class RateBudget {
 
   // Whether requests of `account` are budgeted at all.
   bool Limited(const std::string& account) const;
+  // Accounts tracked. Idle ones (nothing waiting or in flight, bucket Idle) are forgotten once
+  // their number has doubled, so that a gateway serving many accounts over time stays bounded.
+  size_t accounts() const { return accounts_.size(); }
 
   // Queues a request of `owner` for `account` (Limited) and returns when it would go at the
   // earliest (an estimate: the owners ahead in the rotation are each served first).
@@ -99,6 +104,7 @@ class RateBudget {
 
   const RateBudgetOptions options_;
   absl::flat_hash_map<std::string, Account> accounts_;
+  size_t sweep_at_ = 64;  // accounts_ size at which idle accounts are forgotten
   absl::flat_hash_map<Ticket, Waiting> waiting_;
 };
 

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -46,6 +47,19 @@ class FakePageSource final : public PageSource {
     wake_.notify_one();
   }
 
+  // Pages from offset `skip` on wait until Release().
+  void HoldFrom(int64_t skip) {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_from_ = skip;
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hold_from_.reset();
+    }
+    wake_.notify_one();
+  }
+
   void FailAt(int64_t skip, absl::Status status) {
     std::lock_guard<std::mutex> lock(mu_);
     failures_[skip] = status;
@@ -71,6 +85,7 @@ class FakePageSource final : public PageSource {
         if (queue_.empty()) return;
         job = std::move(queue_.front());
         queue_.pop_front();
+        wake_.wait(lock, [&] { return stop_ || !hold_from_ || job.request.skip < *hold_from_; });
       }
       std::move(job.done)(Serve(job.request, *job.cancel));
     }
@@ -102,6 +117,7 @@ class FakePageSource final : public PageSource {
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<PageRequest> requests_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, absl::Status> failures_ ABSL_GUARDED_BY(mu_);
+  std::optional<int64_t> hold_from_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread worker_;
 };
@@ -184,6 +200,29 @@ TEST_F(ContactServiceTest, StreamsWholeListInOrderInBatches) {
   }
   EXPECT_EQ(source_->requests().size(), 25u);  // ceil(1234 / 50)
   EXPECT_EQ(source_->requests()[0].credentials.app_id, "cs-test");
+}
+
+// Small messages are written with gRPC's buffer hint while more contacts are ready; the last one
+// ready must go without it, or the caller would wait for the next page to get it.
+TEST_F(ContactServiceTest, SendsEveryContactReadyWithoutWaitingForTheNextPage) {
+  StartServer(100);
+  source_->HoldFrom(50 - 1);  // the second page (with its one contact of seam overlap)
+  StreamContactsRequest request = Request();
+  request.set_max_batch_size(1);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = stub_->StreamContacts(&context, request);
+  std::vector<std::string> ids;
+  StreamContactsResponse response;
+  while (ids.size() < 50 && reader->Read(&response)) {
+    ASSERT_EQ(response.contacts_size(), 1);
+    ids.push_back(response.contacts(0).id());
+  }
+  EXPECT_EQ(ids, Range(0, 50));  // all of the first page, while the second is held
+  source_->Release();
+  while (reader->Read(&response)) ids.push_back(response.contacts(0).id());
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(ids, Range(0, 100));
 }
 
 TEST_F(ContactServiceTest, HonoursPageAndBatchSizeFromTheRequest) {

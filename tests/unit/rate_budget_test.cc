@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
 #include "server/upstream/kore_client.h"
 
 namespace contacts::gateway {
@@ -125,6 +126,30 @@ TEST(RateBudgetTest, RemovedTicketsAreNotGranted) {
   absl::Time wake;
   EXPECT_THAT(budget.Grant(kStart, &wake), ElementsAre(2));
   EXPECT_EQ(wake, absl::InfiniteFuture());
+}
+
+TEST(RateBudgetTest, ForgetsIdleAccountsButNotBusyOrPausedOnes) {
+  RateBudget budget({.per_minute = 60, .burst = 1, .per_account = {}});
+  absl::Time wake;
+  // A paused account, and one with a request in flight: both must be kept.
+  budget.Enqueue(1, "paused", 1, kStart);
+  budget.Enqueue(2, "busy", 2, kStart);
+  ASSERT_THAT(budget.Grant(kStart, &wake), testing::UnorderedElementsAre(1, 2));
+  budget.Answered("paused", true, absl::Seconds(10000), {}, kStart);
+  // Thousands of accounts that each spent a token and were answered.
+  for (int i = 0; i < 5000; ++i) {
+    const std::string account = absl::StrCat("a", i);
+    budget.Enqueue(10 + i, account, 3, At(i));
+    ASSERT_THAT(budget.Grant(At(i), &wake), ElementsAre(10 + i));
+    budget.Answered(account, false, std::nullopt, {}, At(i));
+  }
+  EXPECT_LE(budget.accounts(), 64u);  // each refills a second after its request, then goes
+  // The paused account still pauses, the busy one still counts its request in flight.
+  budget.Enqueue(20000, "paused", 1, At(5000));
+  EXPECT_THAT(budget.Grant(At(5000), &wake), IsEmpty());
+  EXPECT_EQ(wake, At(10000));
+  budget.Enqueue(20001, "busy", 2, At(5000));
+  EXPECT_THAT(budget.Grant(At(5000), &wake), ElementsAre(20001));
 }
 
 TEST(RateBudgetTest, ThrottledAnswerPausesTheWholeAccount) {
