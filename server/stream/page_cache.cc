@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/metrics/metrics.h"
@@ -123,6 +124,7 @@ void CachingPageSource::Land(const std::string& key, uint64_t flight, absl::Stat
     }
   }
   const absl::Time now = absl::Now();
+  absl::AnyInvocable<void() &&> first;
   for (size_t i = 0; i < waiters.size(); ++i) {
     Waiter& w = waiters[i];
     w.cancel->Forget(w.handle);
@@ -138,8 +140,17 @@ void CachingPageSource::Land(const std::string& key, uint64_t flight, absl::Stat
       // Another caller's deadline ended the shared request: this caller may try again.
       result = absl::UnavailableError(absl::StrCat(result.status().message(), " (a request shared with another call)"));
     }
-    std::move(w.done)(std::move(result));
+    if (i == 0) {
+      first = [done = std::move(w.done), result = std::move(result)]() mutable { std::move(done)(std::move(result)); };
+    } else {
+      // The other waiters through the I/O threads: streams that waited for one page get it in
+      // parallel rather than one after the other on this thread (B5: first-message fairness).
+      asio::post(io_, [done = std::move(w.done), result = std::move(result)]() mutable {
+        std::move(done)(std::move(result));
+      });
+    }
   }
+  if (first) std::move(first)();
 }
 
 void CachingPageSource::Store(const std::string& key, std::shared_ptr<const Page> page) {
