@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "client/contacts_client.h"
 #include "server/service/gateway_server.h"
+#include "tests/integration/sim_suite.h"
 #include "tests/integration/test_support.h"
 
 namespace contacts::gateway {
@@ -165,7 +166,7 @@ void ExpectExactly(const std::string& fault, const std::vector<std::string>& got
                 << (i < expected.size() ? expected[i] : "(end)");
 }
 
-class FaultTest : public ::testing::Test {
+class FaultTest : public ::contacts::testing::SimSuite {
  protected:
   static void SetUpTestSuite() {
     if (!HasRetryOptions<Config>()) {
@@ -173,15 +174,6 @@ class FaultTest : public ::testing::Test {
     }
     sim_ = KoreSim::Start({"--app", absl::StrCat(kAppId, "=", kSecret)});
     ASSERT_NE(sim_, nullptr);
-  }
-  static void TearDownTestSuite() { sim_.reset(); }
-
-  void SetUp() override {
-    ASSERT_NE(sim_, nullptr);
-    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
-  }
-  void TearDown() override {
-    if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
   }
 
   static void AddFault(const std::string& spec) {
@@ -275,11 +267,9 @@ class FaultTest : public ::testing::Test {
     ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
   }
 
-  static inline std::unique_ptr<KoreSim> sim_;
   static std::vector<std::string>* original_;
   static int64_t baseline_requests_;
   static absl::Duration baseline_elapsed_;
-  std::unique_ptr<GatewayServer> gateway_;
   std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
 };
 

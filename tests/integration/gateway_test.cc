@@ -10,6 +10,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/service/gateway_server.h"
 #include "server/upstream/jwt.h"
+#include "tests/integration/sim_suite.h"
 #include "tests/integration/test_support.h"
 
 namespace contacts::gateway {
@@ -24,22 +25,13 @@ using ::testing::Not;
 constexpr char kAppId[] = "cs-integration";
 constexpr char kSecret[] = "integration-secret-7f3a9c";
 
-class GatewayTest : public ::testing::Test {
+class GatewayTest : public ::contacts::testing::SimSuite {
  protected:
   static void SetUpTestSuite() {
     const std::string dir = contacts::testing::TempDir();
     ASSERT_TRUE(contacts::testing::MakeTestCertificates(dir));
     sim_ = KoreSim::Start({"--app", absl::StrCat(kAppId, "=", kSecret)}, KoreSim::Tls{.dir = dir});
     ASSERT_NE(sim_, nullptr);
-  }
-  static void TearDownTestSuite() { sim_.reset(); }
-
-  void SetUp() override {
-    ASSERT_NE(sim_, nullptr);
-    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
-  }
-  void TearDown() override {
-    if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
   }
 
   Config BaseConfig() {
@@ -92,8 +84,6 @@ class GatewayTest : public ::testing::Test {
     return result;
   }
 
-  static inline std::unique_ptr<KoreSim> sim_;
-  std::unique_ptr<GatewayServer> gateway_;
   std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
 };
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/service/gateway_server.h"
+#include "tests/integration/sim_suite.h"
 #include "tests/integration/test_support.h"
 
 namespace contacts::gateway {
@@ -26,20 +27,12 @@ constexpr char kSecret[] = "budget-secret-7a2c";
 constexpr int kSimPerMinute = 600;
 constexpr int kPageSize = 100;
 
-class RateBudgetTest : public ::testing::Test {
+class RateBudgetTest : public ::contacts::testing::SimSuite {
  protected:
   static void SetUpTestSuite() {
     sim_ = KoreSim::Start(
         {"--app", absl::StrCat(kAppId, "=", kSecret), "--rate-limit", std::to_string(kSimPerMinute)});
     ASSERT_NE(sim_, nullptr);
-  }
-  static void TearDownTestSuite() { sim_.reset(); }
-  void SetUp() override {
-    ASSERT_NE(sim_, nullptr);
-    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
-  }
-  void TearDown() override {
-    if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
   }
 
   void StartGateway(int64_t per_minute, int prefetch_pages) {
@@ -91,8 +84,6 @@ class RateBudgetTest : public ::testing::Test {
     return results;
   }
 
-  static inline std::unique_ptr<KoreSim> sim_;
-  std::unique_ptr<GatewayServer> gateway_;
   std::unique_ptr<contacts::v1::ContactService::Stub> stub_;
 };
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/service/gateway_server.h"
+#include "tests/integration/sim_suite.h"
 #include "tests/integration/test_support.h"
 
 namespace contacts::gateway {
@@ -30,7 +31,7 @@ constexpr char kSecretB[] = "secret-of-app-b-90c4";
 constexpr char kTokenA[] = "caller-token-a-3f7b";
 constexpr char kTokenB[] = "caller-token-b-c218";
 
-class SecurityTest : public ::testing::Test {
+class SecurityTest : public ::contacts::testing::SimSuite {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(contacts::testing::TempDir());
@@ -38,14 +39,6 @@ class SecurityTest : public ::testing::Test {
     sim_ = KoreSim::Start({"--app", absl::StrCat("cs-a=", kSecretA), "--app", absl::StrCat("cs-b=", kSecretB)},
                           KoreSim::Tls{.dir = *dir_});
     ASSERT_NE(sim_, nullptr);
-  }
-  static void TearDownTestSuite() { sim_.reset(); }
-  void SetUp() override {
-    ASSERT_NE(sim_, nullptr);
-    ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
-  }
-  void TearDown() override {
-    if (gateway_) gateway_->Shutdown(absl::ZeroDuration());
   }
 
   // svc-a may read acct-a, svc-b acct-b, svc-m (mTLS, CN=svc-m) both.
@@ -120,8 +113,6 @@ class SecurityTest : public ::testing::Test {
   }
 
   static std::string* dir_;
-  static inline std::unique_ptr<KoreSim> sim_;
-  std::unique_ptr<GatewayServer> gateway_;
 };
 
 std::string* SecurityTest::dir_ = nullptr;
