@@ -262,6 +262,17 @@ class KoreClientPoolTest : public ::testing::Test {
   }
 
   // The page of skip N holds one contact, c-N.
+  // Fetch 0 holds the only connection while fetch 1 ended in the queue: once 0 is answered, it has
+  // its page, 1 was called back once, and the upstream saw one connection and one request.
+  void ExpectOnlyTheFirstFetchWentUpstream(HeldUpstream& upstream) {
+    upstream.Answer(1);
+    ASSERT_TRUE(outcomes_.Await(2));
+    ExpectPageOf(0);
+    EXPECT_EQ(outcomes_.Calls(1), 1);
+    EXPECT_EQ(upstream.accepted(), 1);
+    EXPECT_THAT(upstream.skips(), ElementsAre(0));
+  }
+
   void ExpectPageOf(int64_t skip) {
     absl::StatusOr<Page> page = outcomes_.Result(skip);
     ASSERT_TRUE(page.ok()) << "skip " << skip << ": " << page.status();
@@ -342,12 +353,7 @@ TEST_F(KoreClientPoolTest, CancelledQueuedFetchEndsAtOnceWithoutConnecting) {
   EXPECT_THAT(cancelled.status().message(), HasSubstr("cancelled"));
   EXPECT_FALSE(outcomes_.Ended(0));
 
-  upstream.Answer(1);
-  ASSERT_TRUE(outcomes_.Await(2));
-  ExpectPageOf(0);
-  EXPECT_EQ(outcomes_.Calls(1), 1);
-  EXPECT_EQ(upstream.accepted(), 1);
-  EXPECT_THAT(upstream.skips(), ElementsAre(0));  // the cancelled fetch never sent a request
+  ExpectOnlyTheFirstFetchWentUpstream(upstream);  // the cancelled fetch never sent a request
 }
 
 TEST_F(KoreClientPoolTest, QueuedFetchFailsWhenItsDeadlinePasses) {
@@ -364,12 +370,7 @@ TEST_F(KoreClientPoolTest, QueuedFetchFailsWhenItsDeadlinePasses) {
   EXPECT_THAT(late.status().message(), HasSubstr("--upstream-max-connections"));
   EXPECT_FALSE(outcomes_.Ended(0));
 
-  upstream.Answer(1);
-  ASSERT_TRUE(outcomes_.Await(2));
-  ExpectPageOf(0);
-  EXPECT_EQ(outcomes_.Calls(1), 1);
-  EXPECT_EQ(upstream.accepted(), 1);
-  EXPECT_THAT(upstream.skips(), ElementsAre(0));
+  ExpectOnlyTheFirstFetchWentUpstream(upstream);
 }
 
 TEST_F(KoreClientPoolTest, DestroyingTheClientDropsQueuedFetches) {
