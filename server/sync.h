@@ -6,7 +6,7 @@
 // Debian's libgrpc is not built with -fsanitize=thread. Mutex hand-overs are covered by the
 // preloaded absl shim of TSan runs (tests/sanitizers/README.md), but some orderings go through
 // gRPC's lock-free transport code: a StartWrite on one thread happens before its OnWriteDone on
-// another. HappensBefore(tag) before such a hand-over and HappensAfter(tag) after it tell TSan;
+// another, and every reactor's OnDone before grpc::Server::Wait returns. HappensBefore(tag) before such a hand-over and HappensAfter(tag) after it tell TSan;
 // outside TSan builds both compile to nothing.
 
 #if defined(__has_feature)

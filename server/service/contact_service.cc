@@ -150,7 +150,11 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     }
     service_.Unregister(this);
     cancel_->Cancel();  // prefetched pages still in flight are of no use now
+    ContactService& service = service_;
     Unref();
+    // gRPC's Server::Wait returns only after every OnDone returned, but counts them down with an
+    // atomic TSan cannot see; GatewayServer::Shutdown takes this edge after Wait.
+    HappensBefore(&service);
   }
 
  private:

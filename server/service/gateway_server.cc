@@ -16,6 +16,7 @@
 #include "server/log.h"
 #include "server/metrics/grpc_metrics.h"
 #include "server/service/contact_service.h"
+#include "server/sync.h"
 
 namespace contacts::gateway {
 namespace {
@@ -145,6 +146,7 @@ void GatewayServer::Shutdown(absl::Duration drain) {
     });
     server_->Shutdown(absl::ToChronoTime(absl::Now() + drain + absl::Seconds(2)));
     server_->Wait();
+    HappensAfter(service_.get());  // every reactor's OnDone has returned (StreamContactsReactor::OnDone)
     stopped.Notify();
     drainer.join();
   }
