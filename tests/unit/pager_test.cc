@@ -258,6 +258,28 @@ TEST(PagerTest, WithoutOverlapDropsDuplicatesAtTheSeam) {
   EXPECT_EQ(pager.duplicates_dropped(), 1);
 }
 
+// Ids are remembered for two pages (here 6): a repeat within them is dropped, wherever it comes,
+// an older one is delivered again (the documented limit of the duplicate guard).
+TEST(PagerTest, DropsRepeatsOfTheLastTwoPagesOfIds) {
+  const std::vector<std::vector<std::string>> pages = {
+      {"a", "b", "a"}, {"c", "b", "d"}, {"e", "f", "g"}, {"h", "i", "a"}, {"i", "f", "j"}};
+  Pager pager(PagerOptions{.page_size = 3, .seam_overlap = 0}, ResumePoint{});
+  std::deque<ContactRun> out;
+  for (const std::vector<std::string>& ids : pages) {
+    std::optional<Pager::Request> next = pager.Next();
+    ASSERT_TRUE(next);
+    Page page;
+    for (const std::string& id : ids) page.contacts.Append({.id = id});
+    page.skip = next->skip;
+    page.total_results = 15;
+    ASSERT_TRUE(pager.Accept(*next, page, &out).ok());
+  }
+  EXPECT_FALSE(pager.Next());
+  EXPECT_THAT(Ids(out), ElementsAre("a", "b", "c", "d", "e", "f", "g", "h", "i", "a", "j"));
+  EXPECT_EQ(pager.duplicates_dropped(), 4);
+  EXPECT_EQ(pager.delivered(), 11);
+}
+
 TEST(PagerTest, PageWithNothingAfterTheSeamEndsTheStream) {
   Pager pager(PagerOptions{.page_size = 2}, ResumePoint{});
   std::deque<ContactRun> out;
