@@ -3,7 +3,8 @@
 // Opens --streams concurrent StreamContacts calls for one kore-sim generated list (cl-sim-<N>),
 // decodes every message and checks every contact id against the id kore-sim generates for that
 // position, so a stream that loses, repeats or reorders a contact fails the run (exit 1). With
-// --gateway-pid it also reads the gateway's CPU time (/proc/PID/stat) and RSS (/proc/PID/status).
+// --gateway-pid it also reads the gateway's CPU time (/proc/PID/stat) and RSS (/proc/PID/status),
+// with --upstream-pid kore-sim's CPU time: with its own, where the machine's CPU goes.
 //
 // Phases: --slow-streams S streams (of --slow-list, a list too long to fit in flow-control
 // windows) read their first message and then stop reading, so that flow control holds them in the
@@ -16,6 +17,8 @@
 //                                 channels are connected before)
 //   stream_s_median, stream_s_max
 //   gw_cpu_ns_per_contact  (gateway utime+stime over the fast phase / contacts, with --gateway-pid)
+//   client_cpu_ns_per_contact  (this process, the same way)
+//   upstream_cpu_ns_per_contact  (kore-sim, the same way, with --upstream-pid)
 //   gw_rss_kib_before, gw_rss_kib_held, rss_kib_per_slow_stream  (with --slow-streams)
 
 #include <unistd.h>
@@ -61,11 +64,12 @@ struct Options {
   int batch_size = 0;
   double cancel_after_s = 0;  // > 0: cancel the fast streams then; only order is checked
   int gateway_pid = 0;
+  int upstream_pid = 0;
 };
 
-// Gateway utime + stime in nanoseconds, or -1.
+// utime + stime of process `pid` (0: this one) in nanoseconds, or -1.
 int64_t CpuNanos(int pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::ifstream in(pid ? absl::StrCat("/proc/", pid, "/stat") : std::string("/proc/self/stat"));
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const size_t paren = stat.rfind(')');
   if (paren == std::string::npos) return -1;
@@ -222,8 +226,8 @@ bool CheckStreams(const std::vector<std::unique_ptr<Stream>>& streams, bool canc
 
 constexpr std::string_view kUsage =
     "usage: load_client --list cl-sim-N [--target HOST:PORT] [--streams N] [--slow-streams N]\n"
-    "  [--slow-list cl-sim-N] [--ramp N] [--channels N] [--page-size N] [--batch-size N] [--cancel-after-s S] [--gateway-pid PID]\n"
-    "  [--account-id ID] [--stream-id ID]\n";
+    "  [--slow-list cl-sim-N] [--ramp N] [--channels N] [--page-size N] [--batch-size N] [--cancel-after-s S]\n"
+    "  [--gateway-pid PID] [--upstream-pid PID] [--account-id ID] [--stream-id ID]\n";
 
 bool ParseOptions(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
@@ -244,6 +248,7 @@ bool ParseOptions(int argc, char** argv, Options& o) {
     else if (flag == "--batch-size") ok = absl::SimpleAtoi(value, &o.batch_size);
     else if (flag == "--cancel-after-s") ok = absl::SimpleAtod(value, &o.cancel_after_s);
     else if (flag == "--gateway-pid") ok = absl::SimpleAtoi(value, &o.gateway_pid);
+    else if (flag == "--upstream-pid") ok = absl::SimpleAtoi(value, &o.upstream_pid);
     else ok = false;
     if (!ok) {
       std::fprintf(stderr, "load_client: bad flag or value: %s %s\n", argv[i - 1], value.c_str());
@@ -316,6 +321,9 @@ int main(int argc, char** argv) {
   const int64_t rss_held = pid ? RssKib(pid) : -1;
 
   const int64_t cpu_before = pid ? CpuNanos(pid) : -1;
+  const int64_t client_cpu_before = CpuNanos(0);
+  const int upstream = options.upstream_pid;
+  const int64_t upstream_cpu_before = upstream ? CpuNanos(upstream) : -1;
   const auto fast_start = Clock::now();
   std::vector<std::unique_ptr<Stream>> fast;
   Latch fast_first, fast_done;
@@ -332,6 +340,8 @@ int main(int argc, char** argv) {
   fast_done.WaitFor(options.streams);
   const double wall_s = std::chrono::duration<double>(Clock::now() - fast_start).count();
   const int64_t cpu_after = pid ? CpuNanos(pid) : -1;
+  const int64_t client_cpu_after = CpuNanos(0);
+  const int64_t upstream_cpu_after = upstream ? CpuNanos(upstream) : -1;
 
   for (auto& s : slow) s->Cancel();
   slow_done.WaitFor(options.slow_streams);
@@ -354,6 +364,14 @@ int main(int argc, char** argv) {
       " stream_s_max=", total.empty() ? 0 : *std::max_element(total.begin(), total.end()));
   if (pid && contacts > 0) {
     absl::StrAppend(&line, " gw_cpu_ns_per_contact=", (cpu_after - cpu_before) / contacts);
+  }
+  if (contacts > 0) {
+    absl::StrAppend(&line, " client_cpu_ns_per_contact=",
+                    (client_cpu_after - client_cpu_before) / contacts);
+  }
+  if (upstream && contacts > 0) {
+    absl::StrAppend(&line, " upstream_cpu_ns_per_contact=",
+                    (upstream_cpu_after - upstream_cpu_before) / contacts);
   }
   if (pid && options.slow_streams > 0) {
     absl::StrAppend(&line, " gw_rss_kib_before=", rss_before, " gw_rss_kib_held=", rss_held,
