@@ -1,6 +1,7 @@
 #include "server/stream/pager.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
@@ -15,8 +16,7 @@ Pager::Pager(PagerOptions options, ResumePoint start)
       contact.id = id;
       ids.Append(contact);
     }
-    held_.emplace_back(ids, 0);
-    for (size_t i = 0; i < ids.size(); ++i) Remember(ids.id(i));
+    for (size_t i = 0; i < ids.size(); ++i) Remember(ids.id(i), ids);
   }
   if (!start.last_ids.empty()) {
     anchor_ = start.last_ids.back();
@@ -55,16 +55,47 @@ std::optional<Pager::Request> Pager::Ahead(int ahead) const {
   return request;
 }
 
-bool Pager::Remember(std::string_view id) {
-  if (!recent_.insert(id).second) return false;
-  recent_order_.push_back(id);
-  ++held_.back().second;
-  size_t capacity = std::max<size_t>(2 * static_cast<size_t>(options_.page_size), kMaxResumeIds);
-  if (recent_order_.size() > capacity) {
-    recent_.erase(recent_order_.front());
-    recent_order_.pop_front();
-    // Ids were remembered in order, so the oldest lies in the first page held.
-    if (--held_.front().second == 0) held_.pop_front();
+// 8 bytes at a time through splitmix64's mixer (once per contact streamed, so no general-purpose
+// string hash).
+Pager::HashedId::HashedId(std::string_view id) : id(id) {
+  auto mix = [](uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111eb;
+    return x ^ (x >> 31);
+  };
+  auto word = [&](size_t at) {
+    uint64_t w;
+    std::memcpy(&w, id.data() + at, 8);
+    return w;
+  };
+  uint64_t h = 0x9e3779b97f4a7c15 + id.size();
+  if (id.size() < 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, id.data(), id.size());
+    hash = mix(h ^ w);
+    return;
+  }
+  for (size_t at = 0; at + 8 < id.size(); at += 8) h = mix(h ^ word(at));
+  hash = mix(h ^ word(id.size() - 8));  // the last 8 bytes, overlapping the word before
+}
+
+bool Pager::IsRecent(std::string_view id) const {
+  const HashedId key(id);
+  return newer_.ids.contains(key) || older_.ids.contains(key);
+}
+
+bool Pager::Remember(std::string_view id, const EncodedContacts& page) {
+  const HashedId key(id);
+  if (older_.ids.contains(key) || !newer_.ids.insert(key).second) return false;
+  if (!newer_.holds_last_page) {
+    newer_.pages.push_back(page.Retain());
+    newer_.holds_last_page = true;
+  }
+  const size_t generation = std::max<size_t>(2 * static_cast<size_t>(options_.page_size), kMaxResumeIds);
+  if (newer_.ids.size() >= generation) {
+    older_ = std::move(newer_);
+    newer_ = Generation{};
+    newer_.ids.reserve(generation);
   }
   return true;
 }
@@ -80,7 +111,7 @@ std::optional<size_t> Pager::FindStart(const Request& asked, const Page& page) {
   if (expected < count && page.contacts.id(expected) == *anchor_) return expected + 1;
   // The seam moved: continue after the last recently delivered id in the page, if any.
   for (size_t i = count; i-- > 0;) {
-    if (recent_.contains(page.contacts.id(i))) {
+    if (IsRecent(page.contacts.id(i))) {
       NoteChange(absl::StrCat("the contacts at offset ", next_ - 1, " moved to offset ",
                               asked.skip + static_cast<int64_t>(i)));
       return i + 1;
@@ -134,15 +165,11 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
     return absl::OkStatus();
   }
   if (count > 0) anchor_ = page.contacts.id(count - 1);
-  bool held = false;
+  newer_.holds_last_page = false;
   bool extend = false;  // contact i - 1 went to out->back()
   for (size_t i = *start; i < count; ++i) {
     if (options_.max_contacts > 0 && delivered_ >= options_.max_contacts) break;
-    if (!held) {
-      held_.emplace_back(page.contacts, 0);
-      held = true;
-    }
-    if (!Remember(page.contacts.id(i))) {
+    if (!Remember(page.contacts.id(i), page.contacts)) {
       ++duplicates_dropped_;
       extend = false;
       continue;
@@ -152,7 +179,6 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
     out->back().end = i + 1;
     extend = true;
   }
-  if (held && held_.back().second == 0) held_.pop_back();  // every contact was a duplicate
 
   // A short page with more after it: the upstream caps the page size.
   if (count > 0 && count < static_cast<size_t>(asked.limit) &&

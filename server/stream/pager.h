@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -92,8 +93,9 @@ class Pager {
  private:
   // The request for the page whose first new contact is at `next`, re-reading `back` before it.
   Request After(int64_t next, int64_t back) const;
-  // Remembers id, which lies in the last of held_; false when it was known already.
-  bool Remember(std::string_view id);
+  // Remembers id, which lies in `page`; false when it was known already.
+  bool Remember(std::string_view id, const EncodedContacts& page);
+  bool IsRecent(std::string_view id) const;
   void NoteChange(std::string what);
   // Where in `page` (asked at `asked`) the undelivered contacts start; nullopt: re-read further back.
   std::optional<size_t> FindStart(const Request& asked, const Page& page);
@@ -115,11 +117,27 @@ class Pager {
   int64_t last_skip_ = -1;
   std::string last_first_id_, last_last_id_;
   size_t last_size_ = 0;
-  // Ids delivered most recently (at most two pages' worth), for duplicates at seams. They point
-  // into the pages held, each held with the number of recent ids it holds.
-  absl::flat_hash_set<std::string_view> recent_;
-  std::deque<std::string_view> recent_order_;
-  std::deque<std::pair<EncodedContacts, size_t>> held_;
+  // An id and its 64-bit hash (all of its bytes): ids are compared only when the hashes are equal.
+  struct HashedId {
+    uint64_t hash;
+    std::string_view id;
+    explicit HashedId(std::string_view id);
+    bool operator==(const HashedId& other) const { return hash == other.hash && id == other.id; }
+    template <typename H>
+    friend H AbslHashValue(H state, const HashedId& key) {
+      return H::combine(std::move(state), key.hash);
+    }
+  };
+  // Ids delivered most recently, for duplicates at seams: the last two to four pages' worth, in two
+  // generations of up to two pages each. New ids go to the newer; once it is full it becomes the
+  // older and the older is forgotten (no eviction per id). The ids point into the pages their
+  // generation holds.
+  struct Generation {
+    absl::flat_hash_set<HashedId> ids;
+    std::vector<std::shared_ptr<const void>> pages;  // EncodedContacts::Retain() of each page
+    bool holds_last_page = false;                    // the page being accepted is in `pages`
+  };
+  Generation newer_, older_;
 };
 
 }  // namespace contacts::gateway
