@@ -14,7 +14,7 @@
 // Prints one line of key=value pairs:
 //   contacts, messages, wall_s, contacts_per_s  (fast streams)
 //   ttfm_ms_median, ttfm_ms_max  (time from call start to first message, fast streams; the
-//                                 channels are connected before)
+//                                 channels are connected before), ttfm_max_over_median
 //   stream_s_median, stream_s_max
 //   gw_cpu_ns_per_contact  (gateway utime+stime over the fast phase / contacts, with --gateway-pid)
 //   client_cpu_ns_per_contact  (this process, the same way)
@@ -356,10 +356,12 @@ int main(int argc, char** argv) {
     if (s->messages() > 0) ttfm.push_back(s->ttfm_ms());
     total.push_back(s->total_s());
   }
+  const double ttfm_median = Median(ttfm);
+  const double ttfm_max = ttfm.empty() ? 0 : *std::max_element(ttfm.begin(), ttfm.end());
   std::string line = absl::StrCat(
       "contacts=", contacts, " messages=", messages, " wall_s=", wall_s,
-      " contacts_per_s=", static_cast<int64_t>(contacts / wall_s), " ttfm_ms_median=", Median(ttfm),
-      " ttfm_ms_max=", ttfm.empty() ? 0 : *std::max_element(ttfm.begin(), ttfm.end()),
+      " contacts_per_s=", static_cast<int64_t>(contacts / wall_s), " ttfm_ms_median=", ttfm_median,
+      " ttfm_ms_max=", ttfm_max, " ttfm_max_over_median=", ttfm_median > 0 ? ttfm_max / ttfm_median : 0,
       " stream_s_median=", Median(total),
       " stream_s_max=", total.empty() ? 0 : *std::max_element(total.begin(), total.end()));
   if (pid && contacts > 0) {
