@@ -75,6 +75,10 @@ asio::awaitable<void> ReadResponse(Stream& stream, beast::flat_buffer& buffer,
     ec = http::error::body_limit;
     co_return;
   }
+  // Room for ParsePage's padding behind the body, so that the page is not copied to make it.
+  if (auto length = parser.content_length()) {
+    parser.get().body().reserve(*length + kPagePaddingBytes);
+  }
   // Beast reads at most the buffer's free capacity per call: a few hundred bytes for a buffer
   // sized by the header alone, i.e. a hundred system calls for a 1000-contact page.
   constexpr size_t kReadChunk = 64 << 10;

@@ -855,8 +855,10 @@ class PageReader {
   bool status_failed_ = false;
 };
 
+static_assert(kPagePaddingBytes >= simdjson::SIMDJSON_PADDING);
+
 absl::StatusOr<Page> ParsePageWith(od::parser& parser, std::string& body) {
-  body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  body.reserve(body.size() + kPagePaddingBytes);
   const simdjson::padded_string_view json(body.data(), body.size(), body.capacity());
   od::document doc;
   simdjson::error_code error = parser.iterate(json).get(doc);

@@ -59,6 +59,9 @@ inline constexpr size_t kRetainedParserBytes = size_t{16} << 20;
 // `upstream page: status "failure": Invalid JWT token`, also when `status` follows a `data` of
 // the wrong shape). Values of unknown fields are skipped without full validation (simdjson
 // on-demand), but the whole body is always checked to be UTF-8 with balanced strings.
+// The parser needs kPagePaddingBytes of capacity behind the body; a body read with that much
+// reserved is not copied to get it.
+inline constexpr size_t kPagePaddingBytes = 64;
 absl::StatusOr<Page> ParsePage(std::string& body);
 
 // Returns a human-readable message from an upstream error body: the `errors[].msg` entries
