@@ -20,8 +20,8 @@ namespace contacts::gateway {
 // `authorization: Bearer <token>` and the subjects of a verified mTLS client certificate.
 struct CallerIdentity {
   bool has_bearer = false;
-  std::string bearer_token;
-  std::vector<std::string> mtls_subjects;
+  std::string bearer_token{};
+  std::vector<std::string> mtls_subjects{};
 };
 CallerIdentity IdentifyCaller(const grpc::ServerContextBase& context);
 

@@ -42,10 +42,10 @@ class EncodedContacts {
   };
   // One contact's fields, as parsed; the views need only live until Append returns.
   struct Fields {
-    std::string_view id;  // non-empty for contacts of the upstream
-    std::string_view phone_number;
-    std::optional<Time> create_time;
-    std::optional<Time> update_time;
+    std::string_view id{};  // non-empty for contacts of the upstream
+    std::string_view phone_number{};
+    std::optional<Time> create_time{};
+    std::optional<Time> update_time{};
   };
 
   size_t size() const { return buffer_ ? buffer_->entries.size() : 0; }
