@@ -122,6 +122,7 @@ parse_only() {  # parse-only ns per contact of 1000-contact kore-sim pages (pars
     /usr/bin/python3 -c 'import json, sys
 print("%g" % (json.load(sys.stdin)["benchmarks"][0]["cpu_time"] / 1000))'
 }
+
 has_flag() { grep -q -- "$1[ =]" <("$gw" --help); }  # not a pipe: grep -q would SIGPIPE --help
 features() {
   if has_flag --rate-limit; then echo "issue-4 features"; else echo "baseline (main before issue-4 features)"; fi

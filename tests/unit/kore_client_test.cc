@@ -261,7 +261,6 @@ class KoreClientPoolTest : public ::testing::Test {
     client_->Fetch(Request(skip, deadline), std::move(cancel), outcomes_.For(skip));
   }
 
-  // The page of skip N holds one contact, c-N.
   // Fetch 0 holds the only connection while fetch 1 ended in the queue: once 0 is answered, it has
   // its page, 1 was called back once, and the upstream saw one connection and one request.
   void ExpectOnlyTheFirstFetchWentUpstream(HeldUpstream& upstream) {
@@ -273,6 +272,7 @@ class KoreClientPoolTest : public ::testing::Test {
     EXPECT_THAT(upstream.skips(), ElementsAre(0));
   }
 
+  // The page of skip N holds one contact, c-N.
   void ExpectPageOf(int64_t skip) {
     absl::StatusOr<Page> page = outcomes_.Result(skip);
     ASSERT_TRUE(page.ok()) << "skip " << skip << ": " << page.status();
