@@ -113,7 +113,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   }
 
   void OnWriteDone(bool ok) override {
-    HappensAfter(&wire_);
+    write_hand_over_.Received();
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
@@ -260,8 +260,9 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       }
     }
     if (write) {
-      HappensBefore(&wire_);  // gRPC orders StartWrite before OnWriteDone where TSan cannot see it
-      StartWrite(&wire_, hint_ ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions());
+      write_hand_over_.Across([this] {
+        StartWrite(&wire_, hint_ ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions());
+      });
     }
     if (finish) Finish(*finish);
     for (auto& [id, request] : fetch) {
@@ -419,6 +420,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   std::deque<std::string> last_ids_;
   bool hint_ = false;      // wire_ goes out with the buffer hint
   grpc::ByteBuffer wire_;  // the message being written, owned by gRPC while writing_
+  HandOver write_hand_over_;  // StartWrite -> OnWriteDone, for TSan (server/sync.h)
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
