@@ -190,7 +190,7 @@ void RateLimitedPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellat
           absl::FormatDuration(ready - now), " away); retry later or with a longer deadline"));
     } else {
       if (deadline != absl::InfiniteFuture()) deadlines_.emplace(deadline, ticket);
-      pending_.emplace(ticket, Pending{std::move(request), cancel, handle, std::move(done), now});
+      pending_.emplace(ticket, Pending{std::move(request), cancel, handle, std::move(done), now, ready > now});
     }
   }
   if (!refused.ok()) {
@@ -228,9 +228,8 @@ void RateLimitedPageSource::Tick() {
     for (RateBudget::Ticket ticket : budget_.Grant(now, &wake)) {
       auto it = pending_.find(ticket);
       deadlines_.erase({it->second.request.deadline, ticket});
-      if (now - it->second.since > absl::Milliseconds(1)) {
+      if (it->second.queued) {
         ++waits_;
-        wait_time_ += now - it->second.since;
         Metrics().rate_budget_wait_seconds.Observe(absl::ToDoubleSeconds(now - it->second.since));
       }
       go.push_back(std::move(it->second));
@@ -316,11 +315,6 @@ void RateLimitedPageSource::Send(Pending pending) {
 int64_t RateLimitedPageSource::waits() const {
   absl::MutexLock lock(&mu_);
   return waits_;
-}
-
-absl::Duration RateLimitedPageSource::wait_time() const {
-  absl::MutexLock lock(&mu_);
-  return wait_time_;
 }
 
 int64_t RateLimitedPageSource::throttled() const {

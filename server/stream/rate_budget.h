@@ -120,9 +120,8 @@ class RateLimitedPageSource final : public PageSource {
 
   void Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) override;
 
-  // For metrics: requests that had to wait for a token, their total wait, and 429s seen.
+  // Requests that were queued for a token (not granted when they came in), and 429s seen.
   int64_t waits() const;
-  absl::Duration wait_time() const;
   int64_t throttled() const;
 
  private:
@@ -132,6 +131,7 @@ class RateLimitedPageSource final : public PageSource {
     Cancellation::Handle handle = 0;
     Callback done;
     absl::Time since;
+    bool queued = false;  // no token was free when it came in
   };
   // Grants what may go, fails what waited past its deadline, and arms the timer for what is next.
   void Tick();
@@ -150,7 +150,6 @@ class RateLimitedPageSource final : public PageSource {
   std::set<std::pair<absl::Time, RateBudget::Ticket>> deadlines_ ABSL_GUARDED_BY(mu_);
   absl::Time armed_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   int64_t waits_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Duration wait_time_ ABSL_GUARDED_BY(mu_);
   int64_t throttled_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

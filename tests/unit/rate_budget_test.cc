@@ -252,13 +252,14 @@ class RateLimitedPageSourceTest : public ::testing::Test {
 
 TEST_F(RateLimitedPageSourceTest, SpendsOneTokenPerRequestAndWaitsForTheNext) {
   CountingSource inner;
-  RateLimitedPageSource source(io_, inner, {.per_minute = 1200, .burst = 1, .per_account = {}});  // one per 50 ms
+  // One token per 300 ms: the four requests below come in long before the second token.
+  RateLimitedPageSource source(io_, inner, {.per_minute = 200, .burst = 1, .per_account = {}});
   std::vector<std::future<absl::StatusOr<Page>>> results;
   for (uint64_t owner : {1, 1, 1, 2}) results.push_back(Start(source, owner));
   for (auto& result : results) EXPECT_TRUE(result.get().ok());
   // The first goes at once; then stream 2 gets its turn before stream 1's third page.
   EXPECT_THAT(inner.owners(), ElementsAre(1, 1, 2, 1));
-  EXPECT_EQ(source.waits(), 3);
+  EXPECT_EQ(source.waits(), 3);  // queued for a token: all but the first
 }
 
 TEST_F(RateLimitedPageSourceTest, CancellationEndsTheWaitAtOnce) {
