@@ -226,7 +226,8 @@ bool CheckStreams(const std::vector<std::unique_ptr<Stream>>& streams, bool canc
 
 constexpr std::string_view kUsage =
     "usage: load_client --list cl-sim-N [--target HOST:PORT] [--streams N] [--slow-streams N]\n"
-    "  [--slow-list cl-sim-N] [--ramp N] [--channels N] [--page-size N] [--batch-size N] [--cancel-after-s S]\n"
+    "  [--slow-list cl-sim-N] [--ramp N] [--channels N] [--page-size N] [--batch-size N] "
+    "[--cancel-after-s S]\n"
     "  [--gateway-pid PID] [--upstream-pid PID] [--account-id ID] [--stream-id ID]\n";
 
 bool ParseOptions(int argc, char** argv, Options& o) {
@@ -235,21 +236,36 @@ bool ParseOptions(int argc, char** argv, Options& o) {
     if (i + 1 >= argc) return false;
     const std::string value = argv[++i];
     bool ok = true;
-    if (flag == "--target") o.target = value;
-    else if (flag == "--list") o.list_id = value;
-    else if (flag == "--slow-list") o.slow_list_id = value;
-    else if (flag == "--account-id") o.account_id = value;
-    else if (flag == "--stream-id") o.stream_id = value;
-    else if (flag == "--streams") ok = absl::SimpleAtoi(value, &o.streams);
-    else if (flag == "--slow-streams") ok = absl::SimpleAtoi(value, &o.slow_streams);
-    else if (flag == "--ramp") ok = absl::SimpleAtoi(value, &o.ramp);
-    else if (flag == "--channels") ok = absl::SimpleAtoi(value, &o.channels) && o.channels > 0;
-    else if (flag == "--page-size") ok = absl::SimpleAtoi(value, &o.page_size);
-    else if (flag == "--batch-size") ok = absl::SimpleAtoi(value, &o.batch_size);
-    else if (flag == "--cancel-after-s") ok = absl::SimpleAtod(value, &o.cancel_after_s);
-    else if (flag == "--gateway-pid") ok = absl::SimpleAtoi(value, &o.gateway_pid);
-    else if (flag == "--upstream-pid") ok = absl::SimpleAtoi(value, &o.upstream_pid);
-    else ok = false;
+    if (flag == "--target")
+      o.target = value;
+    else if (flag == "--list")
+      o.list_id = value;
+    else if (flag == "--slow-list")
+      o.slow_list_id = value;
+    else if (flag == "--account-id")
+      o.account_id = value;
+    else if (flag == "--stream-id")
+      o.stream_id = value;
+    else if (flag == "--streams")
+      ok = absl::SimpleAtoi(value, &o.streams);
+    else if (flag == "--slow-streams")
+      ok = absl::SimpleAtoi(value, &o.slow_streams);
+    else if (flag == "--ramp")
+      ok = absl::SimpleAtoi(value, &o.ramp);
+    else if (flag == "--channels")
+      ok = absl::SimpleAtoi(value, &o.channels) && o.channels > 0;
+    else if (flag == "--page-size")
+      ok = absl::SimpleAtoi(value, &o.page_size);
+    else if (flag == "--batch-size")
+      ok = absl::SimpleAtoi(value, &o.batch_size);
+    else if (flag == "--cancel-after-s")
+      ok = absl::SimpleAtod(value, &o.cancel_after_s);
+    else if (flag == "--gateway-pid")
+      ok = absl::SimpleAtoi(value, &o.gateway_pid);
+    else if (flag == "--upstream-pid")
+      ok = absl::SimpleAtoi(value, &o.upstream_pid);
+    else
+      ok = false;
     if (!ok) {
       std::fprintf(stderr, "load_client: bad flag or value: %s %s\n", argv[i - 1], value.c_str());
       return false;
@@ -262,8 +278,7 @@ bool ParseOptions(int argc, char** argv, Options& o) {
 // The size N of a kore-sim generated list cl-sim-N, or nullopt.
 std::optional<int64_t> GeneratedListSize(std::string_view list_id) {
   int64_t size = 0;
-  if (!list_id.starts_with("cl-sim-") ||
-      !absl::SimpleAtoi(std::string(list_id.substr(7)), &size)) {
+  if (!list_id.starts_with("cl-sim-") || !absl::SimpleAtoi(std::string(list_id.substr(7)), &size)) {
     return std::nullopt;
   }
   return size;
@@ -313,9 +328,8 @@ int main(int argc, char** argv) {
   Latch slow_first, slow_done;
   for (int i = 0; i < options.slow_streams; ++i) {
     if (options.ramp > 0 && i > 0 && i % options.ramp == 0) slow_first.WaitFor(i);
-    slow.push_back(
-        std::make_unique<Stream>(stub(i), options, options.slow_list_id, *slow_list_size, true,
-                                 &slow_first, &slow_done));
+    slow.push_back(std::make_unique<Stream>(stub(i), options, options.slow_list_id, *slow_list_size,
+                                            true, &slow_first, &slow_done));
   }
   slow_first.WaitFor(options.slow_streams);
   const int64_t rss_held = pid ? RssKib(pid) : -1;
@@ -328,9 +342,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Stream>> fast;
   Latch fast_first, fast_done;
   for (int i = 0; i < options.streams; ++i) {
-    fast.push_back(
-        std::make_unique<Stream>(stub(i), options, options.list_id, *list_size, false,
-                                 &fast_first, &fast_done));
+    fast.push_back(std::make_unique<Stream>(stub(i), options, options.list_id, *list_size, false,
+                                            &fast_first, &fast_done));
   }
   const bool cancel = options.cancel_after_s > 0;
   if (cancel) {
@@ -361,15 +374,16 @@ int main(int argc, char** argv) {
   std::string line = absl::StrCat(
       "contacts=", contacts, " messages=", messages, " wall_s=", wall_s,
       " contacts_per_s=", static_cast<int64_t>(contacts / wall_s), " ttfm_ms_median=", ttfm_median,
-      " ttfm_ms_max=", ttfm_max, " ttfm_max_over_median=", ttfm_median > 0 ? ttfm_max / ttfm_median : 0,
+      " ttfm_ms_max=", ttfm_max,
+      " ttfm_max_over_median=", ttfm_median > 0 ? ttfm_max / ttfm_median : 0,
       " stream_s_median=", Median(total),
       " stream_s_max=", total.empty() ? 0 : *std::max_element(total.begin(), total.end()));
   if (pid && contacts > 0) {
     absl::StrAppend(&line, " gw_cpu_ns_per_contact=", (cpu_after - cpu_before) / contacts);
   }
   if (contacts > 0) {
-    absl::StrAppend(&line, " client_cpu_ns_per_contact=",
-                    (client_cpu_after - client_cpu_before) / contacts);
+    absl::StrAppend(
+        &line, " client_cpu_ns_per_contact=", (client_cpu_after - client_cpu_before) / contacts);
   }
   if (upstream && contacts > 0) {
     absl::StrAppend(&line, " upstream_cpu_ns_per_contact=",

@@ -1,13 +1,13 @@
 // Picks the JSON parser for upstream pages by measurement (results and decision: REPORT.md).
 //
 // Every contender turns the same in-memory getAllContacts page (50 or 1000 realistic contacts)
-// into the same Page (contacts encoded for the wire, see page.h); the counter `time_per_contact` is the time
-// per contact (printed with an SI prefix: "120n" = 120 ns). Contenders:
+// into the same Page (contacts encoded for the wire, see page.h); the counter `time_per_contact` is
+// the time per contact (printed with an SI prefix: "120n" = 120 ns). Contenders:
 //   OnDemand   our ParsePage (simdjson on-demand, tolerant reader, the production code)
 //   SimdjsonDom  simdjson's DOM parser, then a walk of the DOM
 //   RapidJson  RapidJSON DOM (UTF-8 validated), then a walk      [if rapidjson-dev is installed]
-//   Nlohmann   nlohmann::json DOM, then a walk                   [if nlohmann-json3-dev is installed]
-//   ProtobufMirror  protobuf util::JsonStringToMessage into a generated mirror message
+//   Nlohmann   nlohmann::json DOM, then a walk                   [if nlohmann-json3-dev is
+//   installed] ProtobufMirror  protobuf util::JsonStringToMessage into a generated mirror message
 //   ProtobufStruct  protobuf util::JsonStringToMessage into google.protobuf.Struct
 // The walks (not the production reader) handle only the documented shape plus nulls; all use
 // ParseTimestamp except ProtobufMirror, where protobuf parses the timestamps itself.
@@ -44,7 +44,6 @@
 
 namespace contacts::gateway {
 namespace {
-
 
 // ---------------------------------------------------------------------------------------------
 // Input: a realistic page. Documented field order; ~4% without phoneNumber, ~2% with null
@@ -89,8 +88,8 @@ std::string MakePage(int contacts) {
 }
 
 void ReportPerContact(benchmark::State& state, size_t contacts_per_page) {
-  const auto contacts = static_cast<double>(state.iterations()) *
-                        static_cast<double>(contacts_per_page);
+  const auto contacts =
+      static_cast<double>(state.iterations()) * static_cast<double>(contacts_per_page);
   state.SetItemsProcessed(static_cast<int64_t>(contacts));
   state.counters["time_per_contact"] =
       benchmark::Counter(contacts, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
@@ -106,7 +105,9 @@ bool SamePage(const Page& page, int contacts, benchmark::State& state) {
   return true;
 }
 
-EncodedContacts::Time TimeOf(const google::protobuf::Timestamp& time) { return {time.seconds(), time.nanos()}; }
+EncodedContacts::Time TimeOf(const google::protobuf::Timestamp& time) {
+  return {time.seconds(), time.nanos()};
+}
 
 EncodedContacts::Time TimeOf(std::string_view text) {
   google::protobuf::Timestamp time;
@@ -136,7 +137,8 @@ std::vector<std::string> KoreSimPages(int page_size) {
   std::vector<std::string> bodies;
   for (int64_t skip = 0; bodies.size() < 16; skip += page_size) {
     std::vector<kore_sim::ContactKey> keys;
-    for (int64_t i = skip; i < skip + page_size; ++i) keys.push_back(kore_sim::ContactKey::Generated(i));
+    for (int64_t i = skip; i < skip + page_size; ++i)
+      keys.push_back(kore_sim::ContactKey::Generated(i));
     bodies.push_back(kore_sim::RenderPage({.list_hash = kore_sim::ListHash("cl-sim-1000000"),
                                            .contacts = keys,
                                            .skip = skip,
@@ -470,9 +472,9 @@ void BM_ParseTimestamp(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * texts.size()));
-  state.counters["time_per_timestamp"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * texts.size()),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["time_per_timestamp"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * texts.size()),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void BM_TimeUtilFromString(benchmark::State& state) {
@@ -485,9 +487,9 @@ void BM_TimeUtilFromString(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * texts.size()));
-  state.counters["time_per_timestamp"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * texts.size()),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["time_per_timestamp"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * texts.size()),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 BENCHMARK(BM_OnDemand)->Arg(1000)->Arg(50);

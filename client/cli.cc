@@ -36,29 +36,49 @@ constexpr int kProgressBarWidth = 24;
 
 absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-absl::Status UsageError(std::string_view message) { return absl::InvalidArgumentError(AbslView(message)); }
+absl::Status UsageError(std::string_view message) {
+  return absl::InvalidArgumentError(AbslView(message));
+}
 
 // Names of grpc::StatusCode values, as in the gRPC spec.
 const char* StatusCodeName(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -73,7 +93,8 @@ std::string FormatEta(absl::Duration d) {
 // Reads a whole small file (a JWT or a CA bundle).
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  if (!in)
+    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
   std::ostringstream content;
   content << in.rdbuf();
   if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
@@ -89,7 +110,9 @@ void PrintError(std::string_view message) {
 // descriptor when it opened it. Remembers the first write error; later writes are dropped.
 class OutputSink {
  public:
-  explicit OutputSink(int fd, bool owns_fd) : fd_(fd), owns_fd_(owns_fd) { buffer_.reserve(kOutputFlushBytes * 2); }
+  explicit OutputSink(int fd, bool owns_fd) : fd_(fd), owns_fd_(owns_fd) {
+    buffer_.reserve(kOutputFlushBytes * 2);
+  }
   OutputSink(const OutputSink&) = delete;
   OutputSink& operator=(const OutputSink&) = delete;
   ~OutputSink() {
@@ -271,9 +294,10 @@ absl::StatusOr<CliOptions> ParseCliArgs(const std::vector<std::string_view>& arg
       return std::nullopt;
     };
     static constexpr std::string_view kValueFlags[] = {
-        "--target",     "--stream-id",   "--list-id", "--account-id", "--format",     "--page-size",
-        "--batch-size", "--max-contacts", "--resume-token", "--jwt-file", "--app-id", "--ca-file",
-        "--deadline",   "--max-resumes", "--output",  "--progress"};
+        "--target",       "--stream-id",   "--list-id",    "--account-id",
+        "--format",       "--page-size",   "--batch-size", "--max-contacts",
+        "--resume-token", "--jwt-file",    "--app-id",     "--ca-file",
+        "--deadline",     "--max-resumes", "--output",     "--progress"};
     if (std::find(std::begin(kValueFlags), std::end(kValueFlags), name) == std::end(kValueFlags)) {
       return UsageError(absl::StrCat("unknown flag ", AbslView(name)));
     }
@@ -281,7 +305,8 @@ absl::StatusOr<CliOptions> ParseCliArgs(const std::vector<std::string_view>& arg
     if (!value.has_value()) return UsageError(absl::StrCat(AbslView(name), " needs a value"));
     const absl::string_view v = AbslView(*value);
     auto bad_value = [&](std::string_view expected) {
-      return UsageError(absl::StrCat("bad value '", v, "' for ", AbslView(name), ": expected ", AbslView(expected)));
+      return UsageError(absl::StrCat("bad value '", v, "' for ", AbslView(name), ": expected ",
+                                     AbslView(expected)));
     };
 
     if (name == "--target") {
@@ -352,28 +377,34 @@ absl::StatusOr<CliOptions> ParseCliArgs(const std::vector<std::string_view>& arg
     }
   }
   if (options.help) return options;
-  if (!has_stream_id || options.request.stream_id().empty()) return UsageError("--stream-id is required");
-  if (!has_list_id || options.request.contact_list_id().empty()) return UsageError("--list-id is required");
-  if (!has_account_id || options.request.account_id().empty()) return UsageError("--account-id is required");
+  if (!has_stream_id || options.request.stream_id().empty())
+    return UsageError("--stream-id is required");
+  if (!has_list_id || options.request.contact_list_id().empty())
+    return UsageError("--list-id is required");
+  if (!has_account_id || options.request.account_id().empty())
+    return UsageError("--account-id is required");
   return options;
 }
 
-std::string FormatProgressLine(int64_t delivered, int64_t total, int64_t received, absl::Duration elapsed) {
+std::string FormatProgressLine(int64_t delivered, int64_t total, int64_t received,
+                               absl::Duration elapsed) {
   const double seconds = absl::ToDoubleSeconds(elapsed);
   const double rate = seconds > 0 ? static_cast<double>(received) / seconds : 0;
   if (total <= 0) return absl::StrFormat("%d contacts  %.0f contacts/s", delivered, rate);
 
-  const double fraction = std::clamp(static_cast<double>(delivered) / static_cast<double>(total), 0.0, 1.0);
+  const double fraction =
+      std::clamp(static_cast<double>(delivered) / static_cast<double>(total), 0.0, 1.0);
   const int filled = static_cast<int>(fraction * kProgressBarWidth);
-  std::string bar = absl::StrCat("[", std::string(filled, '#'), std::string(kProgressBarWidth - filled, '.'), "]");
+  std::string bar = absl::StrCat("[", std::string(filled, '#'),
+                                 std::string(kProgressBarWidth - filled, '.'), "]");
   std::string eta = "--:--";
   if (delivered >= total) {
     eta = "0:00";
   } else if (rate > 0) {
     eta = FormatEta(absl::Seconds(static_cast<double>(total - delivered) / rate));
   }
-  return absl::StrFormat("%s %d/%d %5.1f%%  %.0f contacts/s  ETA %s", bar, delivered, total, fraction * 100, rate,
-                         eta);
+  return absl::StrFormat("%s %d/%d %5.1f%%  %.0f contacts/s  ETA %s", bar, delivered, total,
+                         fraction * 100, rate, eta);
 }
 
 int RunCli(const CliOptions& options) {
@@ -410,23 +441,27 @@ int RunCli(const CliOptions& options) {
   } else {
     const int fd = ::open(options.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
-      PrintError(absl::StrCat("--output: cannot create ", options.output, ": ", std::strerror(errno)));
+      PrintError(
+          absl::StrCat("--output: cannot create ", options.output, ": ", std::strerror(errno)));
       return kExitCantCreate;
     }
     sink = std::make_unique<OutputSink>(fd, /*owns_fd=*/true);
   }
 
-  const bool show_progress = options.progress == ProgressMode::kAlways ||
-                             (options.progress == ProgressMode::kAuto && ::isatty(STDERR_FILENO) == 1);
+  const bool show_progress =
+      options.progress == ProgressMode::kAlways ||
+      (options.progress == ProgressMode::kAuto && ::isatty(STDERR_FILENO) == 1);
   const absl::Time start = absl::Now();
   ProgressDisplay progress(show_progress, start);
 
   if (!options.quiet) {
-    stream_options.on_resume = [&](const grpc::Status& status, int attempt, absl::Duration backoff) {
+    stream_options.on_resume = [&](const grpc::Status& status, int attempt,
+                                   absl::Duration backoff) {
       progress.Clear();
-      std::string note = absl::StrFormat("contacts-cli: %s: %s; resuming in %.2f s (%d of %d)\n",
-                                         StatusCodeName(status.error_code()), status.error_message(),
-                                         absl::ToDoubleSeconds(backoff), attempt, options.max_resumes);
+      std::string note =
+          absl::StrFormat("contacts-cli: %s: %s; resuming in %.2f s (%d of %d)\n",
+                          StatusCodeName(status.error_code()), status.error_message(),
+                          absl::ToDoubleSeconds(backoff), attempt, options.max_resumes);
       std::fwrite(note.data(), 1, note.size(), stderr);
     };
   }
@@ -440,7 +475,8 @@ int RunCli(const CliOptions& options) {
   int64_t received = 0;   // in this run
   int64_t total = 0;
   StreamResult result = StreamContacts(
-      *stub, options.request, stream_options, [&](const contacts::v1::StreamContactsResponse& response) {
+      *stub, options.request, stream_options,
+      [&](const contacts::v1::StreamContactsResponse& response) {
         std::string* out = sink->buffer();
         for (const contacts::v1::Contact& contact : response.contacts()) {
           if (csv) {
@@ -450,11 +486,14 @@ int RunCli(const CliOptions& options) {
           }
         }
         received += response.contacts_size();
-        delivered = response.delivered_count() > 0 ? response.delivered_count() : delivered + response.contacts_size();
+        delivered = response.delivered_count() > 0 ? response.delivered_count()
+                                                   : delivered + response.contacts_size();
         if (response.total_results() > 0) total = response.total_results();
         const int64_t max_contacts = options.request.max_contacts();
-        progress.Update(delivered, max_contacts > 0 && (total == 0 || max_contacts < total) ? max_contacts : total,
-                        received);
+        progress.Update(
+            delivered,
+            max_contacts > 0 && (total == 0 || max_contacts < total) ? max_contacts : total,
+            received);
         return sink->MaybeFlush();
       });
   const bool output_ok = sink->Finish();
@@ -464,15 +503,18 @@ int RunCli(const CliOptions& options) {
   if (!options.quiet) {
     const double seconds = absl::ToDoubleSeconds(elapsed);
     std::string summary = absl::StrFormat(
-        "contacts-cli: %d contacts (total_results %s) in %.2f s, %.0f contacts/s, %d messages, %d resumes\n",
-        result.contacts, result.total_results > 0 ? absl::StrCat(result.total_results) : "unknown", seconds,
-        seconds > 0 ? static_cast<double>(result.contacts) / seconds : 0.0, result.messages, result.resumes);
+        "contacts-cli: %d contacts (total_results %s) in %.2f s, %.0f contacts/s, %d messages, %d "
+        "resumes\n",
+        result.contacts, result.total_results > 0 ? absl::StrCat(result.total_results) : "unknown",
+        seconds, seconds > 0 ? static_cast<double>(result.contacts) / seconds : 0.0,
+        result.messages, result.resumes);
     std::fwrite(summary.data(), 1, summary.size(), stderr);
   }
   auto print_resume_hint = [&] {
     if (result.contacts > 0 && !result.resume_token.empty()) {
-      std::string hint = absl::StrCat("contacts-cli: to continue after the last contact written, add --resume-token ",
-                                      result.resume_token, "\n");
+      std::string hint = absl::StrCat(
+          "contacts-cli: to continue after the last contact written, add --resume-token ",
+          result.resume_token, "\n");
       std::fwrite(hint.data(), 1, hint.size(), stderr);
     }
   };
@@ -482,7 +524,8 @@ int RunCli(const CliOptions& options) {
     return kExitIoError;
   }
   if (!result.status.ok()) {
-    PrintError(absl::StrCat(StatusCodeName(result.status.error_code()), ": ", result.status.error_message()));
+    PrintError(absl::StrCat(StatusCodeName(result.status.error_code()), ": ",
+                            result.status.error_message()));
     print_resume_hint();
     return static_cast<int>(result.status.error_code());
   }
@@ -497,10 +540,11 @@ int CliMain(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts on 64-bit
   std::vector<std::string_view> args(argv + 1, argv + argc);
   const char* env_target = std::getenv("CONTACTS_CLI_TARGET");
-  absl::StatusOr<CliOptions> options =
-      ParseCliArgs(args, env_target != nullptr ? std::optional<std::string_view>(env_target) : std::nullopt);
+  absl::StatusOr<CliOptions> options = ParseCliArgs(
+      args, env_target != nullptr ? std::optional<std::string_view>(env_target) : std::nullopt);
   if (!options.ok()) {
-    std::string line = absl::StrCat("contacts-cli: ", options.status().message(), " (see --help)\n");
+    std::string line =
+        absl::StrCat("contacts-cli: ", options.status().message(), " (see --help)\n");
     std::fwrite(line.data(), 1, line.size(), stderr);
     return kExitUsage;
   }

@@ -2,9 +2,10 @@
 // Contacts go to stdout (or --output) as JSON Lines or CSV; progress, resume notes, the summary
 // and errors go to stderr.
 //
-// Exit codes: 0 success; 1..16 the gRPC status code that ended the stream (e.g. 14 UNAVAILABLE after
-// the resumes ran out, 5 NOT_FOUND); 64 usage error (bad or missing flag); 66 a --jwt-file or
-// --ca-file cannot be read or is empty; 73 --output cannot be created; 74 writing the output failed.
+// Exit codes: 0 success; 1..16 the gRPC status code that ended the stream (e.g. 14 UNAVAILABLE
+// after the resumes ran out, 5 NOT_FOUND); 64 usage error (bad or missing flag); 66 a --jwt-file or
+// --ca-file cannot be read or is empty; 73 --output cannot be created; 74 writing the output
+// failed.
 #ifndef CONTACTS_CLIENT_CLI_H_
 #define CONTACTS_CLIENT_CLI_H_
 
@@ -45,8 +46,8 @@ struct CliOptions {
 };
 
 // Parses `args` (argv without the program name). `env_target` is $CONTACTS_CLI_TARGET, if set;
-// --target overrides it. Accepts `--flag value` and `--flag=value`. Errors are INVALID_ARGUMENT with a
-// one-line message naming the flag.
+// --target overrides it. Accepts `--flag value` and `--flag=value`. Errors are INVALID_ARGUMENT
+// with a one-line message naming the flag.
 absl::StatusOr<CliOptions> ParseCliArgs(const std::vector<std::string_view>& args,
                                         std::optional<std::string_view> env_target);
 
@@ -54,9 +55,10 @@ absl::StatusOr<CliOptions> ParseCliArgs(const std::vector<std::string_view>& arg
 std::string CliUsage();
 
 // One progress line (no "\r"): bar, delivered/total, percent, rate and ETA when `total` is known,
-// else delivered and rate. `delivered` counts across resumes (and earlier runs, when resuming from a
-// token); `received` is what this run received in `elapsed`, which sets the rate.
-std::string FormatProgressLine(int64_t delivered, int64_t total, int64_t received, absl::Duration elapsed);
+// else delivered and rate. `delivered` counts across resumes (and earlier runs, when resuming from
+// a token); `received` is what this run received in `elapsed`, which sets the rate.
+std::string FormatProgressLine(int64_t delivered, int64_t total, int64_t received,
+                               absl::Duration elapsed);
 
 // Runs the stream described by `options`; returns the exit code (see above).
 int RunCli(const CliOptions& options);

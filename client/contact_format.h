@@ -1,6 +1,6 @@
 // Text forms of a contacts.v1.Contact for output: one JSON object per line (JSON Lines) or one CSV
-// row (RFC 4180 quoting). Built for throughput: each function appends to a caller-owned buffer, so a
-// writer can format a whole message into one string and write it at once.
+// row (RFC 4180 quoting). Built for throughput: each function appends to a caller-owned buffer, so
+// a writer can format a whole message into one string and write it at once.
 //
 // Shared conventions:
 // - Timestamps are RFC 3339 in UTC, always with exactly three fraction digits (milliseconds), e.g.

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
-#include <memory>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -24,9 +24,10 @@ struct CallOutcome {
   bool stopped = false;     // on_response returned false
 };
 
-CallOutcome CallOnce(contacts::v1::ContactService::StubInterface& stub, const StreamContactsRequest& request,
-                     const StreamOptions& options,
-                     absl::FunctionRef<bool(const StreamContactsResponse&)> on_response, StreamResult& result) {
+CallOutcome CallOnce(contacts::v1::ContactService::StubInterface& stub,
+                     const StreamContactsRequest& request, const StreamOptions& options,
+                     absl::FunctionRef<bool(const StreamContactsResponse&)> on_response,
+                     StreamResult& result) {
   grpc::ClientContext context;
   if (options.deadline != absl::InfiniteDuration()) {
     context.set_deadline(absl::ToChronoTime(absl::Now() + options.deadline));
@@ -46,7 +47,8 @@ CallOutcome CallOnce(contacts::v1::ContactService::StubInterface& stub, const St
     std::condition_variable cv;
     std::thread watchdog([&] {
       std::unique_lock<std::mutex> lock(mu);
-      if (!cv.wait_for(lock, absl::ToChronoNanoseconds(options.connect_timeout), [&] { return answered; })) {
+      if (!cv.wait_for(lock, absl::ToChronoNanoseconds(options.connect_timeout),
+                       [&] { return answered; })) {
         gave_up = true;
         context.TryCancel();
       }
@@ -61,9 +63,9 @@ CallOutcome CallOnce(contacts::v1::ContactService::StubInterface& stub, const St
   }
   if (gave_up) {
     reader->Finish();
-    outcome.status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                  absl::StrCat("no gateway answered within ",
-                                               absl::FormatDuration(options.connect_timeout)));
+    outcome.status = grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        absl::StrCat("no gateway answered within ", absl::FormatDuration(options.connect_timeout)));
     return outcome;
   }
   StreamContactsResponse response;
@@ -82,7 +84,8 @@ CallOutcome CallOnce(contacts::v1::ContactService::StubInterface& stub, const St
     }
   }
   outcome.status = reader->Finish();
-  if (outcome.stopped) outcome.status = grpc::Status(grpc::StatusCode::CANCELLED, "stopped by the caller");
+  if (outcome.stopped)
+    outcome.status = grpc::Status(grpc::StatusCode::CANCELLED, "stopped by the caller");
   return outcome;
 }
 
@@ -96,8 +99,8 @@ absl::Duration ResumeBackoff(const StreamOptions& options, int attempt, double r
   return cap * std::clamp(random, 0.0, 1.0);
 }
 
-StreamResult StreamContacts(contacts::v1::ContactService::StubInterface& stub, StreamContactsRequest request,
-                            const StreamOptions& options,
+StreamResult StreamContacts(contacts::v1::ContactService::StubInterface& stub,
+                            StreamContactsRequest request, const StreamOptions& options,
                             absl::FunctionRef<bool(const StreamContactsResponse&)> on_response) {
   StreamResult result;
   result.resume_token = request.resume_token();
@@ -111,11 +114,12 @@ StreamResult StreamContacts(contacts::v1::ContactService::StubInterface& stub, S
       return result;
     }
     if (resumes_without_progress >= options.max_resumes) {
-      result.status = options.max_resumes == 0
-                          ? std::move(outcome.status)
-                          : grpc::Status(outcome.status.error_code(),
-                                         absl::StrCat(outcome.status.error_message(), " (gave up after ",
-                                                      options.max_resumes, " resumes without progress)"));
+      result.status =
+          options.max_resumes == 0
+              ? std::move(outcome.status)
+              : grpc::Status(outcome.status.error_code(),
+                             absl::StrCat(outcome.status.error_message(), " (gave up after ",
+                                          options.max_resumes, " resumes without progress)"));
       return result;
     }
     ++resumes_without_progress;

@@ -48,8 +48,8 @@ struct StreamOptions {
   std::string jwt;
   std::string app_id;
   // Optional; called on the calling thread before each resume's backoff, with the status that ended
-  // the call, the resume number since the last progress (1..max_resumes) and the backoff about to be
-  // slept. For logging: it cannot veto the resume.
+  // the call, the resume number since the last progress (1..max_resumes) and the backoff about to
+  // be slept. For logging: it cannot veto the resume.
   std::function<void(const grpc::Status& status, int attempt, absl::Duration backoff)> on_resume;
 };
 
@@ -82,9 +82,10 @@ struct StreamResult {
 // at once. request.resume_token, when set, is where the first call starts.
 //
 // `stub` must outlive the call; it may be a mock (ContactService::StubInterface).
-StreamResult StreamContacts(contacts::v1::ContactService::StubInterface& stub,
-                            contacts::v1::StreamContactsRequest request, const StreamOptions& options,
-                            absl::FunctionRef<bool(const contacts::v1::StreamContactsResponse&)> on_response);
+StreamResult StreamContacts(
+    contacts::v1::ContactService::StubInterface& stub, contacts::v1::StreamContactsRequest request,
+    const StreamOptions& options,
+    absl::FunctionRef<bool(const contacts::v1::StreamContactsResponse&)> on_response);
 
 // The backoff before resume `attempt` (1-based, counted since the last progress) for `random`, a
 // number in [0, 1): random * min(max_backoff, initial_backoff * 2^(attempt-1)). Exposed for tests.

@@ -12,7 +12,7 @@ packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 if [[ ${1:-} == --test ]]; then
   packages+=(nlohmann-json3-dev rapidjson-dev python3
-    python3-grpcio clang-14 libclang-rt-14-dev libfuzzer-14-dev yamllint)
+    python3-grpcio clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint)
   command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
 fi
 if [[ ${1:-} == --image ]]; then

@@ -37,7 +37,8 @@ std::string ParseBool(const std::string& text, bool* out) {
 template <typename Int>
 std::string ParseInt(const std::string& text, Int low, Int high, Int* out) {
   int64_t v = 0;
-  if (!absl::SimpleAtoi(text, &v) || v < static_cast<int64_t>(low) || v > static_cast<int64_t>(high)) {
+  if (!absl::SimpleAtoi(text, &v) || v < static_cast<int64_t>(low) ||
+      v > static_cast<int64_t>(high)) {
     return absl::StrCat("expected a whole number from ", low, " to ", high);
   }
   *out = static_cast<Int>(v);
@@ -60,13 +61,16 @@ std::string ParseSeconds(const std::string& text, absl::Duration* out) {
 }
 
 // "acct-1=30,acct-2=0": per-account requests per minute, added to `out`.
-std::string ParseAccountLimits(const std::string& text, absl::flat_hash_map<std::string, int64_t>* out) {
+std::string ParseAccountLimits(const std::string& text,
+                               absl::flat_hash_map<std::string, int64_t>* out) {
   for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(item, absl::MaxSplits('=', 1));
     std::string account(absl::StripAsciiWhitespace(kv.first));
     int64_t per_minute = 0;
     if (account.empty() || !ParseInt(std::string(absl::StripAsciiWhitespace(kv.second)), int64_t{0},
-                                     int64_t{1000000}, &per_minute).empty()) {
+                                     int64_t{1000000}, &per_minute)
+                                .empty()) {
       return "expected ACCOUNT=N with N a whole number from 0 to 1000000, comma-separated";
     }
     (*out)[account] = per_minute;
@@ -86,48 +90,64 @@ std::string ReadSecretFile(const std::string& path, std::string* out) {
   return "";
 }
 
-#define STRING(field) \
-  [](Config& c, const std::string& v) { c.field = v; return std::string(); }, \
-  [](const Config& c) { return c.field; }
-#define INT(field, low, high) \
-  [](Config& c, const std::string& v) { return ParseInt(v, decltype(c.field){low}, decltype(c.field){high}, &c.field); }, \
-  [](const Config& c) { return absl::StrCat(c.field); }
-#define BOOL(field) \
+#define STRING(field)                   \
+  [](Config& c, const std::string& v) { \
+    c.field = v;                        \
+    return std::string();               \
+  },                                    \
+      [](const Config& c) { return c.field; }
+#define INT(field, low, high)                                                      \
+  [](Config& c, const std::string& v) {                                            \
+    return ParseInt(v, decltype(c.field){low}, decltype(c.field){high}, &c.field); \
+  },                                                                               \
+      [](const Config& c) { return absl::StrCat(c.field); }
+#define BOOL(field)                                                       \
   [](Config& c, const std::string& v) { return ParseBool(v, &c.field); }, \
-  [](const Config& c) { return std::string(c.field ? "true" : "false"); }
-#define DURATION(field) \
+      [](const Config& c) { return std::string(c.field ? "true" : "false"); }
+#define DURATION(field)                                                      \
   [](Config& c, const std::string& v) { return ParseSeconds(v, &c.field); }, \
-  [](const Config& c) { return Seconds(c.field); }
+      [](const Config& c) { return Seconds(c.field); }
 
 const std::vector<Setting>& Settings() {
   static const auto* settings = new std::vector<Setting>{
-      {"listen", "HOST:PORT", "Address to serve gRPC on; port 0 picks a free port.", STRING(listen)},
+      {"listen", "HOST:PORT", "Address to serve gRPC on; port 0 picks a free port.",
+       STRING(listen)},
       {"max-connection-age", "DURATION",
-       "Close client connections after this age (GOAWAY, with +-10% jitter) so that clients reconnect "
+       "Close client connections after this age (GOAWAY, with +-10% jitter) so that clients "
+       "reconnect "
        "and spread over new replicas; 0 = never.",
        DURATION(connections.max_age)},
-      {"max-connection-age-grace", "DURATION", "Time calls in flight get after that GOAWAY before they are cut.",
+      {"max-connection-age-grace", "DURATION",
+       "Time calls in flight get after that GOAWAY before they are cut.",
        DURATION(connections.max_age_grace)},
       {"keepalive-min-ping-interval", "DURATION",
-       "Shortest interval between client keepalive pings accepted; a client pinging more often is cut off.",
+       "Shortest interval between client keepalive pings accepted; a client pinging more often is "
+       "cut off.",
        DURATION(connections.min_ping_interval)},
       {"keepalive-permit-without-calls", "", "Accept keepalive pings on connections without calls.",
        BOOL(connections.permit_pings_without_calls)},
-      {"max-concurrent-streams", "N", "Most calls at once on one client connection (more wait for a slot).",
+      {"max-concurrent-streams", "N",
+       "Most calls at once on one client connection (more wait for a slot).",
        INT(connections.max_concurrent_streams, 1, 1 << 20)},
       {"admin-listen", "HOST:PORT",
-       "Address of the admin HTTP port (GET /metrics for Prometheus, GET /healthz); port 0 picks a free "
+       "Address of the admin HTTP port (GET /metrics for Prometheus, GET /healthz); port 0 picks a "
+       "free "
        "port, empty turns it off.",
        STRING(admin_listen)},
-      {"upstream", "URL", "Kore.ai base URL, e.g. https://platform.kore.ai (regional and on-prem hosts too).",
+      {"upstream", "URL",
+       "Kore.ai base URL, e.g. https://platform.kore.ai (regional and on-prem hosts too).",
        STRING(upstream.base_url)},
-      {"upstream-ca-file", "FILE", "Extra PEM CA bundle trusted for the upstream, besides the system roots.",
+      {"upstream-ca-file", "FILE",
+       "Extra PEM CA bundle trusted for the upstream, besides the system roots.",
        STRING(upstream.ca_file)},
-      {"upstream-allow-plain-http", "", "Allow an http:// upstream: only for a local simulator such as kore-sim.",
+      {"upstream-allow-plain-http", "",
+       "Allow an http:// upstream: only for a local simulator such as kore-sim.",
        BOOL(upstream.allow_plain_http)},
-      {"upstream-skip-param", "NAME", "Query parameter that carries the page offset (undocumented upstream).",
+      {"upstream-skip-param", "NAME",
+       "Query parameter that carries the page offset (undocumented upstream).",
        STRING(upstream.skip_param)},
-      {"upstream-limit-param", "NAME", "Query parameter that carries the page size (undocumented upstream).",
+      {"upstream-limit-param", "NAME",
+       "Query parameter that carries the page size (undocumented upstream).",
        STRING(upstream.limit_param)},
       {"upstream-connect-timeout", "DURATION", "Limit for name lookup, connect and TLS handshake.",
        DURATION(upstream.connect_timeout)},
@@ -136,7 +156,8 @@ const std::vector<Setting>& Settings() {
       {"upstream-max-response-bytes", "N", "Largest upstream response body accepted.",
        INT(upstream.max_response_bytes, 1024, 1 << 30)},
       {"upstream-max-connections", "N",
-       "Most upstream connections open at once (idle keep-alive ones included); further requests wait "
+       "Most upstream connections open at once (idle keep-alive ones included); further requests "
+       "wait "
        "for one, first come first served, within their deadline.",
        INT(upstream.max_connections, 1, 100000)},
       {"retry-attempts", "N", "Attempts per upstream page, the first included (1 = no retries).",
@@ -145,11 +166,15 @@ const std::vector<Setting>& Settings() {
        DURATION(retry.initial_backoff)},
       {"retry-max-backoff", "DURATION", "Longest wait between two attempts without Retry-After.",
        DURATION(retry.max_backoff)},
-      {"retry-after-cap", "DURATION", "Longest upstream Retry-After honoured.", DURATION(retry.max_retry_after)},
-      {"rate-limit", "N", "Upstream requests per minute per account (token bucket shared by all streams); 0 = no limit.",
+      {"retry-after-cap", "DURATION", "Longest upstream Retry-After honoured.",
+       DURATION(retry.max_retry_after)},
+      {"rate-limit", "N",
+       "Upstream requests per minute per account (token bucket shared by all streams); 0 = no "
+       "limit.",
        INT(rate.per_minute, 0, 1000000)},
       {"rate-limit-burst", "N",
-       "Requests an account may send at once after a quiet spell; with 1, no minute ever holds more than "
+       "Requests an account may send at once after a quiet spell; with 1, no minute ever holds "
+       "more than "
        "--rate-limit requests.",
        INT(rate.burst, 1, 100000)},
       {"account-rate-limit", "ACCOUNT=N[,ACCOUNT=N...]",
@@ -161,19 +186,27 @@ const std::vector<Setting>& Settings() {
        "(identical requests in flight are shared anyway).",
        INT(cache.max_bytes, 0, size_t{1} << 40)},
       {"page-cache-ttl", "DURATION", "How long a cached page may be served.", DURATION(cache.ttl)},
-      {"client-id", "ID", "Client (app) id of the Kore.ai app; the gateway then mints the JWTs itself.",
+      {"client-id", "ID",
+       "Client (app) id of the Kore.ai app; the gateway then mints the JWTs itself.",
        STRING(client_id)},
       {"client-secret", "SECRET",
        "Client secret of that app. Prefer --client-secret-file or the environment variable: "
        "command lines are visible to other users of the machine.",
-       [](Config& c, const std::string& v) { c.client_secret = v; return std::string(); }, nullptr},
-      {"client-secret-file", "FILE", "File holding the client secret (e.g. a mounted Kubernetes Secret).",
-       [](Config& c, const std::string& v) { return ReadSecretFile(v, &c.client_secret); }, nullptr},
+       [](Config& c, const std::string& v) {
+         c.client_secret = v;
+         return std::string();
+       },
+       nullptr},
+      {"client-secret-file", "FILE",
+       "File holding the client secret (e.g. a mounted Kubernetes Secret).",
+       [](Config& c, const std::string& v) { return ReadSecretFile(v, &c.client_secret); },
+       nullptr},
       {"credentials-file", "FILE",
        "JSON file of per-account upstream credentials and the callers allowed to use them (see "
        "README); re-read when it changes.",
        STRING(credentials_file)},
-      {"credentials-reload-interval", "DURATION", "How often --credentials-file is checked for changes.",
+      {"credentials-reload-interval", "DURATION",
+       "How often --credentials-file is checked for changes.",
        DURATION(credentials_reload_interval)},
       {"allow-unauthenticated-callers", "",
        "INSECURE, for local development and demos: callers that do not authenticate may use the "
@@ -186,39 +219,48 @@ const std::vector<Setting>& Settings() {
       {"tls-key", "FILE", "PEM private key of --tls-cert.", STRING(tls.key_file)},
       {"tls-client-ca", "FILE", "PEM CA bundle that verifies client certificates (mutual TLS).",
        STRING(tls.client_ca_file)},
-      {"tls-require-client-cert", "", "Refuse callers without a client certificate from --tls-client-ca.",
+      {"tls-require-client-cert", "",
+       "Refuse callers without a client certificate from --tls-client-ca.",
        BOOL(tls.require_client_cert)},
-      {"tls-reload-interval", "DURATION", "How often the --tls-* files are re-read (whole seconds, at least 1s).",
+      {"tls-reload-interval", "DURATION",
+       "How often the --tls-* files are re-read (whole seconds, at least 1s).",
        DURATION(tls.reload_interval)},
       {"max-metadata-bytes", "N", "Largest request metadata (headers) a caller may send.",
        INT(max_metadata_bytes, 1024, 1 << 20)},
       {"jwt-subject", "TEXT", "The `sub` claim of minted JWTs.", STRING(jwt.subject)},
       {"jwt-ttl", "DURATION", "Lifetime of minted JWTs (`iat`/`exp` claims); 0 leaves both out.",
        DURATION(jwt.ttl)},
-      {"jwt-jti", "", "Put a unique `jti` in every minted JWT (apps with \"Enforce JTI\").", BOOL(jwt.with_jti)},
+      {"jwt-jti", "", "Put a unique `jti` in every minted JWT (apps with \"Enforce JTI\").",
+       BOOL(jwt.with_jti)},
       {"page-size", "N", "Contacts per upstream page when the caller does not say.",
        INT(stream.default_page_size, 1, 100000)},
-      {"max-page-size", "N", "Largest page size a caller may ask for.", INT(stream.max_page_size, 1, 100000)},
+      {"max-page-size", "N", "Largest page size a caller may ask for.",
+       INT(stream.max_page_size, 1, 100000)},
       {"batch-size", "N", "Contacts per response message when the caller does not say.",
        INT(stream.default_batch_size, 1, 100000)},
-      {"max-batch-size", "N", "Largest batch a caller may ask for.", INT(stream.max_batch_size, 1, 100000)},
+      {"max-batch-size", "N", "Largest batch a caller may ask for.",
+       INT(stream.max_batch_size, 1, 100000)},
       {"prefetch-pages", "N",
-       "Pages in flight or buffered ahead of each caller, at most (the prefetch window); once the list's "
+       "Pages in flight or buffered ahead of each caller, at most (the prefetch window); once the "
+       "list's "
        "size is known they are fetched in parallel.",
        INT(stream.prefetch_pages, 1, 64)},
       {"max-pages", "N", "Most upstream pages one stream may fetch (guard against endless paging).",
        INT(stream.max_pages, 1, int64_t{1} << 40)},
       {"seam-overlap", "N",
-       "Contacts re-read at each page seam to notice a list that shifted under the stream; 0 = off.",
+       "Contacts re-read at each page seam to notice a list that shifted under the stream; 0 = "
+       "off.",
        INT(stream.seam_overlap, 0, 1000)},
       {"io-threads", "N", "Threads doing upstream I/O.", INT(io_threads, 1, 64)},
-      {"drain-timeout", "DURATION", "On SIGTERM/SIGINT, how long streams in flight may take to finish.",
+      {"drain-timeout", "DURATION",
+       "On SIGTERM/SIGINT, how long streams in flight may take to finish.",
        DURATION(drain_timeout)},
       {"log-level", "LEVEL", "debug, info, warning or error (JSON lines on stdout).",
        [](Config& c, const std::string& v) {
-         static const std::pair<const char*, Severity> kLevels[] = {
-             {"debug", Severity::kDebug}, {"info", Severity::kInfo},
-             {"warning", Severity::kWarning}, {"error", Severity::kError}};
+         static const std::pair<const char*, Severity> kLevels[] = {{"debug", Severity::kDebug},
+                                                                    {"info", Severity::kInfo},
+                                                                    {"warning", Severity::kWarning},
+                                                                    {"error", Severity::kError}};
          for (auto [name, level] : kLevels) {
            if (v == name) {
              c.log_level = level;
@@ -238,10 +280,12 @@ const std::vector<Setting>& Settings() {
 #undef DURATION
 
 std::string EnvName(const std::string& flag) {
-  return absl::StrCat("CONTACTS_GATEWAY_", absl::AsciiStrToUpper(absl::StrReplaceAll(flag, {{"-", "_"}})));
+  return absl::StrCat("CONTACTS_GATEWAY_",
+                      absl::AsciiStrToUpper(absl::StrReplaceAll(flag, {{"-", "_"}})));
 }
 
-absl::Status Apply(const Setting& setting, Config& config, const std::string& value, const std::string& from) {
+absl::Status Apply(const Setting& setting, Config& config, const std::string& value,
+                   const std::string& from) {
   std::string problem = setting.set(config, value);
   if (problem.empty()) return absl::OkStatus();
   // The value is echoed only for settings whose defaults may be shown, i.e. never for secrets.
@@ -252,7 +296,8 @@ absl::Status Apply(const Setting& setting, Config& config, const std::string& va
 absl::Status Check(const Config& c) {
   if (c.client_id.empty() != c.client_secret.empty()) {
     return absl::InvalidArgumentError(
-        "--client-id and --client-secret (or --client-secret-file) go together: give both or neither");
+        "--client-id and --client-secret (or --client-secret-file) go together: give both or "
+        "neither");
   }
   if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together: give both or neither");
@@ -271,20 +316,24 @@ absl::Status Check(const Config& c) {
   }
   if (c.stream.default_page_size > c.stream.max_page_size) {
     return absl::InvalidArgumentError(absl::StrCat("--page-size ", c.stream.default_page_size,
-                                                   " exceeds --max-page-size ", c.stream.max_page_size));
+                                                   " exceeds --max-page-size ",
+                                                   c.stream.max_page_size));
   }
   if (c.stream.default_batch_size > c.stream.max_batch_size) {
     return absl::InvalidArgumentError(absl::StrCat("--batch-size ", c.stream.default_batch_size,
-                                                   " exceeds --max-batch-size ", c.stream.max_batch_size));
+                                                   " exceeds --max-batch-size ",
+                                                   c.stream.max_batch_size));
   }
   if (c.listen.rfind(':') == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("--listen: expected HOST:PORT (got \"", c.listen, "\")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen: expected HOST:PORT (got \"", c.listen, "\")"));
   }
   if (!c.admin_listen.empty() && c.admin_listen.rfind(':') == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--admin-listen: expected HOST:PORT, or empty for none (got \"", c.admin_listen, "\")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--admin-listen: expected HOST:PORT, or empty for none (got \"", c.admin_listen, "\")"));
   }
-  if (absl::StatusOr<UpstreamUrl> url = ParseUpstreamUrl(c.upstream.base_url, c.upstream.allow_plain_http);
+  if (absl::StatusOr<UpstreamUrl> url =
+          ParseUpstreamUrl(c.upstream.base_url, c.upstream.allow_plain_http);
       !url.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--upstream: ", url.status().message(),
@@ -296,7 +345,8 @@ absl::Status Check(const Config& c) {
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args,
-                                   const std::function<const char*(const char*)>& getenv, bool* help) {
+                                   const std::function<const char*(const char*)>& getenv,
+                                   bool* help) {
   Config config;
   *help = false;
   for (const Setting& setting : Settings()) {
@@ -312,7 +362,8 @@ absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args,
       return Config{};
     }
     if (arg.rfind("--", 0) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", arg, "\" (see --help)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument \"", arg, "\" (see --help)"));
     }
     size_t eq = arg.find('=');
     std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
@@ -328,7 +379,8 @@ absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args,
       value = arg.substr(eq + 1);
     } else if (!setting->value.empty()) {
       if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value (", setting->value, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs a value (", setting->value, ")"));
       }
       value = args[++i];
     }
@@ -345,8 +397,8 @@ std::string HelpText() {
       "Every flag can also be set by the environment variable named under it; a flag wins.\n\n";
   const Config defaults;
   for (const Setting& s : Settings()) {
-    absl::StrAppend(&out, "  --", s.name, s.value.empty() ? "" : absl::StrCat("=", s.value), "\n      ",
-                    s.help, "\n      env ", EnvName(s.name));
+    absl::StrAppend(&out, "  --", s.name, s.value.empty() ? "" : absl::StrCat("=", s.value),
+                    "\n      ", s.help, "\n      env ", EnvName(s.name));
     if (s.show) {
       std::string shown = s.show(defaults);
       absl::StrAppend(&out, ", default ", shown.empty() ? "(none)" : shown);

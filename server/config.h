@@ -19,11 +19,11 @@
 namespace contacts::gateway {
 
 // How the gRPC server treats client connections. Closing connections at an age makes clients
-// reconnect, so that Kubernetes spreads long-lived clients over new pods; the keepalive rules accept
-// what grpc-go and grpc-java clients may send (their keepalive time is at least 10 s).
+// reconnect, so that Kubernetes spreads long-lived clients over new pods; the keepalive rules
+// accept what grpc-go and grpc-java clients may send (their keepalive time is at least 10 s).
 struct ConnectionOptions {
-  absl::Duration max_age = absl::Minutes(5);         // then GOAWAY; 0 = never
-  absl::Duration max_age_grace = absl::Seconds(20);  // for calls in flight after that GOAWAY
+  absl::Duration max_age = absl::Minutes(5);             // then GOAWAY; 0 = never
+  absl::Duration max_age_grace = absl::Seconds(20);      // for calls in flight after that GOAWAY
   absl::Duration min_ping_interval = absl::Seconds(10);  // clients pinging more often are cut off
   bool permit_pings_without_calls = true;
   int max_concurrent_streams = 100;  // per connection
@@ -32,7 +32,7 @@ struct ConnectionOptions {
 // TLS for the gateway's own callers; certificate files are re-read every reload_interval (gRPC's
 // FileWatcherCertificateProvider), so rotated Kubernetes secrets apply without a restart.
 struct ServingTlsOptions {
-  std::string cert_file;       // PEM chain; "" = plaintext gRPC
+  std::string cert_file;  // PEM chain; "" = plaintext gRPC
   std::string key_file;
   std::string client_ca_file;  // verify client certificates against this CA (mTLS)
   bool require_client_cert = false;

@@ -103,6 +103,8 @@ void Log(Severity severity, std::string_view message, const LogContext& context)
   Write(FormatLogLine(absl::Now(), severity, message, context));
 }
 
-void LogReady(std::string_view message) { Write(FormatLogLine(absl::Now(), Severity::kInfo, message, {})); }
+void LogReady(std::string_view message) {
+  Write(FormatLogLine(absl::Now(), Severity::kInfo, message, {}));
+}
 
 }  // namespace contacts::gateway

@@ -61,11 +61,12 @@ int main(int argc, char** argv) {
   std::atomic<bool> serving{true};
   std::unique_ptr<AdminServer> admin;
   if (!config->admin_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<AdminServer>> started =
-        AdminServer::Start(config->admin_listen, [] { return Metrics().registry.Render(); },
-                           [&serving] { return serving.load(); });
+    absl::StatusOr<std::unique_ptr<AdminServer>> started = AdminServer::Start(
+        config->admin_listen, [] { return Metrics().registry.Render(); },
+        [&serving] { return serving.load(); });
     if (!started.ok()) {
-      Log(Severity::kError, absl::StrCat("cannot start the admin port: ", started.status().message()));
+      Log(Severity::kError,
+          absl::StrCat("cannot start the admin port: ", started.status().message()));
       return 1;
     }
     admin = *std::move(started);
@@ -75,7 +76,8 @@ int main(int argc, char** argv) {
   LogReady(absl::StrCat(
       "contacts-gateway listening on ", HostPort(config->listen, (*gateway)->port()),
       config->tls.cert_file.empty() ? " (gRPC, plaintext)" : " (gRPC, TLS)",
-      admin ? absl::StrCat(", admin on ", HostPort(config->admin_listen, admin->port()), " (/metrics, /healthz)")
+      admin ? absl::StrCat(", admin on ", HostPort(config->admin_listen, admin->port()),
+                           " (/metrics, /healthz)")
             : ", no admin port",
       "; upstream ", config->upstream.base_url,
       config->client_id.empty() && config->credentials_file.empty()
@@ -85,9 +87,9 @@ int main(int argc, char** argv) {
   int signal = 0;
   sigwait(&signals, &signal);
   serving = false;
-  Log(Severity::kInfo, absl::StrCat("signal ", signal, ": draining for up to ",
-                                    absl::FormatDuration(config->drain_timeout),
-                                    "; a second signal exits at once"));
+  Log(Severity::kInfo,
+      absl::StrCat("signal ", signal, ": draining for up to ",
+                   absl::FormatDuration(config->drain_timeout), "; a second signal exits at once"));
   std::thread second([&signals] {
     int again = 0;
     sigwait(&signals, &again);

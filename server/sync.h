@@ -8,7 +8,8 @@
 // gRPC's lock-free transport code: every reactor's OnDone happens before grpc::Server::Wait
 // returns, and all that a StartWrite does on one thread before its OnWriteDone on another.
 // HappensBefore(tag) before such a hand-over and HappensAfter(tag) after it tell TSan; a hand-over
-// that happens inside a call into gRPC takes a HandOver. Outside TSan builds all compile to nothing.
+// that happens inside a call into gRPC takes a HandOver. Outside TSan builds all compile to
+// nothing.
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)

@@ -68,9 +68,11 @@ asio::awaitable<void> Serve(std::shared_ptr<AdminServer::State> state, tcp::sock
     http::request_parser<http::empty_body> parser;
     parser.header_limit(kMaxHeaderBytes);
     stream.expires_after(kRequestTimeout);
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_read(stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::header_limit) {
-      http::response<http::string_body> too_large{http::status::request_header_fields_too_large, 11};
+      http::response<http::string_body> too_large{http::status::request_header_fields_too_large,
+                                                  11};
       too_large.keep_alive(false);
       too_large.prepare_payload();
       co_await http::async_write(stream, too_large, asio::redirect_error(asio::use_awaitable, ec));
@@ -90,7 +92,8 @@ asio::awaitable<void> Accept(std::shared_ptr<AdminServer::State> state) {
   asio::steady_timer pause(state->acceptor.get_executor());
   for (;;) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await state->acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket =
+        co_await state->acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted) co_return;
     if (ec) {  // e.g. out of file descriptors: do not spin
       pause.expires_after(std::chrono::milliseconds(100));
@@ -105,15 +108,16 @@ asio::awaitable<void> Accept(std::shared_ptr<AdminServer::State> state) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& listen,
-                                                                std::function<std::string()> metrics,
-                                                                std::function<bool()> serving) {
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
+    const std::string& listen, std::function<std::string()> metrics,
+    std::function<bool()> serving) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("admin address ", listen, " is not HOST:PORT"));
   }
   std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   std::unique_ptr<AdminServer> server(new AdminServer());
   boost::system::error_code ec;
   tcp::resolver resolver(server->io_);
@@ -132,7 +136,8 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::strin
   if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, ": ", ec.message()));
   server->port_ = acceptor.local_endpoint().port();
   asio::co_spawn(server->io_, Accept(server->state_), asio::detached);
   server->thread_ = std::thread([io = &server->io_] { io->run(); });

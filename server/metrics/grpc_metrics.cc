@@ -64,7 +64,8 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
     std::vector<std::string> with_code = labels_;
     with_code.emplace_back(GoCodeName(code));
     metrics_.grpc_handled.With(with_code).Increment();
-    metrics_.grpc_handling_seconds.With(labels_).Observe(absl::ToDoubleSeconds(absl::Now() - started_));
+    metrics_.grpc_handling_seconds.With(labels_).Observe(
+        absl::ToDoubleSeconds(absl::Now() - started_));
   }
 
   GatewayMetrics& metrics_;
@@ -76,7 +77,8 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
 
 }  // namespace
 
-grpc::experimental::Interceptor* GrpcMetricsInterceptorFactory::CreateServerInterceptor(ServerRpcInfo* info) {
+grpc::experimental::Interceptor* GrpcMetricsInterceptorFactory::CreateServerInterceptor(
+    ServerRpcInfo* info) {
   return new GrpcMetricsInterceptor(metrics_, info);
 }
 

@@ -46,8 +46,9 @@ std::vector<uint64_t> Histogram::Cumulative() const {
   return out;
 }
 
-void FamilyBase::Sample(absl::string_view suffix, const Values& values, absl::string_view extra_label,
-                        absl::string_view extra_value, absl::string_view value, std::string* out) const {
+void FamilyBase::Sample(absl::string_view suffix, const Values& values,
+                        absl::string_view extra_label, absl::string_view extra_value,
+                        absl::string_view value, std::string* out) const {
   absl::StrAppend(out, name_, suffix);
   if (!labels_.empty() || !extra_label.empty()) {
     *out += '{';
@@ -88,7 +89,8 @@ Metric& Family<Metric>::With(const std::vector<std::string>& values) {
 
 template <typename Metric>
 void Family<Metric>::Render(std::string* out) const {
-  absl::StrAppend(out, "# HELP ", name_, " ", EscapeHelp(help_), "\n# TYPE ", name_, " ", type_, "\n");
+  absl::StrAppend(out, "# HELP ", name_, " ", EscapeHelp(help_), "\n# TYPE ", name_, " ", type_,
+                  "\n");
   absl::MutexLock lock(&mu_);
   for (const auto& [values, series] : series_) {
     if constexpr (std::is_same_v<Metric, Histogram>) {
@@ -120,44 +122,48 @@ const std::vector<std::string> kGrpcLabels = {"grpc_type", "grpc_service", "grpc
 }  // namespace
 
 GatewayMetrics::GatewayMetrics()
-    : grpc_started(registry.Add<Counter>("grpc_server_started_total",
-                                         "Total number of RPCs started on the server.", kGrpcLabels)),
+    : grpc_started(registry.Add<Counter>(
+          "grpc_server_started_total", "Total number of RPCs started on the server.", kGrpcLabels)),
       grpc_handled(registry.Add<Counter>(
           "grpc_server_handled_total",
           "Total number of RPCs completed on the server, regardless of success or failure.",
           {"grpc_type", "grpc_service", "grpc_method", "grpc_code"})),
-      grpc_msg_received(registry.Add<Counter>("grpc_server_msg_received_total",
-                                              "Total number of RPC stream messages received on the server.",
-                                              kGrpcLabels)),
-      grpc_msg_sent(registry.Add<Counter>("grpc_server_msg_sent_total",
-                                          "Total number of gRPC stream messages sent by the server.",
-                                          kGrpcLabels)),
-      grpc_handling_seconds(registry.Add<Histogram>(
-          "grpc_server_handling_seconds",
-          "Histogram of response latency (seconds) of gRPC that had been application-level handled by "
-          "the server.",
-          kGrpcLabels, kDefaultBuckets)),
+      grpc_msg_received(registry.Add<Counter>(
+          "grpc_server_msg_received_total",
+          "Total number of RPC stream messages received on the server.", kGrpcLabels)),
+      grpc_msg_sent(registry.Add<Counter>(
+          "grpc_server_msg_sent_total", "Total number of gRPC stream messages sent by the server.",
+          kGrpcLabels)),
+      grpc_handling_seconds(
+          registry.Add<Histogram>("grpc_server_handling_seconds",
+                                  "Histogram of response latency (seconds) of gRPC that had been "
+                                  "application-level handled by "
+                                  "the server.",
+                                  kGrpcLabels, kDefaultBuckets)),
       upstream_requests(registry.Add<Counter>(
           "contacts_gateway_upstream_requests_total",
-          "Upstream HTTP exchanges, by HTTP status code (\"transport_error\": no HTTP answer).", {"code"})),
+          "Upstream HTTP exchanges, by HTTP status code (\"transport_error\": no HTTP answer).",
+          {"code"})),
       upstream_request_seconds(
           registry
               .Add<Histogram>("contacts_gateway_upstream_request_duration_seconds",
                               "Time of one upstream HTTP exchange, connection set-up included.", {},
                               {.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30})
               .With({})),
-      upstream_retries(registry.Add<Counter>("contacts_gateway_upstream_retries_total",
-                                             "Upstream page fetches retried, by the code of the failure.",
-                                             {"code"})),
-      rate_budget_wait_seconds(registry
-                                   .Add<Histogram>("contacts_gateway_rate_budget_wait_seconds",
-                                                   "Waits for the upstream rate budget before a request.", {},
-                                                   {.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60})
-                                   .With({})),
-      coalesced_pages(registry
-                          .Add<Counter>("contacts_gateway_coalesced_pages_total",
-                                        "Pages a stream received from another stream's upstream fetch.")
-                          .With({})),
+      upstream_retries(registry.Add<Counter>(
+          "contacts_gateway_upstream_retries_total",
+          "Upstream page fetches retried, by the code of the failure.", {"code"})),
+      rate_budget_wait_seconds(
+          registry
+              .Add<Histogram>("contacts_gateway_rate_budget_wait_seconds",
+                              "Waits for the upstream rate budget before a request.", {},
+                              {.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60})
+              .With({})),
+      coalesced_pages(
+          registry
+              .Add<Counter>("contacts_gateway_coalesced_pages_total",
+                            "Pages a stream received from another stream's upstream fetch.")
+              .With({})),
       page_cache_hits(registry
                           .Add<Counter>("contacts_gateway_page_cache_hits_total",
                                         "Pages served from the page cache instead of the upstream.")
@@ -166,12 +172,14 @@ GatewayMetrics::GatewayMetrics()
                             .Add<Counter>("contacts_gateway_contacts_streamed_total",
                                           "Contacts written to StreamContacts callers.")
                             .With({})),
-      active_streams(registry.Add<Gauge>("contacts_gateway_active_streams", "StreamContacts calls in flight.")
-                         .With({})),
-      upstream_connections(registry
-                               .Add<Gauge>("contacts_gateway_upstream_connections",
-                                           "Upstream connections open or opening, idle ones included.")
-                               .With({})) {}
+      active_streams(
+          registry.Add<Gauge>("contacts_gateway_active_streams", "StreamContacts calls in flight.")
+              .With({})),
+      upstream_connections(
+          registry
+              .Add<Gauge>("contacts_gateway_upstream_connections",
+                          "Upstream connections open or opening, idle ones included.")
+              .With({})) {}
 
 void GatewayMetrics::UpstreamExchange(std::string_view code, absl::Duration took) {
   upstream_requests.With({std::string(code)}).Increment();

@@ -41,7 +41,8 @@ class Gauge {
 // Observations counted into fixed buckets (upper bounds, ascending; +Inf is implicit).
 class Histogram {
  public:
-  explicit Histogram(const std::vector<double>& bounds) : bounds_(bounds), counts_(bounds.size() + 1) {}
+  explicit Histogram(const std::vector<double>& bounds)
+      : bounds_(bounds), counts_(bounds.size() + 1) {}
   void Observe(double value);
 
   // Cumulative counts per bound, +Inf last (which is also the count).
@@ -56,13 +57,17 @@ class Histogram {
 };
 
 // The buckets of go-grpc-prometheus's handling-time histogram (prometheus.DefBuckets).
-inline const std::vector<double> kDefaultBuckets = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
+inline const std::vector<double> kDefaultBuckets = {.005, .01, .025, .05, .1, .25,
+                                                    .5,   1,   2.5,  5,   10};
 
 // One metric name with its label names; a series per distinct tuple of label values.
 class FamilyBase {
  public:
   FamilyBase(std::string name, std::string help, std::string type, std::vector<std::string> labels)
-      : name_(std::move(name)), help_(std::move(help)), type_(std::move(type)), labels_(std::move(labels)) {}
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        type_(std::move(type)),
+        labels_(std::move(labels)) {}
   virtual ~FamilyBase() = default;
   // Appends HELP, TYPE and the samples of every series.
   virtual void Render(std::string* out) const = 0;
@@ -106,8 +111,8 @@ class Registry {
   template <typename Metric>
   Family<Metric>& Add(std::string name, std::string help, std::vector<std::string> labels = {},
                       std::vector<double> bounds = {}) {
-    auto family = std::make_unique<Family<Metric>>(std::move(name), std::move(help), std::move(labels),
-                                                   std::move(bounds));
+    auto family = std::make_unique<Family<Metric>>(std::move(name), std::move(help),
+                                                   std::move(labels), std::move(bounds));
     Family<Metric>& out = *family;
     families_.push_back(std::move(family));
     return out;

@@ -46,14 +46,16 @@ CallerIdentity IdentifyCaller(const grpc::ServerContextBase& context) {
   }
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth != nullptr && auth->IsPeerAuthenticated()) {
-    for (const grpc::string_ref& subject : auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME)) {
+    for (const grpc::string_ref& subject :
+         auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME)) {
       who.mtls_subjects.emplace_back(subject.data(), subject.size());
     }
   }
   return who;
 }
 
-absl::StatusOr<Grant> Authorizer::Authorize(const CallerIdentity& who, std::string_view account_id) {
+absl::StatusOr<Grant> Authorizer::Authorize(const CallerIdentity& who,
+                                            std::string_view account_id) {
   std::shared_ptr<const CredentialStore::Snapshot> snapshot = store_.Current();
   Grant grant;
   grant.minter = snapshot->MinterFor(account_id);
@@ -68,10 +70,11 @@ absl::StatusOr<Grant> Authorizer::Authorize(const CallerIdentity& who, std::stri
   const CallerRule* rule = FindCaller(snapshot->callers, who);
   if (rule == nullptr) {
     return absl::UnauthenticatedError(
-        who.has_bearer ? "the bearer token in metadata 'authorization' is not one the gateway knows"
-                       : "authenticate with metadata 'authorization: Bearer <token>' or an mTLS client "
-                         "certificate the gateway knows, or send the app's own JWT in metadata 'auth' "
-                         "and its client id in 'iid'");
+        who.has_bearer
+            ? "the bearer token in metadata 'authorization' is not one the gateway knows"
+            : "authenticate with metadata 'authorization: Bearer <token>' or an mTLS client "
+              "certificate the gateway knows, or send the app's own JWT in metadata 'auth' "
+              "and its client id in 'iid'");
   }
   if (!rule->Allows(account_id)) {
     return absl::PermissionDeniedError(
@@ -86,13 +89,14 @@ absl::StatusOr<Grant> Authorizer::Authorize(const CallerIdentity& who, std::stri
     absl::MutexLock lock(&mu_);
     int& streams = streams_[grant.caller];
     if (streams >= options_.max_streams_per_caller) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "caller ", grant.caller, " already has ", streams,
-          " streams open (--max-streams-per-caller); wait for one to end"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("caller ", grant.caller, " already has ", streams,
+                       " streams open (--max-streams-per-caller); wait for one to end"));
     }
     ++streams;
   }
-  grant.slot = std::shared_ptr<void>(nullptr, [this, caller = grant.caller](void*) { Release(caller); });
+  grant.slot =
+      std::shared_ptr<void>(nullptr, [this, caller = grant.caller](void*) { Release(caller); });
   return grant;
 }
 

@@ -50,7 +50,8 @@ struct Grant {
 //   kResourceExhausted  the caller already has max_streams_per_caller streams
 class Authorizer {
  public:
-  Authorizer(const CredentialStore& store, AuthzOptions options) : store_(store), options_(options) {}
+  Authorizer(const CredentialStore& store, AuthzOptions options)
+      : store_(store), options_(options) {}
 
   absl::StatusOr<Grant> Authorize(const CallerIdentity& who, std::string_view account_id);
 

@@ -38,7 +38,8 @@ std::string ToString(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   std::string out;
   if (!buffer.Dump(&slices).ok()) return out;
-  for (const grpc::Slice& slice : slices) out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  for (const grpc::Slice& slice : slices)
+    out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   return out;
 }
 
@@ -58,8 +59,9 @@ std::string RequestId(const grpc::CallbackServerContext& context) {
 grpc::Slice SliceOf(const ContactRun& run, size_t end) {
   std::string_view bytes = run.contacts.wire(run.begin, end);
   auto* keep = new std::shared_ptr<const void>(run.contacts.Retain());
-  return grpc::Slice(const_cast<char*>(bytes.data()), bytes.size(),
-                     [](void* keep) { delete static_cast<std::shared_ptr<const void>*>(keep); }, keep);
+  return grpc::Slice(
+      const_cast<char*>(bytes.data()), bytes.size(),
+      [](void* keep) { delete static_cast<std::shared_ptr<const void>*>(keep); }, keep);
 }
 
 absl::Time Deadline(const grpc::CallbackServerContext& context) {
@@ -82,7 +84,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     log_.request_id = RequestId(*context);
     context->AddInitialMetadata("x-request-id", log_.request_id);
     absl::StatusOr<StreamContactsRequest> request = ParseRequest(ToString(wire));
-    absl::Status started = request.ok() ? Start(service.options_, *context, *request) : request.status();
+    absl::Status started =
+        request.ok() ? Start(service.options_, *context, *request) : request.status();
     absl::Status refusal;
     if (started.ok() && !service_.Register(this, &refusal)) started = refusal;
     if (!started.ok()) {
@@ -144,8 +147,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       absl::MutexLock lock(&mu_);
       Log(Severity::kInfo,
           absl::StrCat("stream ended: contacts=", delivered_ - resumed_at_, " pages=", pages_,
-                       " status=", absl::StatusCodeToString(final_code_), " list_changed=", list_changed_,
-                       " duration=", absl::FormatDuration(absl::Now() - started_)),
+                       " status=", absl::StatusCodeToString(final_code_), " list_changed=",
+                       list_changed_, " duration=", absl::FormatDuration(absl::Now() - started_)),
           log_);
     }
     service_.Unregister(this);
@@ -184,7 +187,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
           "no upstream credentials: send the app's JWT in metadata 'auth' and its client id in "
           "'iid', or configure the gateway with --credentials-file or --client-id");
     } else {
-      absl::StatusOr<Grant> grant = service_.authorizer_->Authorize(IdentifyCaller(context), base_.account_id);
+      absl::StatusOr<Grant> grant =
+          service_.authorizer_->Authorize(IdentifyCaller(context), base_.account_id);
       if (!grant.ok()) return grant.status();
       grant_ = *std::move(grant);
     }
@@ -200,15 +204,16 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     last_ids_.assign(start.last_ids.begin(), start.last_ids.end());
 
     int32_t page_size = request.page_size() == 0 ? options.default_page_size : request.page_size();
-    batch_size_ = request.max_batch_size() == 0 ? options.default_batch_size : request.max_batch_size();
+    batch_size_ =
+        request.max_batch_size() == 0 ? options.default_batch_size : request.max_batch_size();
     batch_size_ = std::min(batch_size_, options.max_batch_size);
     max_batch_bytes_ = options.max_batch_bytes;
     window_ = std::max(1, options.prefetch_pages);
     page_size_ = std::min(page_size, options.max_page_size);
     absl::MutexLock lock(&mu_);
-    pager_.emplace(PagerOptions{page_size_, options.max_pages,
-                                request.max_contacts(), options.seam_overlap},
-                   std::move(start));
+    pager_.emplace(
+        PagerOptions{page_size_, options.max_pages, request.max_contacts(), options.seam_overlap},
+        std::move(start));
     return absl::OkStatus();
   }
 
@@ -268,8 +273,9 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     for (auto& [id, request] : fetch) {
       if (grant_.minter) request.credentials = {grant_.minter->Token(), grant_.minter->client_id()};
       refs_.fetch_add(1);
-      source_.Fetch(std::move(request), cancel_,
-                    [this, slot = id](absl::StatusOr<Page> page) { OnPage(slot, std::move(page)); });
+      source_.Fetch(std::move(request), cancel_, [this, slot = id](absl::StatusOr<Page> page) {
+        OnPage(slot, std::move(page));
+      });
     }
   }
 
@@ -277,7 +283,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   void OnPage(uint64_t slot, absl::StatusOr<Page> page) {
     {
       absl::MutexLock lock(&mu_);
-      auto it = std::find_if(slots_.begin(), slots_.end(), [slot](const Slot& s) { return s.id == slot; });
+      auto it = std::find_if(slots_.begin(), slots_.end(),
+                             [slot](const Slot& s) { return s.id == slot; });
       if (it != slots_.end()) {
         it->answer = std::move(page);
         ++pages_;
@@ -285,7 +292,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       while (!slots_.empty() && slots_.front().answer && !end_ && !cancelled_) {
         Slot front = std::move(slots_.front());
         slots_.pop_front();
-        if (std::optional<Pager::Request> expected = pager_->Next(); !expected || !(front.asked == *expected)) {
+        if (std::optional<Pager::Request> expected = pager_->Next();
+            !expected || !(front.asked == *expected)) {
           // Prefetched for a list that then shifted: ask again from where the Pager is now.
           slots_.clear();
           break;
@@ -300,8 +308,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
         total_results_ = pager_->total_results();
         if (pager_->list_changed() && !list_changed_) {
           list_changed_ = true;
-          Log(Severity::kWarning, absl::StrCat("the list changed during the stream: ", pager_->change()),
-              log_);
+          Log(Severity::kWarning,
+              absl::StrCat("the list changed during the stream: ", pager_->change()), log_);
         }
         if (!accepted.ok()) {
           end_ = accepted;
@@ -322,15 +330,18 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     std::string copied;  // small batches: one copy is cheaper than a slice per run
     size_t count = 0;
     size_t bytes = 0;
-    while (!ready_.empty() && count < static_cast<size_t>(batch_size_) && bytes < max_batch_bytes_) {
+    while (!ready_.empty() && count < static_cast<size_t>(batch_size_) &&
+           bytes < max_batch_bytes_) {
       ContactRun& run = ready_.front();
       size_t end = run.begin;
-      while (end < run.end && count < static_cast<size_t>(batch_size_) && bytes < max_batch_bytes_) {
+      while (end < run.end && count < static_cast<size_t>(batch_size_) &&
+             bytes < max_batch_bytes_) {
         bytes += run.contacts.wire(end, end + 1).size();
         ++end;
         ++count;
       }
-      if (std::string_view taken = run.contacts.wire(run.begin, end); taken.size() <= kCopyBelowBytes) {
+      if (std::string_view taken = run.contacts.wire(run.begin, end);
+          taken.size() <= kCopyBelowBytes) {
         copied.append(taken);
       } else {
         if (!copied.empty()) slices.emplace_back(std::exchange(copied, {}));
@@ -361,7 +372,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   // Resumes right after the last contact written.
   std::string ResumeToken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return EncodeResumeToken(
-        ResumePoint{next_offset_, delivered_, std::vector<std::string>(last_ids_.begin(), last_ids_.end())},
+        ResumePoint{next_offset_, delivered_,
+                    std::vector<std::string>(last_ids_.begin(), last_ids_.end())},
         fingerprint_);
   }
 
@@ -369,11 +381,11 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     absl::Status status = *end_;
     if (status.ok() || delivered_ == resumed_at_) return ToGrpcStatus(status);
     // Some contacts went out: say how to continue, and call unreadable data a loss.
-    absl::StatusCode code = status.code() == absl::StatusCode::kInternal ? absl::StatusCode::kDataLoss
-                                                                          : status.code();
-    return ToGrpcStatus(absl::Status(
-        code, absl::StrCat(status.message(), "; stopped after ", delivered_,
-                           " contacts, resume with the last resume_token received")));
+    absl::StatusCode code =
+        status.code() == absl::StatusCode::kInternal ? absl::StatusCode::kDataLoss : status.code();
+    return ToGrpcStatus(
+        absl::Status(code, absl::StrCat(status.message(), "; stopped after ", delivered_,
+                                        " contacts, resume with the last resume_token received")));
   }
 
   ContactService& service_;
@@ -396,7 +408,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
 
   absl::Mutex mu_;
   std::optional<Pager> pager_ ABSL_GUARDED_BY(mu_);
-  // Pages asked for (in flight, or answered and waiting for the pages before them), in Next() order.
+  // Pages asked for (in flight, or answered and waiting for the pages before them), in Next()
+  // order.
   struct Slot {
     uint64_t id;
     Pager::Request asked;
@@ -405,12 +418,12 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);
   uint64_t last_slot_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<ContactRun> ready_ ABSL_GUARDED_BY(mu_);
-  size_t ready_count_ ABSL_GUARDED_BY(mu_) = 0;  // contacts in ready_
+  size_t ready_count_ ABSL_GUARDED_BY(mu_) = 0;           // contacts in ready_
   std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);  // the upstream side is done
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<absl::Status> abort_ ABSL_GUARDED_BY(mu_);  // draining: end after this write
+  std::optional<absl::Status> abort_ ABSL_GUARDED_BY(mu_);    // draining: end after this write
   absl::StatusCode final_code_ = absl::StatusCode::kUnknown;  // written before Finish
   int64_t pages_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t delivered_ = 0;  // guarded by mu_ after Start()
@@ -418,8 +431,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
   int64_t total_results_ = 0;
   bool list_changed_ = false;
   std::deque<std::string> last_ids_;
-  bool hint_ = false;      // wire_ goes out with the buffer hint
-  grpc::ByteBuffer wire_;  // the message being written, owned by gRPC while writing_
+  bool hint_ = false;         // wire_ goes out with the buffer hint
+  grpc::ByteBuffer wire_;     // the message being written, owned by gRPC while writing_
   HandOver write_hand_over_;  // StartWrite -> OnWriteDone, for TSan (server/sync.h)
 };
 

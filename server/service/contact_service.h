@@ -39,13 +39,14 @@ class StreamContactsReactor;
 //
 // The method is registered raw (request and responses as bytes) so that the gateway parses the
 // request itself, naming the field when a string is not UTF-8, and serializes each response once.
-class ContactService final : public contacts::v1::ContactService::WithRawCallbackMethod_StreamContacts<
-                                contacts::v1::ContactService::Service> {
+class ContactService final
+    : public contacts::v1::ContactService::WithRawCallbackMethod_StreamContacts<
+          contacts::v1::ContactService::Service> {
  public:
   ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options);
 
-  grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamContacts(grpc::CallbackServerContext* context,
-                                                             const grpc::ByteBuffer* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamContacts(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
 
   // For draining: ends every stream in flight with `status` once its current write is done (the
   // trailing metadata `contacts-resume-token` says where to resume), and refuses new streams

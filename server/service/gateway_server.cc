@@ -24,10 +24,12 @@ namespace {
 constexpr int kWriteBufferBytes = 16 << 10;
 
 int Millis(absl::Duration d) {
-  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), std::numeric_limits<int>::max()));
+  return static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(d), std::numeric_limits<int>::max()));
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const ServingTlsOptions& tls) {
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const ServingTlsOptions& tls) {
   if (tls.cert_file.empty()) return grpc::InsecureServerCredentials();
   // The provider only logs unreadable files; refuse to start with them instead.
   for (const std::string& file : {tls.cert_file, tls.key_file, tls.client_ca_file}) {
@@ -56,21 +58,28 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config& config) {
   std::unique_ptr<GatewayServer> gateway(new GatewayServer());
-  absl::StatusOr<std::unique_ptr<KoreClient>> client = KoreClient::Create(gateway->io_, config.upstream);
+  absl::StatusOr<std::unique_ptr<KoreClient>> client =
+      KoreClient::Create(gateway->io_, config.upstream);
   if (!client.ok()) return client.status();
   gateway->upstream_ = *std::move(client);
-  gateway->budget_ = std::make_unique<RateLimitedPageSource>(gateway->io_, *gateway->upstream_, config.rate);
-  gateway->retry_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->budget_, config.retry);
-  gateway->cache_ = std::make_unique<CachingPageSource>(gateway->io_, *gateway->retry_, config.cache);
-  absl::StatusOr<std::unique_ptr<CredentialStore>> credentials = CredentialStore::Create(
-      {config.credentials_file, config.credentials_reload_interval,
-       {config.client_id, config.client_secret, config.jwt.with_jti}, config.jwt});
+  gateway->budget_ =
+      std::make_unique<RateLimitedPageSource>(gateway->io_, *gateway->upstream_, config.rate);
+  gateway->retry_ =
+      std::make_unique<RetryingPageSource>(gateway->io_, *gateway->budget_, config.retry);
+  gateway->cache_ =
+      std::make_unique<CachingPageSource>(gateway->io_, *gateway->retry_, config.cache);
+  absl::StatusOr<std::unique_ptr<CredentialStore>> credentials =
+      CredentialStore::Create({config.credentials_file,
+                               config.credentials_reload_interval,
+                               {config.client_id, config.client_secret, config.jwt.with_jti},
+                               config.jwt});
   if (!credentials.ok()) return credentials.status();
   gateway->credentials_ = *std::move(credentials);
   if (gateway->credentials_->mints()) {
     if (config.authz.allow_unauthenticated) {
       Log(Severity::kWarning,
-          "--allow-unauthenticated-callers: anyone who can reach this gateway may read every account "
+          "--allow-unauthenticated-callers: anyone who can reach this gateway may read every "
+          "account "
           "it holds credentials for; use it for local development and demos only");
     } else if (gateway->credentials_->Current()->callers.empty()) {
       return absl::InvalidArgumentError(
@@ -90,18 +99,21 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials = ServerCredentials(config.tls);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials =
+      ServerCredentials(config.tls);
   if (!server_credentials.ok()) return server_credentials.status();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, *server_credentials, &gateway->port_);
   const ConnectionOptions& connections = config.connections;
   if (connections.max_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, Millis(connections.max_age));
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, Millis(connections.max_age_grace));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               Millis(connections.max_age_grace));
   }
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              Millis(connections.min_ping_interval));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, connections.permit_pings_without_calls ? 1 : 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+                             connections.permit_pings_without_calls ? 1 : 0);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, connections.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, config.max_metadata_bytes);
   // How much a stream's buffer-hinted messages may wait for one socket write (see the reactor):
@@ -146,7 +158,8 @@ void GatewayServer::Shutdown(absl::Duration drain) {
     });
     server_->Shutdown(absl::ToChronoTime(absl::Now() + drain + absl::Seconds(2)));
     server_->Wait();
-    HappensAfter(service_.get());  // every reactor's OnDone has returned (StreamContactsReactor::OnDone)
+    HappensAfter(
+        service_.get());  // every reactor's OnDone has returned (StreamContactsReactor::OnDone)
     stopped.Notify();
     drainer.join();
   }

@@ -42,7 +42,8 @@ class GatewayServer {
   GatewayServer() = default;
 
   boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      io_.get_executor()};
   std::vector<std::thread> io_threads_;
   // Callers → cache_ (shares pages) → retry_ → budget_ (one token per attempt) → upstream_.
   std::unique_ptr<PageSource> upstream_;  // KoreClient

@@ -3,9 +3,9 @@
 #include <string_view>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/stubs/common.h"
 #include "google/protobuf/unknown_field_set.h"
-#include "absl/strings/str_cat.h"
 
 namespace contacts::gateway {
 namespace {
@@ -14,8 +14,8 @@ absl::Status ValidateId(std::string_view field, std::string_view value) {
   absl::string_view name(field.data(), field.size());
   if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(name, " is required"));
   if (value.size() > kMaxIdBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, " is ", value.size(), " bytes long; at most ", kMaxIdBytes, " are allowed"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, " is ", value.size(), " bytes long; at most ", kMaxIdBytes, " are allowed"));
   }
   for (unsigned char c : value) {
     if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') {
@@ -34,16 +34,18 @@ absl::Status ValidateId(std::string_view field, std::string_view value) {
 }  // namespace
 
 absl::Status ValidateRequest(const contacts::v1::StreamContactsRequest& request) {
-  for (auto [field, value] : {std::pair<std::string_view, std::string_view>{"stream_id", request.stream_id()},
-                              {"contact_list_id", request.contact_list_id()},
-                              {"account_id", request.account_id()}}) {
+  for (auto [field, value] :
+       {std::pair<std::string_view, std::string_view>{"stream_id", request.stream_id()},
+        {"contact_list_id", request.contact_list_id()},
+        {"account_id", request.account_id()}}) {
     if (absl::Status status = ValidateId(field, value); !status.ok()) return status;
   }
   if (request.page_size() < 0) return absl::InvalidArgumentError("page_size must not be negative");
   if (request.max_batch_size() < 0) {
     return absl::InvalidArgumentError("max_batch_size must not be negative");
   }
-  if (request.max_contacts() < 0) return absl::InvalidArgumentError("max_contacts must not be negative");
+  if (request.max_contacts() < 0)
+    return absl::InvalidArgumentError("max_contacts must not be negative");
   return absl::OkStatus();
 }
 
@@ -64,7 +66,8 @@ absl::StatusOr<contacts::v1::StreamContactsRequest> ParseRequest(std::string_vie
         }
       }
     }
-    return absl::InvalidArgumentError("the request is not a valid contacts.v1.StreamContactsRequest");
+    return absl::InvalidArgumentError(
+        "the request is not a valid contacts.v1.StreamContactsRequest");
   }
   if (absl::Status valid = ValidateRequest(request); !valid.ok()) return valid;
   return request;

@@ -22,21 +22,25 @@ size_t Bytes(const Page& page) { return sizeof(Page) + page.contacts.footprint()
 
 std::string PageKey(const PageRequest& request) {
   // Ids are validated ([A-Za-z0-9._-]), so '/' cannot occur in them.
-  std::string key = absl::StrCat(request.stream_id, "/", request.list_id, "/", request.account_id, "/",
-                                 request.credentials.app_id, "/", request.skip, "/", request.limit);
+  std::string key =
+      absl::StrCat(request.stream_id, "/", request.list_id, "/", request.account_id, "/",
+                   request.credentials.app_id, "/", request.skip, "/", request.limit);
   if (request.caller_credentials) {
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(request.credentials.jwt.data()), request.credentials.jwt.size(),
-           digest);
-    absl::StrAppend(&key, "/", absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), 16)));
+    SHA256(reinterpret_cast<const unsigned char*>(request.credentials.jwt.data()),
+           request.credentials.jwt.size(), digest);
+    absl::StrAppend(&key, "/",
+                    absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), 16)));
   }
   return key;
 }
 
-CachingPageSource::CachingPageSource(asio::io_context& io, PageSource& inner, PageCacheOptions options)
+CachingPageSource::CachingPageSource(asio::io_context& io, PageSource& inner,
+                                     PageCacheOptions options)
     : io_(io), inner_(inner), options_(options) {}
 
-void CachingPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) {
+void CachingPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel,
+                              Callback done) {
   std::string key = PageKey(request);
   const absl::Time now = absl::Now();
   std::shared_ptr<const Page> cached;
@@ -83,7 +87,9 @@ void CachingPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation>
   if (!kept) cancel->Forget(handle);  // already answered or gone
   if (flight != 0) {
     inner_.Fetch(std::move(request), std::move(flight_cancel),
-                 [this, key = std::move(key), flight](absl::StatusOr<Page> page) { Land(key, flight, std::move(page)); });
+                 [this, key = std::move(key), flight](absl::StatusOr<Page> page) {
+                   Land(key, flight, std::move(page));
+                 });
   }
 }
 
@@ -95,7 +101,8 @@ void CachingPageSource::Leave(const std::string& key, uint64_t waiter) {
     auto it = flights_.find(key);
     if (it == flights_.end()) return;
     std::vector<Waiter>& waiters = it->second.waiters;
-    auto w = std::find_if(waiters.begin(), waiters.end(), [&](const Waiter& w) { return w.id == waiter; });
+    auto w = std::find_if(waiters.begin(), waiters.end(),
+                          [&](const Waiter& w) { return w.id == waiter; });
     if (w == waiters.end()) return;
     done = std::move(w->done);
     waiters.erase(w);
@@ -105,7 +112,9 @@ void CachingPageSource::Leave(const std::string& key, uint64_t waiter) {
     }
   }
   if (abandoned) abandoned->Cancel();
-  asio::post(io_, [done = std::move(done)]() mutable { std::move(done)(absl::CancelledError("the call was cancelled")); });
+  asio::post(io_, [done = std::move(done)]() mutable {
+    std::move(done)(absl::CancelledError("the call was cancelled"));
+  });
 }
 
 void CachingPageSource::Land(const std::string& key, uint64_t flight, absl::StatusOr<Page> page) {
@@ -138,10 +147,13 @@ void CachingPageSource::Land(const std::string& key, uint64_t flight, absl::Stat
     }
     if (result.status().code() == absl::StatusCode::kDeadlineExceeded && now < w.deadline) {
       // Another caller's deadline ended the shared request: this caller may try again.
-      result = absl::UnavailableError(absl::StrCat(result.status().message(), " (a request shared with another call)"));
+      result = absl::UnavailableError(
+          absl::StrCat(result.status().message(), " (a request shared with another call)"));
     }
     if (i == 0) {
-      first = [done = std::move(w.done), result = std::move(result)]() mutable { std::move(done)(std::move(result)); };
+      first = [done = std::move(w.done), result = std::move(result)]() mutable {
+        std::move(done)(std::move(result));
+      };
     } else {
       // The other waiters through the I/O threads: streams that waited for one page get it in
       // parallel rather than one after the other on this thread (B5: first-message fairness).

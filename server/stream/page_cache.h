@@ -71,7 +71,8 @@ class CachingPageSource final : public PageSource {
 
   void Land(const std::string& key, uint64_t flight, absl::StatusOr<Page> page);
   void Leave(const std::string& key, uint64_t waiter);
-  void Store(const std::string& key, std::shared_ptr<const Page> page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Store(const std::string& key, std::shared_ptr<const Page> page)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Evict(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   boost::asio::io_context& io_;

@@ -91,7 +91,8 @@ bool Pager::Remember(std::string_view id, const EncodedContacts& page) {
     newer_.pages.push_back(page.Retain());
     newer_.holds_last_page = true;
   }
-  const size_t generation = std::max<size_t>(2 * static_cast<size_t>(options_.page_size), kMaxResumeIds);
+  const size_t generation =
+      std::max<size_t>(2 * static_cast<size_t>(options_.page_size), kMaxResumeIds);
   if (newer_.ids.size() >= generation) {
     older_ = std::move(newer_);
     newer_ = Generation{};
@@ -139,9 +140,9 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
   if (count > 0 && pages_ > 1 && count == last_size_ && page.contacts.id(0) == last_first_id_ &&
       page.contacts.id(count - 1) == last_last_id_ && asked.skip != last_skip_) {
     done_ = true;
-    return absl::InternalError(absl::StrCat(
-        "upstream answered the same page for skip=", asked.skip, " as for skip=", last_skip_,
-        "; it does not seem to honour the paging parameters"));
+    return absl::InternalError(absl::StrCat("upstream answered the same page for skip=", asked.skip,
+                                            " as for skip=", last_skip_,
+                                            "; it does not seem to honour the paging parameters"));
   }
   if (count > 0) {
     last_size_ = count;
@@ -151,7 +152,8 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
   }
   if (page.total_results) {
     if (total_results_ && *total_results_ != *page.total_results) {
-      NoteChange(absl::StrCat("totalResults went from ", *total_results_, " to ", *page.total_results));
+      NoteChange(
+          absl::StrCat("totalResults went from ", *total_results_, " to ", *page.total_results));
     }
     total_results_ = page.total_results;
   }
@@ -191,8 +193,8 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
   back_ = anchor_ ? std::min<int64_t>(options_.seam_overlap, next_) : 0;
   rereads_ = 0;
 
-  const bool more = page.has_more.value_or(total_results_ ? next_ < *total_results_
-                                                          : count >= static_cast<size_t>(asked.limit));
+  const bool more = page.has_more.value_or(
+      total_results_ ? next_ < *total_results_ : count >= static_cast<size_t>(asked.limit));
   // A short page that holds nothing after the seam is the end; a full one (a re-read cut short
   // by the upstream's page-size cap) is not.
   if (!more || (count == *start && count < static_cast<size_t>(asked.limit)) ||

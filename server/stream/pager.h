@@ -20,8 +20,8 @@ namespace contacts::gateway {
 struct PagerOptions {
   int32_t page_size = 50;      // new contacts asked of the upstream per page
   int64_t max_pages = 100000;  // loop guard: no stream fetches more pages than this
-  int64_t max_contacts = 0;    // stop after this many delivered contacts (resumes included); 0 = all
-  int32_t seam_overlap = 1;    // contacts re-read at each page seam to check the list did not shift
+  int64_t max_contacts = 0;  // stop after this many delivered contacts (resumes included); 0 = all
+  int32_t seam_overlap = 1;  // contacts re-read at each page seam to check the list did not shift
 };
 
 // Contacts [begin, end) of one page, ready for the caller. The contact at index i sat at upstream
@@ -97,13 +97,14 @@ class Pager {
   bool Remember(std::string_view id, const EncodedContacts& page);
   bool IsRecent(std::string_view id) const;
   void NoteChange(std::string what);
-  // Where in `page` (asked at `asked`) the undelivered contacts start; nullopt: re-read further back.
+  // Where in `page` (asked at `asked`) the undelivered contacts start; nullopt: re-read further
+  // back.
   std::optional<size_t> FindStart(const Request& asked, const Page& page);
 
   const PagerOptions options_;
-  int64_t next_ = 0;      // offset of the first contact not consumed yet
-  int64_t back_ = 0;      // how far before next_ the next request starts
-  int rereads_ = 0;       // re-reads at the current seam
+  int64_t next_ = 0;  // offset of the first contact not consumed yet
+  int64_t back_ = 0;  // how far before next_ the next request starts
+  int rereads_ = 0;   // re-reads at the current seam
   int64_t rereads_total_ = 0;
   std::optional<std::string> anchor_;  // id of the last contact consumed, at offset next_ - 1
   int64_t pages_ = 0;

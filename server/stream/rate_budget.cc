@@ -39,7 +39,8 @@ double TokenBucket::TokensAt(absl::Time now) const {
 absl::Time TokenBucket::Ready(absl::Time now, int64_t n) const {
   const absl::Time from = std::max(now, paused_until_);
   const double have = TokensAt(from);
-  absl::Time at = have >= static_cast<double>(n) ? from : from + interval_ * (static_cast<double>(n) - have);
+  absl::Time at =
+      have >= static_cast<double>(n) ? from : from + interval_ * (static_cast<double>(n) - have);
   if (quota_until_ > at && quota_ < n) at = quota_until_;
   return at;
 }
@@ -94,11 +95,13 @@ RateBudget::Account& RateBudget::Get(const std::string& account, absl::Time now)
   return it->second;
 }
 
-absl::Time RateBudget::Enqueue(Ticket ticket, const std::string& account, uint64_t owner, absl::Time now) {
+absl::Time RateBudget::Enqueue(Ticket ticket, const std::string& account, uint64_t owner,
+                               absl::Time now) {
   Account& a = Get(account, now);
   std::deque<Ticket>& queue = a.queues[owner];
   // A new owner joins the end of the rotation; an owner already waiting is served after its own.
-  int64_t ahead = queue.empty() ? static_cast<int64_t>(a.rotation.size()) : static_cast<int64_t>(queue.size());
+  int64_t ahead =
+      queue.empty() ? static_cast<int64_t>(a.rotation.size()) : static_cast<int64_t>(queue.size());
   if (queue.empty()) a.rotation.push_back(owner);
   queue.push_back(ticket);
   waiting_.emplace(ticket, Waiting{account, owner});
@@ -144,14 +147,15 @@ std::vector<RateBudget::Ticket> RateBudget::Grant(absl::Time now, absl::Time* wa
   return granted;
 }
 
-void RateBudget::Answered(const std::string& account, bool throttled, std::optional<absl::Duration> retry_after,
-                          const RateLimitHint& hint, absl::Time now) {
+void RateBudget::Answered(const std::string& account, bool throttled,
+                          std::optional<absl::Duration> retry_after, const RateLimitHint& hint,
+                          absl::Time now) {
   auto it = accounts_.find(account);
   if (it == accounts_.end()) return;
   Account& a = it->second;
   a.in_flight = std::max<int64_t>(0, a.in_flight - 1);
   if (throttled) {
-    absl::Duration pause = retry_after ? *retry_after
+    absl::Duration pause = retry_after  ? *retry_after
                            : hint.reset ? *hint.reset
                                         : std::max(absl::Seconds(1), a.bucket.interval());
     a.bucket.PauseUntil(now + pause);
@@ -162,10 +166,16 @@ void RateBudget::Answered(const std::string& account, bool throttled, std::optio
   }
 }
 
-RateLimitedPageSource::RateLimitedPageSource(asio::io_context& io, PageSource& inner, RateBudgetOptions options)
-    : io_(io), inner_(inner), strand_(asio::make_strand(io)), timer_(strand_), budget_(std::move(options)) {}
+RateLimitedPageSource::RateLimitedPageSource(asio::io_context& io, PageSource& inner,
+                                             RateBudgetOptions options)
+    : io_(io),
+      inner_(inner),
+      strand_(asio::make_strand(io)),
+      timer_(strand_),
+      budget_(std::move(options)) {}
 
-void RateLimitedPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) {
+void RateLimitedPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel,
+                                  Callback done) {
   RateBudget::Ticket ticket = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -186,11 +196,13 @@ void RateLimitedPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellat
     if (ready > deadline) {
       budget_.Remove(ticket);
       refused = absl::DeadlineExceededError(absl::StrCat(
-          "the upstream rate budget of account ", account, " has no request free before the call's deadline (",
-          absl::FormatDuration(ready - now), " away); retry later or with a longer deadline"));
+          "the upstream rate budget of account ", account,
+          " has no request free before the call's deadline (", absl::FormatDuration(ready - now),
+          " away); retry later or with a longer deadline"));
     } else {
       if (deadline != absl::InfiniteFuture()) deadlines_.emplace(deadline, ticket);
-      pending_.emplace(ticket, Pending{std::move(request), cancel, handle, std::move(done), now, ready > now});
+      pending_.emplace(
+          ticket, Pending{std::move(request), cancel, handle, std::move(done), now, ready > now});
     }
   }
   if (!refused.ok()) {
@@ -251,10 +263,12 @@ void RateLimitedPageSource::Tick() {
   }
   for (Pending& pending : expired) {
     pending.cancel->Forget(pending.handle);
-    asio::post(io_, [done = std::move(pending.done), account = pending.request.account_id]() mutable {
-      std::move(done)(absl::DeadlineExceededError(absl::StrCat(
-          "the call's deadline passed while waiting for the upstream rate budget of account ", account)));
-    });
+    asio::post(
+        io_, [done = std::move(pending.done), account = pending.request.account_id]() mutable {
+          std::move(done)(absl::DeadlineExceededError(absl::StrCat(
+              "the call's deadline passed while waiting for the upstream rate budget of account ",
+              account)));
+        });
   }
   for (Pending& pending : go) {
     pending.cancel->Forget(pending.handle);
@@ -271,7 +285,8 @@ void RateLimitedPageSource::Arm() {
       wake = armed_;
     }
     if (wake == absl::InfiniteFuture()) return;
-    timer_.expires_after(absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), wake - absl::Now())));
+    timer_.expires_after(
+        absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), wake - absl::Now())));
     timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec == asio::error::operation_aborted) return;
       {
@@ -286,7 +301,8 @@ void RateLimitedPageSource::Arm() {
 void RateLimitedPageSource::Send(Pending pending) {
   std::string account = pending.request.account_id;
   inner_.Fetch(std::move(pending.request), pending.cancel,
-               [this, account = std::move(account), done = std::move(pending.done)](absl::StatusOr<Page> page) mutable {
+               [this, account = std::move(account),
+                done = std::move(pending.done)](absl::StatusOr<Page> page) mutable {
                  const absl::Time now = absl::Now();
                  bool throttled = page.status().code() == absl::StatusCode::kResourceExhausted;
                  std::optional<absl::Duration> retry_after;

@@ -85,8 +85,9 @@ class RateBudget {
   // The upstream answered a granted request of `account`: `throttled` when it said 429, with the
   // answer's Retry-After (if any) and rate-limit headers. Adapts the account's bucket so that every
   // stream of the account waits.
-  void Answered(const std::string& account, bool throttled, std::optional<absl::Duration> retry_after,
-                const RateLimitHint& hint, absl::Time now);
+  void Answered(const std::string& account, bool throttled,
+                std::optional<absl::Duration> retry_after, const RateLimitHint& hint,
+                absl::Time now);
 
  private:
   struct Account {

@@ -105,9 +105,9 @@ absl::StatusOr<ResumePoint> DecodeResumeToken(std::string_view token, uint64_t l
   std::string_view body = std::string_view(*bytes).substr(0, bytes->size() - kCheckBytes);
   if (Check(body) != std::string_view(*bytes).substr(body.size())) return Malformed();
   if (static_cast<uint8_t>(body[0]) != kVersion) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "resume_token: version ", static_cast<int>(static_cast<uint8_t>(body[0])),
-        " is not supported by this gateway (it reads version ", kVersion, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("resume_token: version ", static_cast<int>(static_cast<uint8_t>(body[0])),
+                     " is not supported by this gateway (it reads version ", kVersion, ")"));
   }
   Reader in(body.substr(1));
   std::optional<std::string_view> fingerprint = in.Bytes(8);
@@ -120,8 +120,8 @@ absl::StatusOr<ResumePoint> DecodeResumeToken(std::string_view token, uint64_t l
   }
   ResumePoint point;
   std::optional<uint64_t> offset = in.Varint(), delivered = in.Varint(), count = in.Varint();
-  if (!offset || !delivered || !count || *count > kMaxResumeIds ||
-      *offset > uint64_t{1} << 48 || *delivered > uint64_t{1} << 48) {
+  if (!offset || !delivered || !count || *count > kMaxResumeIds || *offset > uint64_t{1} << 48 ||
+      *delivered > uint64_t{1} << 48) {
     return Malformed();
   }
   point.next_offset = static_cast<int64_t>(*offset);

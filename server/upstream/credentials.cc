@@ -16,8 +16,9 @@ namespace {
 namespace dom = simdjson::dom;
 
 absl::Status Bad(std::string_view where, std::string_view problem) {
-  return absl::InvalidArgumentError(absl::StrCat("credentials file: ", absl::string_view(where.data(), where.size()),
-                                                 ": ", absl::string_view(problem.data(), problem.size())));
+  return absl::InvalidArgumentError(
+      absl::StrCat("credentials file: ", absl::string_view(where.data(), where.size()), ": ",
+                   absl::string_view(problem.data(), problem.size())));
 }
 
 absl::Status NonEmptyString(dom::element value, const std::string& where, std::string* out) {
@@ -31,14 +32,16 @@ absl::Status NonEmptyString(dom::element value, const std::string& where, std::s
 
 absl::Status ParseAccount(dom::object object, const std::string& where, AccountCredentials* out) {
   for (dom::key_value_pair field : object) {
-    std::string at = absl::StrCat(where, ".", absl::string_view(field.key.data(), field.key.size()));
+    std::string at =
+        absl::StrCat(where, ".", absl::string_view(field.key.data(), field.key.size()));
     absl::Status status;
     if (field.key == "client_id") {
       status = NonEmptyString(field.value, at, &out->client_id);
     } else if (field.key == "client_secret") {
       status = NonEmptyString(field.value, at, &out->client_secret);
     } else if (field.key == "jti") {
-      if (field.value.get_bool().get(out->jti) != simdjson::SUCCESS) status = Bad(at, "expected true or false");
+      if (field.value.get_bool().get(out->jti) != simdjson::SUCCESS)
+        status = Bad(at, "expected true or false");
     } else {
       status = Bad(where, "unknown key (expected client_id, client_secret, jti)");
     }
@@ -52,7 +55,8 @@ absl::Status ParseAccount(dom::object object, const std::string& where, AccountC
 
 absl::Status ParseCaller(dom::object object, const std::string& where, CallerRule* out) {
   for (dom::key_value_pair field : object) {
-    std::string at = absl::StrCat(where, ".", absl::string_view(field.key.data(), field.key.size()));
+    std::string at =
+        absl::StrCat(where, ".", absl::string_view(field.key.data(), field.key.size()));
     absl::Status status;
     if (field.key == "name") {
       status = NonEmptyString(field.value, at, &out->name);
@@ -60,7 +64,8 @@ absl::Status ParseCaller(dom::object object, const std::string& where, CallerRul
       std::string hex;
       status = NonEmptyString(field.value, at, &hex);
       if (status.ok()) {
-        if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+        if (hex.size() != 64 ||
+            hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
           status = Bad(at, "expected 64 hex digits (sha256sum of the token)");
         } else {
           out->token_sha256 = absl::HexStringToBytes(hex);
@@ -93,7 +98,8 @@ absl::Status ParseCaller(dom::object object, const std::string& where, CallerRul
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read the credentials file ", path));
+  if (!in)
+    return absl::InvalidArgumentError(absl::StrCat("cannot read the credentials file ", path));
   std::stringstream content;
   content << in.rdbuf();
   return content.str();
@@ -128,20 +134,24 @@ absl::StatusOr<CredentialsFile> ParseCredentialsFile(std::string_view json) {
         return Bad("accounts", "expected an object of account id to credentials");
       }
       for (dom::key_value_pair account : accounts) {
-        std::string where = absl::StrCat("accounts.", absl::string_view(account.key.data(), account.key.size()));
+        std::string where =
+            absl::StrCat("accounts.", absl::string_view(account.key.data(), account.key.size()));
         dom::object object;
-        if (account.value.get_object().get(object) != simdjson::SUCCESS) return Bad(where, "expected an object");
+        if (account.value.get_object().get(object) != simdjson::SUCCESS)
+          return Bad(where, "expected an object");
         AccountCredentials credentials;
         if (absl::Status s = ParseAccount(object, where, &credentials); !s.ok()) return s;
         file.accounts[std::string(account.key)] = std::move(credentials);
       }
     } else if (field.key == "callers") {
       dom::array callers;
-      if (field.value.get_array().get(callers) != simdjson::SUCCESS) return Bad("callers", "expected an array");
+      if (field.value.get_array().get(callers) != simdjson::SUCCESS)
+        return Bad("callers", "expected an array");
       for (dom::element caller : callers) {
         std::string where = absl::StrCat("callers[", file.callers.size(), "]");
         dom::object object;
-        if (caller.get_object().get(object) != simdjson::SUCCESS) return Bad(where, "expected an object");
+        if (caller.get_object().get(object) != simdjson::SUCCESS)
+          return Bad(where, "expected an object");
         CallerRule rule;
         if (absl::Status s = ParseCaller(object, where, &rule); !s.ok()) return s;
         file.callers.push_back(std::move(rule));
@@ -154,13 +164,15 @@ absl::StatusOr<CredentialsFile> ParseCredentialsFile(std::string_view json) {
 }
 
 std::shared_ptr<JwtMinter> CredentialStore::Snapshot::MinterFor(std::string_view account_id) const {
-  if (auto it = accounts.find(absl::string_view(account_id.data(), account_id.size())); it != accounts.end()) {
+  if (auto it = accounts.find(absl::string_view(account_id.data(), account_id.size()));
+      it != accounts.end()) {
     return it->second;
   }
   return default_app;
 }
 
-absl::StatusOr<std::unique_ptr<CredentialStore>> CredentialStore::Create(CredentialStoreOptions options) {
+absl::StatusOr<std::unique_ptr<CredentialStore>> CredentialStore::Create(
+    CredentialStoreOptions options) {
   std::unique_ptr<CredentialStore> store(new CredentialStore(std::move(options)));
   bool changed = false;
   if (absl::Status s = store->Load(&changed); !s.ok()) return s;
@@ -192,9 +204,9 @@ bool CredentialStore::Reload() {
   if (absl::Status s = Load(&changed); !s.ok()) {
     Log(Severity::kError, absl::StrCat(s.message(), "; keeping the credentials loaded before"));
   } else if (changed) {
-    Log(Severity::kInfo, absl::StrCat("credentials file ", options_.file, " reloaded: ",
-                                      Current()->accounts.size(), " account(s), ",
-                                      Current()->callers.size(), " caller(s)"));
+    Log(Severity::kInfo,
+        absl::StrCat("credentials file ", options_.file, " reloaded: ", Current()->accounts.size(),
+                     " account(s), ", Current()->callers.size(), " caller(s)"));
   }
   return changed;
 }
@@ -204,7 +216,8 @@ absl::Status CredentialStore::Load(bool* changed) {
   auto snapshot = std::make_shared<Snapshot>();
   const AccountCredentials& app = options_.default_app;
   if (!app.client_id.empty()) {
-    snapshot->default_app = std::make_shared<JwtMinter>(app.client_id, app.client_secret, options_.jwt);
+    snapshot->default_app =
+        std::make_shared<JwtMinter>(app.client_id, app.client_secret, options_.jwt);
   }
   std::string hash;
   if (!options_.file.empty()) {

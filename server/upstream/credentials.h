@@ -34,9 +34,9 @@ struct AccountCredentials {
 };
 
 struct CallerRule {
-  std::string name;                   // for logs; not a secret
-  std::string token_sha256;           // 32 raw bytes of SHA-256(bearer token), or empty
-  std::string mtls_subject;           // the client certificate's subject as gRPC reports it, or empty
+  std::string name;          // for logs; not a secret
+  std::string token_sha256;  // 32 raw bytes of SHA-256(bearer token), or empty
+  std::string mtls_subject;  // the client certificate's subject as gRPC reports it, or empty
   std::vector<std::string> accounts;  // "*" = any
 
   bool Allows(std::string_view account_id) const;
@@ -55,10 +55,10 @@ absl::StatusOr<CredentialsFile> ParseCredentialsFile(std::string_view json);
 std::string Sha256(std::string_view data);
 
 struct CredentialStoreOptions {
-  std::string file{};               // --credentials-file; "" = none
+  std::string file{};  // --credentials-file; "" = none
   absl::Duration reload_interval = absl::Seconds(10);
-  AccountCredentials default_app{}; // --client-id / --client-secret; empty client_id = none
-  JwtOptions jwt{};                 // subject and ttl for every account; jti per account
+  AccountCredentials default_app{};  // --client-id / --client-secret; empty client_id = none
+  JwtOptions jwt{};                  // subject and ttl for every account; jti per account
 };
 
 // Holds one snapshot of the credentials and swaps it when the file changes (a background thread

@@ -30,11 +30,13 @@ absl::StatusCode StatusCodeFromHttp(int http_status, std::string_view upstream_m
   return absl::StatusCode::kUnknown;
 }
 
-absl::Status StatusFromHttp(int http_status, std::string_view upstream_message, std::string_view what) {
+absl::Status StatusFromHttp(int http_status, std::string_view upstream_message,
+                            std::string_view what) {
   std::string message = absl::StrCat("upstream answered HTTP ", http_status, " for ",
                                      absl::string_view(what.data(), what.size()));
   if (!upstream_message.empty()) {
-    absl::StrAppend(&message, ": ", absl::string_view(upstream_message.data(), upstream_message.size()));
+    absl::StrAppend(&message, ": ",
+                    absl::string_view(upstream_message.data(), upstream_message.size()));
   }
   return absl::Status(StatusCodeFromHttp(http_status, upstream_message), message);
 }

@@ -11,12 +11,14 @@ namespace contacts::gateway {
 //   401 → kUnauthenticated, 403 → kPermissionDenied, 404 → kNotFound, 429 → kResourceExhausted,
 //   400/412/422 → kInvalidArgument, 408 and 5xx → kUnavailable, 3xx → kInternal (redirects are
 //   never followed), other 4xx → kFailedPrecondition, anything else → kUnknown.
-// A body that says the per-minute rate limit was exceeded is kResourceExhausted whatever the status.
+// A body that says the per-minute rate limit was exceeded is kResourceExhausted whatever the
+// status.
 absl::StatusCode StatusCodeFromHttp(int http_status, std::string_view upstream_message);
 
 // The status for a non-200 upstream answer: the code above and a message naming the HTTP status,
 // what was being fetched (`what`) and the upstream's own message, if it gave one.
-absl::Status StatusFromHttp(int http_status, std::string_view upstream_message, std::string_view what);
+absl::Status StatusFromHttp(int http_status, std::string_view upstream_message,
+                            std::string_view what);
 
 }  // namespace contacts::gateway
 

@@ -113,8 +113,10 @@ std::string SignHs256(std::string_view header_json, std::string_view payload_jso
 }
 
 absl::StatusOr<std::string> VerifyHs256(std::string_view token, std::string_view secret) {
-  std::vector<absl::string_view> parts = absl::StrSplit(absl::string_view(token.data(), token.size()), '.');
-  if (parts.size() != 3) return absl::UnauthenticatedError("JWT is not of the form header.payload.signature");
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(absl::string_view(token.data(), token.size()), '.');
+  if (parts.size() != 3)
+    return absl::UnauthenticatedError("JWT is not of the form header.payload.signature");
   std::optional<std::string> header = Base64UrlDecode({parts[0].data(), parts[0].size()});
   std::optional<std::string> payload = Base64UrlDecode({parts[1].data(), parts[1].size()});
   std::optional<std::string> signature = Base64UrlDecode({parts[2].data(), parts[2].size()});
@@ -126,8 +128,7 @@ absl::StatusOr<std::string> VerifyHs256(std::string_view token, std::string_view
   if (compact_header.find(R"("alg":"HS256")") == std::string::npos) {
     return absl::UnauthenticatedError("JWT algorithm is not HS256");
   }
-  std::string expected =
-      HmacSha256(secret, token.substr(0, parts[0].size() + 1 + parts[1].size()));
+  std::string expected = HmacSha256(secret, token.substr(0, parts[0].size() + 1 + parts[1].size()));
   if (signature->size() != expected.size() ||
       CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
     return absl::UnauthenticatedError("JWT signature does not verify");
@@ -146,15 +147,15 @@ std::string JwtMinter::Token(absl::Time now) {
   if (now >= refresh_at_) {
     cached_ = Mint(now);
     // Re-mint when 80% of the lifetime has passed, so a token never expires in flight.
-    refresh_at_ = options_.ttl == absl::ZeroDuration() ? absl::InfiniteFuture()
-                                                       : now + options_.ttl * 0.8;
+    refresh_at_ =
+        options_.ttl == absl::ZeroDuration() ? absl::InfiniteFuture() : now + options_.ttl * 0.8;
   }
   return cached_;
 }
 
 std::string JwtMinter::Mint(absl::Time now) const {
-  std::string payload =
-      absl::StrCat(R"({"sub":)", JsonString(options_.subject), R"(,"appId":)", JsonString(client_id_));
+  std::string payload = absl::StrCat(R"({"sub":)", JsonString(options_.subject), R"(,"appId":)",
+                                     JsonString(client_id_));
   if (options_.with_jti) absl::StrAppend(&payload, R"(,"jti":")", RandomHex(16), "\"");
   if (options_.ttl > absl::ZeroDuration()) {
     int64_t iat = absl::ToUnixSeconds(now);

@@ -30,8 +30,8 @@ absl::StatusOr<std::string> VerifyHs256(std::string_view token, std::string_view
 // What goes into the tokens the gateway mints for Kore.ai (see UPSTREAM.md "Authentication").
 struct JwtOptions {
   std::string subject = "contacts-gateway";  // `sub`
-  bool with_jti = false;                      // unique `jti` per token ("Enforce JTI" apps)
-  absl::Duration ttl = absl::Minutes(5);      // `iat` + `exp`; zero: neither claim, no expiry
+  bool with_jti = false;                     // unique `jti` per token ("Enforce JTI" apps)
+  absl::Duration ttl = absl::Minutes(5);     // `iat` + `exp`; zero: neither claim, no expiry
 };
 
 // Mints HS256 JWTs for one app (client id + secret) and caches the token until shortly before it

@@ -67,9 +67,10 @@ bool IsIpLiteral(const std::string& host) {
 // http::error::body_limit as soon as the header is in (Beast would otherwise wait for the body).
 template <typename Stream>
 asio::awaitable<void> ReadResponse(Stream& stream, beast::flat_buffer& buffer,
-                                   http::response_parser<http::string_body>& parser, size_t max_body,
-                                   boost::system::error_code& ec) {
-  co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+                                   http::response_parser<http::string_body>& parser,
+                                   size_t max_body, boost::system::error_code& ec) {
+  co_await http::async_read_header(stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
   if (ec || parser.is_done()) co_return;
   if (parser.content_length().value_or(0) > max_body) {
     ec = http::error::body_limit;
@@ -82,7 +83,8 @@ asio::awaitable<void> ReadResponse(Stream& stream, beast::flat_buffer& buffer,
   // Beast reads at most the buffer's free capacity per call: a few hundred bytes for a buffer
   // sized by the header alone, i.e. a hundred system calls for a 1000-contact page.
   constexpr size_t kReadChunk = 64 << 10;
-  buffer.reserve(buffer.size() + std::min<size_t>(parser.content_length().value_or(kReadChunk), kReadChunk));
+  buffer.reserve(buffer.size() +
+                 std::min<size_t>(parser.content_length().value_or(kReadChunk), kReadChunk));
   co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
 }
 
@@ -99,8 +101,8 @@ absl::Status TransportError(std::string_view step, const boost::system::error_co
                             absl::Time deadline) {
   if (ec == beast::error::timeout) {
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("the call's deadline passed while waiting for the upstream (", AsAbsl(step), ")"));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the call's deadline passed while waiting for the upstream (", AsAbsl(step), ")"));
     }
     return absl::UnavailableError(absl::StrCat("upstream timed out (", AsAbsl(step), ")"));
   }
@@ -148,12 +150,14 @@ absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url, bool allow_pl
   if (!authority.empty() && authority.front() == '[') {
     size_t close = authority.find(']');
     if (close == std::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("upstream URL ", AsAbsl(url), ": unclosed '['"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("upstream URL ", AsAbsl(url), ": unclosed '['"));
     }
     out.host = std::string(authority.substr(1, close - 1));
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
-      if (after.front() != ':') return absl::InvalidArgumentError(absl::StrCat("upstream URL ", AsAbsl(url), ": bad port"));
+      if (after.front() != ':')
+        return absl::InvalidArgumentError(absl::StrCat("upstream URL ", AsAbsl(url), ": bad port"));
       port = after.substr(1);
     }
   } else {
@@ -167,7 +171,8 @@ absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url, bool allow_pl
   int port_number = 0;
   if (port.empty()) {
     out.port = out.tls ? "443" : "80";
-  } else if (absl::SimpleAtoi(AsAbsl(port), &port_number) && port_number > 0 && port_number < 65536) {
+  } else if (absl::SimpleAtoi(AsAbsl(port), &port_number) && port_number > 0 &&
+             port_number < 65536) {
     out.port = std::string(port);
   } else {
     return absl::InvalidArgumentError(absl::StrCat("upstream URL ", AsAbsl(url), ": bad port"));
@@ -175,14 +180,16 @@ absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url, bool allow_pl
   return out;
 }
 
-RateLimitHint ParseRateLimitHeaders(std::string_view remaining, std::string_view reset, absl::Time now) {
+RateLimitHint ParseRateLimitHeaders(std::string_view remaining, std::string_view reset,
+                                    absl::Time now) {
   RateLimitHint hint;
   int64_t value = 0;
   if (absl::SimpleAtoi(AsAbsl(remaining), &value) && value >= 0) hint.remaining = value;
   if (absl::SimpleAtoi(AsAbsl(reset), &value) && value >= 0) {
     constexpr int64_t kUnixSecondsFrom = 1'000'000'000;
-    hint.reset = value > kUnixSecondsFrom ? std::max(absl::ZeroDuration(), absl::FromUnixSeconds(value) - now)
-                                          : absl::Seconds(value);
+    hint.reset = value > kUnixSecondsFrom
+                     ? std::max(absl::ZeroDuration(), absl::FromUnixSeconds(value) - now)
+                     : absl::Seconds(value);
   }
   return hint;
 }
@@ -196,8 +203,8 @@ std::string ContactsTarget(const UpstreamUrl& url, const PageRequest& request,
   PercentEncode(request.list_id, &target);
   target += "/getAllContacts?accountId=";
   PercentEncode(request.account_id, &target);
-  absl::StrAppend(&target, "&", AsAbsl(skip_param), "=", request.skip, "&", AsAbsl(limit_param), "=",
-                  request.limit);
+  absl::StrAppend(&target, "&", AsAbsl(skip_param), "=", request.skip, "&", AsAbsl(limit_param),
+                  "=", request.limit);
   return target;
 }
 
@@ -238,15 +245,19 @@ struct KoreClient::Slot {
 // and cancellation callback hold it weakly. Whoever takes it off the queue (under Pool::mu) owns
 // `done` and forgets `handle`.
 struct KoreClient::Waiter {
-  Waiter(asio::io_context& io, PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done)
-      : request(std::move(request)), cancel(std::move(cancel)), done(std::move(done)), deadline(io) {}
+  Waiter(asio::io_context& io, PageRequest request, std::shared_ptr<Cancellation> cancel,
+         Callback done)
+      : request(std::move(request)),
+        cancel(std::move(cancel)),
+        done(std::move(done)),
+        deadline(io) {}
 
   PageRequest request;
   std::shared_ptr<Cancellation> cancel;
   Callback done;
-  asio::steady_timer deadline;   // armed and cancelled under Pool::mu only
+  asio::steady_timer deadline;      // armed and cancelled under Pool::mu only
   Cancellation::Handle handle = 0;  // set under Pool::mu before anyone can take it off the queue
-  bool queued = false;           // Pool::mu
+  bool queued = false;              // Pool::mu
   std::list<std::shared_ptr<Waiter>>::iterator position;  // in Pool::waiters while queued
 };
 
@@ -272,7 +283,8 @@ void KoreClient::Pool::Release() {
     owner = client;  // alive: it is destroyed only after its io_context's threads are joined
   }
   next->cancel->Forget(next->handle);
-  owner->Start(std::move(next->request), std::move(next->cancel), std::move(next->done), nullptr, false);
+  owner->Start(std::move(next->request), std::move(next->cancel), std::move(next->done), nullptr,
+               false);
 }
 
 void KoreClient::Pool::Abandon(const std::weak_ptr<Waiter>& weak, absl::Status status) {
@@ -315,7 +327,8 @@ absl::StatusOr<std::unique_ptr<KoreClient>> KoreClient::Create(asio::io_context&
                                                                KoreClientOptions options) {
   absl::StatusOr<UpstreamUrl> url = ParseUpstreamUrl(options.base_url, options.allow_plain_http);
   if (!url.ok()) return url.status();
-  if (options.max_connections == 0) return absl::InvalidArgumentError("max_connections must be at least 1");
+  if (options.max_connections == 0)
+    return absl::InvalidArgumentError("max_connections must be at least 1");
   std::unique_ptr<KoreClient> client(new KoreClient(io, std::move(options), *std::move(url)));
   if (client->url_.tls) {
     auto tls = std::make_unique<ssl::context>(ssl::context::tls_client);
@@ -372,7 +385,8 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
       ++pool_->open;
       Metrics().upstream_connections.Add(1);
     } else {
-      auto waiter = std::make_shared<Waiter>(io_, std::move(request), std::move(cancel), std::move(done));
+      auto waiter =
+          std::make_shared<Waiter>(io_, std::move(request), std::move(cancel), std::move(done));
       std::weak_ptr<Waiter> weak = waiter;
       waiter->queued = true;
       waiter->position = pool_->waiters.insert(pool_->waiters.end(), waiter);
@@ -381,14 +395,18 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
         waiter->deadline.async_wait(
             [pool = pool_, weak, max = options_.max_connections](boost::system::error_code ec) {
               if (ec) return;  // cancelled: the fetch left the queue another way
-              pool->Abandon(weak, absl::DeadlineExceededError(absl::StrCat(
-                                      "the call's deadline passed while waiting for an upstream connection "
-                                      "(all ", max, " in use; see --upstream-max-connections)")));
+              pool->Abandon(
+                  weak, absl::DeadlineExceededError(absl::StrCat(
+                            "the call's deadline passed while waiting for an upstream connection "
+                            "(all ",
+                            max, " in use; see --upstream-max-connections)")));
             });
       }
       // Runs at once when already cancelled: it only posts, so it may run under the lock.
       waiter->handle = waiter->cancel->OnCancel([pool = pool_, weak] {
-        asio::post(pool->io, [pool, weak] { pool->Abandon(weak, absl::CancelledError("the call was cancelled")); });
+        asio::post(pool->io, [pool, weak] {
+          pool->Abandon(weak, absl::CancelledError("the call was cancelled"));
+        });
       });
       return;
     }
@@ -404,7 +422,8 @@ void KoreClient::Start(PageRequest request, std::shared_ptr<Cancellation> cancel
       connection = std::make_shared<Connection>(io_, tls_.get(), Slot(pool_));
     } catch (const std::exception& e) {  // the slot went back with the Slot
       asio::post(io_, [done = std::move(done), what = std::string(e.what())]() mutable {
-        std::move(done)(absl::InternalError(absl::StrCat("cannot create an upstream connection: ", what)));
+        std::move(done)(
+            absl::InternalError(absl::StrCat("cannot create an upstream connection: ", what)));
       });
       return;
     }
@@ -431,7 +450,8 @@ void KoreClient::ReturnConnection(std::shared_ptr<Connection> connection) {
   // Without a taker the connection closes, and gives its slot back, with its last reference.
   if (!next) return;
   next->cancel->Forget(next->handle);
-  Start(std::move(next->request), std::move(next->cancel), std::move(next->done), std::move(connection), true);
+  Start(std::move(next->request), std::move(next->cancel), std::move(next->done),
+        std::move(connection), true);
 }
 
 asio::awaitable<absl::Status> KoreClient::Open(Connection& connection, absl::Time deadline) {
@@ -439,16 +459,19 @@ asio::awaitable<absl::Status> KoreClient::Open(Connection& connection, absl::Tim
   tcp::resolver::results_type endpoints;
   if (IsIpLiteral(url_.host)) {  // no lookup (asio's resolver would hand it to a thread of its own)
     endpoints = tcp::resolver::results_type::create(
-        tcp::endpoint(asio::ip::make_address(url_.host), static_cast<unsigned short>(std::stoi(url_.port))),
+        tcp::endpoint(asio::ip::make_address(url_.host),
+                      static_cast<unsigned short>(std::stoi(url_.port))),
         url_.host, url_.port);
   } else {
     tcp::resolver resolver(connection.strand);
-    endpoints = co_await resolver.async_resolve(url_.host, url_.port, asio::redirect_error(asio::use_awaitable, ec));
+    endpoints = co_await resolver.async_resolve(url_.host, url_.port,
+                                                asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return TransportError(absl::StrCat("name lookup of ", url_.host), ec, deadline);
   }
   connection.tcp().expires_after(Budget(options_.connect_timeout, deadline));
   co_await connection.tcp().async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return TransportError(absl::StrCat("connect to ", url_.host, ":", url_.port), ec, deadline);
+  if (ec)
+    co_return TransportError(absl::StrCat("connect to ", url_.host, ":", url_.port), ec, deadline);
   if (connection.secure) {
     SSL* ssl = connection.secure->native_handle();
     if (IsIpLiteral(url_.host)) {
@@ -463,8 +486,8 @@ asio::awaitable<absl::Status> KoreClient::Open(Connection& connection, absl::Tim
       if (long verify = SSL_get_verify_result(ssl); verify != X509_V_OK) {
         // Not transient: retrying cannot help until the CA or the URL is fixed.
         co_return absl::FailedPreconditionError(absl::StrCat(
-            "upstream TLS certificate of ", url_.host, " rejected: ", X509_verify_cert_error_string(verify),
-            " (check --upstream and --upstream-ca-file)"));
+            "upstream TLS certificate of ", url_.host, " rejected: ",
+            X509_verify_cert_error_string(verify), " (check --upstream and --upstream-ca-file)"));
       }
       co_return TransportError("TLS handshake", ec, deadline);
     }
@@ -488,17 +511,21 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
 
   const absl::Time deadline = request.deadline;
   http::request<http::empty_body> req{
-      http::verb::get, ContactsTarget(url_, request, options_.skip_param, options_.limit_param), 11};
+      http::verb::get, ContactsTarget(url_, request, options_.skip_param, options_.limit_param),
+      11};
   bool default_port = url_.port == (url_.tls ? "443" : "80");
-  std::string host_header = url_.host.find(':') != std::string::npos ? absl::StrCat("[", url_.host, "]") : url_.host;
-  req.set(http::field::host, default_port ? host_header : absl::StrCat(host_header, ":", url_.port));
+  std::string host_header =
+      url_.host.find(':') != std::string::npos ? absl::StrCat("[", url_.host, "]") : url_.host;
+  req.set(http::field::host,
+          default_port ? host_header : absl::StrCat(host_header, ":", url_.port));
   req.set(http::field::user_agent, kUserAgent);
   req.set(http::field::accept, "application/json");
   req.set("auth", request.credentials.jwt);
   req.set("iid", request.credentials.app_id);
   req.set("accountId", request.account_id);
   req.keep_alive(true);
-  const std::string what = absl::StrCat("contact list ", request.list_id, " (skip=", request.skip, ")");
+  const std::string what =
+      absl::StrCat("contact list ", request.list_id, " (skip=", request.skip, ")");
 
   for (int attempt = 0;; ++attempt) {
     if (cancel->cancelled()) co_return absl::CancelledError("the call was cancelled");
@@ -517,11 +544,17 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
     parser.body_limit(options_.max_response_bytes);
     parser.header_limit(kMaxHeaderBytes);
     if (connection->secure) {
-      co_await http::async_write(*connection->secure, req, asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec) co_await ReadResponse(*connection->secure, connection->buffer, parser, options_.max_response_bytes, ec);
+      co_await http::async_write(*connection->secure, req,
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec)
+        co_await ReadResponse(*connection->secure, connection->buffer, parser,
+                              options_.max_response_bytes, ec);
     } else {
-      co_await http::async_write(*connection->plain, req, asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec) co_await ReadResponse(*connection->plain, connection->buffer, parser, options_.max_response_bytes, ec);
+      co_await http::async_write(*connection->plain, req,
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec)
+        co_await ReadResponse(*connection->plain, connection->buffer, parser,
+                              options_.max_response_bytes, ec);
     }
     if (cancel->cancelled()) co_return absl::CancelledError("the call was cancelled");
     if (ec) {
@@ -536,8 +569,8 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
                                                    options_.max_response_bytes, " bytes"));
       }
       if (ec == http::error::header_limit) {
-        co_return absl::InternalError(absl::StrCat("upstream response headers for ", what, " exceed ",
-                                                   kMaxHeaderBytes, " bytes"));
+        co_return absl::InternalError(absl::StrCat("upstream response headers for ", what,
+                                                   " exceed ", kMaxHeaderBytes, " bytes"));
       }
       co_return TransportError(absl::StrCat("response for ", what), ec, deadline);
     }
@@ -553,11 +586,13 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
     }
     auto header = [&response](std::string_view name) -> std::string_view {
       auto it = response.find(beast::string_view(name.data(), name.size()));
-      if (it == response.end()) it = response.find(beast::string_view(absl::StrCat("X-", AsAbsl(name))));
-      return it == response.end() ? std::string_view() : std::string_view(it->value().data(), it->value().size());
+      if (it == response.end())
+        it = response.find(beast::string_view(absl::StrCat("X-", AsAbsl(name))));
+      return it == response.end() ? std::string_view()
+                                  : std::string_view(it->value().data(), it->value().size());
     };
-    RateLimitHint hint =
-        ParseRateLimitHeaders(header("RateLimit-Remaining"), header("RateLimit-Reset"), absl::Now());
+    RateLimitHint hint = ParseRateLimitHeaders(header("RateLimit-Remaining"),
+                                               header("RateLimit-Reset"), absl::Now());
     if (response.result_int() == 200) {
       absl::StatusOr<Page> page = ParsePage(response.body());
       if (!page.ok()) {
@@ -567,14 +602,17 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
       page->rate_limit = hint;
       co_return page;
     }
-    absl::Status status = StatusFromHttp(
-        response.result_int(), Redact(ParseErrorMessage(response.body()), request.credentials), what);
+    absl::Status status =
+        StatusFromHttp(response.result_int(),
+                       Redact(ParseErrorMessage(response.body()), request.credentials), what);
     if (auto retry_after = response.find(http::field::retry_after); retry_after != response.end()) {
       status.SetPayload(kRetryAfterPayload, absl::Cord(AsAbsl(retry_after->value())));
     }
-    if (hint.remaining) status.SetPayload(kRateLimitRemainingPayload, absl::Cord(absl::StrCat(*hint.remaining)));
+    if (hint.remaining)
+      status.SetPayload(kRateLimitRemainingPayload, absl::Cord(absl::StrCat(*hint.remaining)));
     if (hint.reset) {
-      status.SetPayload(kRateLimitResetPayload, absl::Cord(absl::StrCat(absl::ToInt64Seconds(*hint.reset))));
+      status.SetPayload(kRateLimitResetPayload,
+                        absl::Cord(absl::StrCat(absl::ToInt64Seconds(*hint.reset))));
     }
     co_return status;
   }

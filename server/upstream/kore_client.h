@@ -48,16 +48,18 @@ std::string ContactsTarget(const UpstreamUrl& url, const PageRequest& request,
 // The rate-limit headers of an answer (RateLimit-Remaining and RateLimit-Reset, or the
 // X-RateLimit-* twins), each absent or unreadable value left out. A reset above 10^9 is read as
 // Unix seconds (as GitHub and others send it), else as seconds from `now`.
-RateLimitHint ParseRateLimitHeaders(std::string_view remaining, std::string_view reset, absl::Time now);
+RateLimitHint ParseRateLimitHeaders(std::string_view remaining, std::string_view reset,
+                                    absl::Time now);
 
 // PageSource over HTTP/1.1 (Boost.Beast) and TLS (OpenSSL: peer and host-name verification, SNI,
 // TLS 1.2 minimum). Keeps idle keep-alive connections for reuse, bounds every operation by a
 // timeout and the request's deadline, caps the response size. A cancelled request closes its
 // connection at once. At most max_connections connections are open or opening; a fetch that finds
 // none free waits in a FIFO queue for a kept-alive connection or a free slot, and ends there with
-// kCancelled when cancelled, kDeadlineExceeded when its deadline passes. The answer's rate-limit headers go into Page::rate_limit, or on errors into
-// the payloads named in page.h (with Retry-After). Callbacks run on the threads of the io_context it was created with, which
-// must outlive it (stop and join the io_context before destroying the client). Thread-safe.
+// kCancelled when cancelled, kDeadlineExceeded when its deadline passes. The answer's rate-limit
+// headers go into Page::rate_limit, or on errors into the payloads named in page.h (with
+// Retry-After). Callbacks run on the threads of the io_context it was created with, which must
+// outlive it (stop and join the io_context before destroying the client). Thread-safe.
 class KoreClient final : public PageSource {
  public:
   // Errors: kInvalidArgument for a bad URL, unreadable CA file or max_connections of 0.

@@ -103,29 +103,38 @@ void EncodedContacts::Reserve(size_t contacts, size_t bytes) {
 }
 
 void EncodedContacts::Append(const Fields& fields) {
-  const size_t size = (fields.id.empty() ? 0 : BytesSize(fields.id)) +
-                      (fields.phone_number.empty() ? 0 : BytesSize(fields.phone_number)) +
-                      (fields.create_time ? 1 + VarintSize(TimeSize(*fields.create_time)) + TimeSize(*fields.create_time) : 0) +
-                      (fields.update_time ? 1 + VarintSize(TimeSize(*fields.update_time)) + TimeSize(*fields.update_time) : 0);
+  const size_t size =
+      (fields.id.empty() ? 0 : BytesSize(fields.id)) +
+      (fields.phone_number.empty() ? 0 : BytesSize(fields.phone_number)) +
+      (fields.create_time
+           ? 1 + VarintSize(TimeSize(*fields.create_time)) + TimeSize(*fields.create_time)
+           : 0) +
+      (fields.update_time
+           ? 1 + VarintSize(TimeSize(*fields.update_time)) + TimeSize(*fields.update_time)
+           : 0);
   Buffer& buffer = Mutable();
   const size_t begin = buffer.wire.size();
   buffer.wire.resize(begin + 1 + VarintSize(size) + size);
   char* out = buffer.wire.data() + begin;
   *out++ = kContactsEntry;
   out = PutVarint(out, size);
-  const size_t id = static_cast<size_t>(out - buffer.wire.data()) + (fields.id.empty() ? 0 : 1 + VarintSize(fields.id.size()));
+  const size_t id = static_cast<size_t>(out - buffer.wire.data()) +
+                    (fields.id.empty() ? 0 : 1 + VarintSize(fields.id.size()));
   if (!fields.id.empty()) out = PutBytes(out, kId, fields.id);
   if (!fields.phone_number.empty()) out = PutBytes(out, kPhoneNumber, fields.phone_number);
   if (fields.create_time) out = PutTime(out, kCreateTime, *fields.create_time);
   if (fields.update_time) out = PutTime(out, kUpdateTime, *fields.update_time);
-  buffer.entries.push_back(Entry{static_cast<uint32_t>(buffer.wire.size()), static_cast<uint32_t>(id),
+  buffer.entries.push_back(Entry{static_cast<uint32_t>(buffer.wire.size()),
+                                 static_cast<uint32_t>(id),
                                  static_cast<uint32_t>(fields.id.size())});
 }
 
 void EncodedContacts::push_back(const contacts::v1::Contact& contact) {
   Fields fields{contact.id(), contact.phone_number(), std::nullopt, std::nullopt};
-  if (contact.has_create_time()) fields.create_time = Time{contact.create_time().seconds(), contact.create_time().nanos()};
-  if (contact.has_update_time()) fields.update_time = Time{contact.update_time().seconds(), contact.update_time().nanos()};
+  if (contact.has_create_time())
+    fields.create_time = Time{contact.create_time().seconds(), contact.create_time().nanos()};
+  if (contact.has_update_time())
+    fields.update_time = Time{contact.update_time().seconds(), contact.update_time().nanos()};
   Append(fields);
 }
 

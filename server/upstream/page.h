@@ -91,7 +91,7 @@ struct Page {
   std::optional<bool> has_more;          // more contacts after this page
   std::optional<int64_t> total_results;  // size of the whole list
   std::optional<int64_t> total_pages;
-  RateLimitHint rate_limit;              // from the HTTP headers
+  RateLimitHint rate_limit;  // from the HTTP headers
 };
 
 }  // namespace contacts::gateway

@@ -87,28 +87,50 @@ std::string Snippet(std::string_view body, size_t offset) {
 
 const char* ErrorName(simdjson::error_code error) {
   switch (error) {
-    case simdjson::SUCCESS: return "SUCCESS";
-    case simdjson::CAPACITY: return "CAPACITY";
-    case simdjson::MEMALLOC: return "MEMALLOC";
-    case simdjson::TAPE_ERROR: return "TAPE_ERROR";
-    case simdjson::DEPTH_ERROR: return "DEPTH_ERROR";
-    case simdjson::STRING_ERROR: return "STRING_ERROR";
-    case simdjson::T_ATOM_ERROR: return "T_ATOM_ERROR";
-    case simdjson::F_ATOM_ERROR: return "F_ATOM_ERROR";
-    case simdjson::N_ATOM_ERROR: return "N_ATOM_ERROR";
-    case simdjson::NUMBER_ERROR: return "NUMBER_ERROR";
-    case simdjson::UTF8_ERROR: return "UTF8_ERROR";
-    case simdjson::EMPTY: return "EMPTY";
-    case simdjson::UNESCAPED_CHARS: return "UNESCAPED_CHARS";
-    case simdjson::UNCLOSED_STRING: return "UNCLOSED_STRING";
-    case simdjson::INCORRECT_TYPE: return "INCORRECT_TYPE";
-    case simdjson::NUMBER_OUT_OF_RANGE: return "NUMBER_OUT_OF_RANGE";
-    case simdjson::INCOMPLETE_ARRAY_OR_OBJECT: return "INCOMPLETE_ARRAY_OR_OBJECT";
-    case simdjson::TRAILING_CONTENT: return "TRAILING_CONTENT";
-    case simdjson::INSUFFICIENT_PADDING: return "INSUFFICIENT_PADDING";
-    case simdjson::OUT_OF_BOUNDS: return "OUT_OF_BOUNDS";
-    case simdjson::OUT_OF_ORDER_ITERATION: return "OUT_OF_ORDER_ITERATION";
-    default: return "ERROR";
+    case simdjson::SUCCESS:
+      return "SUCCESS";
+    case simdjson::CAPACITY:
+      return "CAPACITY";
+    case simdjson::MEMALLOC:
+      return "MEMALLOC";
+    case simdjson::TAPE_ERROR:
+      return "TAPE_ERROR";
+    case simdjson::DEPTH_ERROR:
+      return "DEPTH_ERROR";
+    case simdjson::STRING_ERROR:
+      return "STRING_ERROR";
+    case simdjson::T_ATOM_ERROR:
+      return "T_ATOM_ERROR";
+    case simdjson::F_ATOM_ERROR:
+      return "F_ATOM_ERROR";
+    case simdjson::N_ATOM_ERROR:
+      return "N_ATOM_ERROR";
+    case simdjson::NUMBER_ERROR:
+      return "NUMBER_ERROR";
+    case simdjson::UTF8_ERROR:
+      return "UTF8_ERROR";
+    case simdjson::EMPTY:
+      return "EMPTY";
+    case simdjson::UNESCAPED_CHARS:
+      return "UNESCAPED_CHARS";
+    case simdjson::UNCLOSED_STRING:
+      return "UNCLOSED_STRING";
+    case simdjson::INCORRECT_TYPE:
+      return "INCORRECT_TYPE";
+    case simdjson::NUMBER_OUT_OF_RANGE:
+      return "NUMBER_OUT_OF_RANGE";
+    case simdjson::INCOMPLETE_ARRAY_OR_OBJECT:
+      return "INCOMPLETE_ARRAY_OR_OBJECT";
+    case simdjson::TRAILING_CONTENT:
+      return "TRAILING_CONTENT";
+    case simdjson::INSUFFICIENT_PADDING:
+      return "INSUFFICIENT_PADDING";
+    case simdjson::OUT_OF_BOUNDS:
+      return "OUT_OF_BOUNDS";
+    case simdjson::OUT_OF_ORDER_ITERATION:
+      return "OUT_OF_ORDER_ITERATION";
+    default:
+      return "ERROR";
   }
 }
 
@@ -211,8 +233,10 @@ bool ParseTimestampParts(std::string_view text, int64_t* seconds, int32_t* nanos
                         ((t == 'T') | (t == 't') | (t == ' ')) & (p[16] == ':');
   if (!shape_ok) return false;
   // Per-byte digit values; separators first read as '0' so that no byte borrows.
-  const uint64_t da = ((a & kDigitsA) | (0x3030303030303030ULL & ~kDigitsA)) - 0x3030303030303030ULL;
-  const uint64_t db = ((b & kDigitsB) | (0x3030303030303030ULL & ~kDigitsB)) - 0x3030303030303030ULL;
+  const uint64_t da =
+      ((a & kDigitsA) | (0x3030303030303030ULL & ~kDigitsA)) - 0x3030303030303030ULL;
+  const uint64_t db =
+      ((b & kDigitsB) | (0x3030303030303030ULL & ~kDigitsB)) - 0x3030303030303030ULL;
   const int year = Byte(da, 0) * 1000 + Byte(da, 1) * 100 + Byte(da, 2) * 10 + Byte(da, 3);
   const int month = Byte(da, 5) * 10 + Byte(da, 6);
   const int day = Byte(db, 0) * 10 + Byte(db, 1);
@@ -239,8 +263,8 @@ bool ParseTimestampParts(std::string_view text, int64_t* seconds, int32_t* nanos
       ++i;
     }
     if (i == start) return false;
-    static constexpr int32_t kScale[10] = {1,         100000000, 10000000, 1000000, 100000,
-                                           10000,     1000,      100,      10,      1};
+    static constexpr int32_t kScale[10] = {1,     100000000, 10000000, 1000000, 100000,
+                                           10000, 1000,      100,      10,      1};
     fraction *= kScale[i - start];
   }
   int offset_seconds = 0;
@@ -283,7 +307,8 @@ bool EpochMillisToParts(int64_t millis, int64_t* seconds, int32_t* nanos) {
 bool EpochMillisToParts(double millis, int64_t* seconds, int32_t* nanos) {
   if (!std::isfinite(millis)) return false;
   const double s = std::floor(millis / 1000.0);
-  if (s < static_cast<double>(kMinTimestampSeconds) || s > static_cast<double>(kMaxTimestampSeconds)) {
+  if (s < static_cast<double>(kMinTimestampSeconds) ||
+      s > static_cast<double>(kMaxTimestampSeconds)) {
     return false;
   }
   auto n = static_cast<int64_t>(std::llround((millis - s * 1000.0) * 1e6));
@@ -650,9 +675,9 @@ class PageReader {
     size_t count = 0;
     if ((error = array.count_elements().get(count))) return JsonError(path, error);
     if (count > kMaxContactsPerPage) {
-      return absl::InternalError(Cat({"upstream page: ", path, ": ", Num(count),
-                                      " contacts, more than the limit of ",
-                                      Num(kMaxContactsPerPage)}));
+      return absl::InternalError(
+          Cat({"upstream page: ", path, ": ", Num(count), " contacts, more than the limit of ",
+               Num(kMaxContactsPerPage)}));
     }
     // Encoded contacts are smaller than their JSON; half the body is a good first guess.
     out->Reserve(count, body_.size() / 2);
@@ -663,8 +688,8 @@ class PageReader {
         return JsonError(ContactPath(path, index, ""), error);
       }
       if (index >= kMaxContactsPerPage) {  // count_elements already bounds this; kept as a guard
-        return absl::InternalError(Cat({"upstream page: ", path, ": more than ",
-                                        Num(kMaxContactsPerPage), " contacts"}));
+        return absl::InternalError(
+            Cat({"upstream page: ", path, ": more than ", Num(kMaxContactsPerPage), " contacts"}));
       }
       EncodedContacts::Fields contact;
       absl::Status status = ReadContact(contact_value, path, index, &contact);
@@ -736,9 +761,9 @@ class PageReader {
               return ShapeError(ContactPath(path, index, "_id"), "a non-empty string");
             }
             if (id.size() > kMaxContactIdBytes) {
-              return ShapeError(ContactPath(path, index, "_id"),
-                                Cat({"at most ", Num(kMaxContactIdBytes), " bytes, got ",
-                                     Num(id.size())}));
+              return ShapeError(
+                  ContactPath(path, index, "_id"),
+                  Cat({"at most ", Num(kMaxContactIdBytes), " bytes, got ", Num(id.size())}));
             }
             contact->id = id;
             have_id = true;
@@ -758,9 +783,9 @@ class PageReader {
                                 "a string, a number or null");
             }
             if (phone.size() > kMaxPhoneNumberBytes) {
-              return ShapeError(ContactPath(path, index, "phoneNumber"),
-                                Cat({"at most ", Num(kMaxPhoneNumberBytes), " bytes, got ",
-                                     Num(phone.size())}));
+              return ShapeError(
+                  ContactPath(path, index, "phoneNumber"),
+                  Cat({"at most ", Num(kMaxPhoneNumberBytes), " bytes, got ", Num(phone.size())}));
             }
             contact->phone_number = is_null ? std::string_view() : phone;
           }
@@ -845,10 +870,13 @@ class PageReader {
     return absl::OkStatus();
   }
 
-  static std::optional<EncodedContacts::Time>& Time(TimeField which, EncodedContacts::Fields* contact) {
+  static std::optional<EncodedContacts::Time>& Time(TimeField which,
+                                                    EncodedContacts::Fields* contact) {
     return which == TimeField::kCreate ? contact->create_time : contact->update_time;
   }
-  static void ClearTime(TimeField which, EncodedContacts::Fields* contact) { Time(which, contact).reset(); }
+  static void ClearTime(TimeField which, EncodedContacts::Fields* contact) {
+    Time(which, contact).reset();
+  }
 
   std::string_view body_;
   od::document& doc_;

@@ -51,7 +51,8 @@ inline constexpr size_t kRetainedParserBytes = size_t{16} << 20;
 // Errors: an invalid body that stops inside a string or with objects or arrays still open is
 // absl::UnavailableError ("truncated body: ...": cut off on the way, worth another attempt);
 // every other error is
-// absl::InternalError (the upstream answered something that cannot be read); the message starts with "upstream page: ", names where the problem is
+// absl::InternalError (the upstream answered something that cannot be read); the message starts
+// with "upstream page: ", names where the problem is
 // ("data.results[3]._id: expected a non-empty string"), and never quotes more than a short
 // snippet of the body. Covers: not JSON or truncated JSON, trailing content, invalid UTF-8, a
 // wrong type at any documented place, a missing or empty `_id`, an unreadable timestamp, a limit

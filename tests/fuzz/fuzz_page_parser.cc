@@ -100,7 +100,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const absl::string_view text = page.status().message();  // Debian's absl: not std::
     std::string_view message(text.data(), text.size());
     if (code == absl::StatusCode::kUnavailable) {
-      if (message.substr(0, 16) != "truncated body: ") Fail("kUnavailable but not a truncated body");
+      if (message.substr(0, 16) != "truncated body: ")
+        Fail("kUnavailable but not a truncated body");
       message.remove_prefix(16);
     }
     if (message.substr(0, 15) != "upstream page: ") Fail("error message lacks its prefix");

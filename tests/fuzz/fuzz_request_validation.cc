@@ -67,7 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t start = 0;
   for (int i = 0; i < 3; ++i) {
     const size_t end = i < 2 ? input.find('\0', start) : std::string_view::npos;
-    ids[i]->assign(input.substr(start, end == std::string_view::npos ? input.size() - start : end - start));
+    ids[i]->assign(
+        input.substr(start, end == std::string_view::npos ? input.size() - start : end - start));
     if (end == std::string_view::npos) {
       start = input.size();
     } else {

@@ -26,7 +26,7 @@ using contacts::gateway::EncodeResumeToken;
 using contacts::gateway::ResumePoint;
 
 constexpr uint64_t kMaxCounter = uint64_t{1} << 48;  // resume_token.cc's bound on the counters
-constexpr size_t kMaxIdBytes = 256;                   // and on one id
+constexpr size_t kMaxIdBytes = 256;                  // and on one id
 constexpr std::string_view kAlphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -60,7 +60,8 @@ void CheckDecoded(const absl::StatusOr<ResumePoint>& point, uint64_t fingerprint
   for (const std::string& id : point->last_ids) {
     if (id.empty() || id.size() > kMaxIdBytes) Fail("decoded id of a bad length");
   }
-  absl::StatusOr<ResumePoint> again = DecodeResumeToken(EncodeResumeToken(*point, fingerprint), fingerprint);
+  absl::StatusOr<ResumePoint> again =
+      DecodeResumeToken(EncodeResumeToken(*point, fingerprint), fingerprint);
   if (!again.ok() || !Same(*again, *point)) Fail("a decoded point does not survive re-encoding");
 }
 

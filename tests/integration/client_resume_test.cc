@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
@@ -79,7 +79,8 @@ class FakeContactService final : public ContactService::Service {
     {
       absl::MutexLock lock(&mu_);
       const size_t call = calls_.size();
-      calls_.push_back({request->resume_token(), Metadata(*context, "auth"), Metadata(*context, "iid")});
+      calls_.push_back(
+          {request->resume_token(), Metadata(*context, "auth"), Metadata(*context, "iid")});
       if (fail_every_call_.has_value()) {
         plan = fail_every_call_;
       } else if (call < plan_.size()) {
@@ -100,7 +101,8 @@ class FakeContactService final : public ContactService::Service {
         return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
       }
       StreamContactsResponse response;
-      for (int i = 0; i < kBatchSize && next < kListSize; ++i, ++next) response.add_contacts()->set_id(IdOf(next));
+      for (int i = 0; i < kBatchSize && next < kListSize; ++i, ++next)
+        response.add_contacts()->set_id(IdOf(next));
       response.set_resume_token(absl::StrCat("tok-", next));
       response.set_total_results(kListSize);
       response.set_delivered_count(next);
@@ -108,7 +110,8 @@ class FakeContactService final : public ContactService::Service {
         absl::MutexLock lock(&mu_);
         issued_tokens_.insert(response.resume_token());
       }
-      if (!writer->Write(response)) return grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
+      if (!writer->Write(response))
+        return grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
       ++sent;
     }
     return grpc::Status::OK;
@@ -143,22 +146,27 @@ class ClientResumeTest : public ::testing::Test {
     request_.set_account_id("acc-1");
   }
 
-  void TearDown() override { server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1))); }
+  void TearDown() override {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  }
 
   // Starts a server for `service` on 127.0.0.1:`port` (0: any free port, stored in port_).
   std::unique_ptr<grpc::Server> StartServer(FakeContactService& service, int port) {
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(absl::StrCat("127.0.0.1:", port), grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(absl::StrCat("127.0.0.1:", port), grpc::InsecureServerCredentials(),
+                             &port_);
     builder.RegisterService(&service);
     return builder.BuildAndStart();
   }
 
   // Streams with options_ and request_, collecting the ids received.
   StreamResult Stream() {
-    return StreamContacts(*stub_, request_, options_, [this](const StreamContactsResponse& response) {
-      for (const auto& contact : response.contacts()) ids_.push_back(contact.id());
-      return true;
-    });
+    return StreamContacts(*stub_, request_, options_,
+                          [this](const StreamContactsResponse& response) {
+                            for (const auto& contact : response.contacts())
+                              ids_.push_back(contact.id());
+                            return true;
+                          });
   }
 
   static std::vector<std::string> Ids(int from, int to) {
@@ -209,18 +217,23 @@ TEST_F(ClientResumeTest, ResumesWhenTheServerRestartsMidStream) {
   FakeContactService restarted;
   std::unique_ptr<grpc::Server> old_server;
   std::vector<grpc::Status> failures;
-  options_.on_resume = [&](const grpc::Status& status, int, absl::Duration) { failures.push_back(status); };
-  StreamResult result = StreamContacts(*stub_, request_, options_, [&](const StreamContactsResponse& response) {
-    for (const auto& contact : response.contacts()) ids_.push_back(contact.id());
-    if (ids_.size() == 300 && old_server == nullptr) {  // the gateway goes away with the call open
-      old_server = std::move(server_);
-      old_server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)));
-      restarted.AcceptTokensFrom(service_);
-      server_ = StartServer(restarted, port_);
-    }
-    return true;
-  });
-  EXPECT_TRUE(result.status.ok()) << result.status.error_code() << " " << result.status.error_message();
+  options_.on_resume = [&](const grpc::Status& status, int, absl::Duration) {
+    failures.push_back(status);
+  };
+  StreamResult result =
+      StreamContacts(*stub_, request_, options_, [&](const StreamContactsResponse& response) {
+        for (const auto& contact : response.contacts()) ids_.push_back(contact.id());
+        if (ids_.size() == 300 &&
+            old_server == nullptr) {  // the gateway goes away with the call open
+          old_server = std::move(server_);
+          old_server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)));
+          restarted.AcceptTokensFrom(service_);
+          server_ = StartServer(restarted, port_);
+        }
+        return true;
+      });
+  EXPECT_TRUE(result.status.ok()) << result.status.error_code() << " "
+                                  << result.status.error_message();
   EXPECT_EQ(ids_, Ids(0, kListSize));
   ASSERT_EQ(failures.size(), 1u);
   EXPECT_EQ(failures[0].error_code(), grpc::StatusCode::UNAVAILABLE) << failures[0].error_message();
@@ -312,10 +325,11 @@ TEST_F(ClientResumeTest, ProgressResetsTheResumeCount) {
 
 TEST_F(ClientResumeTest, StoppingEarlyCancelsAndKeepsTheLastToken) {
   int messages = 0;
-  StreamResult result = StreamContacts(*stub_, request_, options_, [&](const StreamContactsResponse& response) {
-    for (const auto& contact : response.contacts()) ids_.push_back(contact.id());
-    return ++messages < 2;
-  });
+  StreamResult result =
+      StreamContacts(*stub_, request_, options_, [&](const StreamContactsResponse& response) {
+        for (const auto& contact : response.contacts()) ids_.push_back(contact.id());
+        return ++messages < 2;
+      });
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_EQ(ids_, Ids(0, 200));
   EXPECT_EQ(result.messages, 2);

@@ -62,7 +62,7 @@ struct RetrySettings {
 };
 template <typename C>
 constexpr bool HasRetryOptions() {
-  return requires(C& c) { c.retry.max_attempts; };
+  return requires(C & c) { c.retry.max_attempts; };
 }
 template <typename C>
 void ApplyRetry(C& config, const RetrySettings& retry) {
@@ -84,7 +84,8 @@ bool ListChanged(const StreamContactsResponse& response) {
   return field != nullptr && response.GetReflection()->GetBool(response, field);
 }
 
-void Report(const std::string& fault, size_t delivered, size_t expected, const std::string& more = "") {
+void Report(const std::string& fault, size_t delivered, size_t expected,
+            const std::string& more = "") {
   std::cout << "fault " << fault << ": delivered " << delivered << " / expected " << expected
             << (more.empty() ? "" : "  (" + more + ")") << std::endl;
 }
@@ -116,7 +117,8 @@ std::vector<std::string> MergeLists(const std::vector<std::string>& original,
 
 // The invariants of the contract, whatever the exact expectation: no id twice, every id one that
 // was in the list, in list order, and nothing missing but `may_miss`.
-void ExpectNothingLostNothingDuplicated(const std::string& fault, const std::vector<std::string>& got,
+void ExpectNothingLostNothingDuplicated(const std::string& fault,
+                                        const std::vector<std::string>& got,
                                         const std::vector<std::string>& original,
                                         const std::vector<std::string>& final,
                                         const std::set<std::string>& may_miss) {
@@ -129,18 +131,20 @@ void ExpectNothingLostNothingDuplicated(const std::string& fault, const std::vec
   for (size_t k = 0; k < got.size(); ++k) {
     const std::string& id = got[k];
     if (!seen.insert(id).second) {
-      if (reported++ < 5) ADD_FAILURE() << fault << ": id " << id << " delivered twice (again at #" << k << ")";
+      if (reported++ < 5)
+        ADD_FAILURE() << fault << ": id " << id << " delivered twice (again at #" << k << ")";
       continue;
     }
     auto it = position.find(id);
     if (it == position.end()) {
-      if (reported++ < 5) ADD_FAILURE() << fault << ": id " << id << " (#" << k << ") was never in the list";
+      if (reported++ < 5)
+        ADD_FAILURE() << fault << ": id " << id << " (#" << k << ") was never in the list";
       continue;
     }
     if (k > 0 && it->second <= last) {
       if (reported++ < 5) {
-        ADD_FAILURE() << fault << ": order broken at #" << k << ": " << id << " (list position " << it->second
-                      << ") after list position " << last;
+        ADD_FAILURE() << fault << ": order broken at #" << k << ": " << id << " (list position "
+                      << it->second << ") after list position " << last;
       }
     }
     last = it->second;
@@ -161,16 +165,16 @@ void ExpectExactly(const std::string& fault, const std::vector<std::string>& got
   size_t i = 0;
   while (i < got.size() && i < expected.size() && got[i] == expected[i]) ++i;
   ADD_FAILURE() << fault << ": delivered " << got.size() << " ids, expected " << expected.size()
-                << "; first difference at #" << i << ": got "
-                << (i < got.size() ? got[i] : "(end)") << ", expected "
-                << (i < expected.size() ? expected[i] : "(end)");
+                << "; first difference at #" << i << ": got " << (i < got.size() ? got[i] : "(end)")
+                << ", expected " << (i < expected.size() ? expected[i] : "(end)");
 }
 
 class FaultTest : public ::contacts::testing::SimSuite {
  protected:
   static void SetUpTestSuite() {
     if (!HasRetryOptions<Config>()) {
-      std::cout << "note: Config has no `retry` field in this build: the gateway's defaults apply\n";
+      std::cout
+          << "note: Config has no `retry` field in this build: the gateway's defaults apply\n";
     }
     sim_ = KoreSim::Start({"--app", absl::StrCat(kAppId, "=", kSecret)});
     ASSERT_NE(sim_, nullptr);
@@ -222,7 +226,7 @@ class FaultTest : public ::contacts::testing::SimSuite {
     std::vector<std::string> ids;
     int64_t messages = 0;
     std::string last_token;
-    int64_t first_changed = -1;     // index of the first message with list_changed
+    int64_t first_changed = -1;      // index of the first message with list_changed
     bool changed_went_back = false;  // list_changed true, then false again
     absl::Duration elapsed;
   };
@@ -286,7 +290,8 @@ TEST_F(FaultTest, CleanStreamIsExactAndReportsNoListChange) {
   EXPECT_EQ(sim_->ListRequests(), baseline_requests_);
   EXPECT_EQ(clean.first_changed, -1) << "list_changed set on message " << clean.first_changed
                                      << " although the list did not change";
-  Report("none", clean.ids.size(), original_->size(), absl::StrCat(sim_->ListRequests(), " upstream requests"));
+  Report("none", clean.ids.size(), original_->size(),
+         absl::StrCat(sim_->ListRequests(), " upstream requests"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,10 +319,11 @@ TEST_P(TransientFaultTest, StreamStaysExactAndRetriesAreCounted) {
   AddFault(absl::StrCat(c.spec, "&list=", kList));
   Result result = Stream(Request());
   const int64_t requests = sim_->ListRequests();
-  Report(c.name, result.ids.size(), original_->size(),
-         absl::StrCat("status ", result.status.error_code(), ", upstream requests ", requests, " = baseline ",
-                      baseline_requests_, " + ", requests - baseline_requests_, ", ",
-                      absl::FormatDuration(absl::Trunc(result.elapsed, absl::Milliseconds(1)))));
+  Report(
+      c.name, result.ids.size(), original_->size(),
+      absl::StrCat("status ", result.status.error_code(), ", upstream requests ", requests,
+                   " = baseline ", baseline_requests_, " + ", requests - baseline_requests_, ", ",
+                   absl::FormatDuration(absl::Trunc(result.elapsed, absl::Milliseconds(1)))));
   EXPECT_TRUE(result.status.ok()) << c.name << ": " << result.status.error_code() << " "
                                   << result.status.error_message();
   ExpectExactly(c.name, result.ids, *original_);
@@ -326,29 +332,35 @@ TEST_P(TransientFaultTest, StreamStaysExactAndRetriesAreCounted) {
       << c.name << ": every failed attempt is retried once, nothing else is fetched twice";
   EXPECT_GE(result.elapsed, c.min_elapsed) << c.name << ": the forced wait was not honoured";
   EXPECT_LT(result.elapsed, baseline_elapsed_ + c.min_elapsed + absl::Seconds(10));
-  EXPECT_EQ(result.first_changed, -1) << c.name << ": list_changed although the list did not change";
+  EXPECT_EQ(result.first_changed, -1)
+      << c.name << ": list_changed although the list did not change";
   std::string faults = sim_->Control("GET", "/_sim/faults").body;
-  EXPECT_THAT(faults, HasSubstr("\"active\":false")) << c.name << ": the fault never fired: " << faults;
+  EXPECT_THAT(faults, HasSubstr("\"active\":false"))
+      << c.name << ": the fault never fired: " << faults;
 }
 
 INSTANTIATE_TEST_SUITE_P(
     MidStream, TransientFaultTest,
     ::testing::Values(
-        TransientCase{"latency-spike", "kind=latency&ms=400&count=3&after=10", 0, absl::Milliseconds(1200)},
+        TransientCase{"latency-spike", "kind=latency&ms=400&count=3&after=10", 0,
+                      absl::Milliseconds(1200)},
         TransientCase{"latency-past-upstream-timeout", "kind=latency&ms=2000&count=2&after=10", 2,
                       absl::Milliseconds(600), absl::Milliseconds(300)},
-        TransientCase{"429-retry-after-seconds", "kind=status&code=429&retry_after=1&count=2&after=10", 2,
+        TransientCase{"429-retry-after-seconds",
+                      "kind=status&code=429&retry_after=1&count=2&after=10", 2,
                       absl::Milliseconds(1900)},
         TransientCase{"429-retry-after-http-date",
                       "kind=status&code=429&retry_after=2&retry_after_date=1&count=1&after=10", 1,
                       absl::Milliseconds(900)},
-        TransientCase{"429-no-retry-after", "kind=status&code=429&count=3&after=10", 3, absl::ZeroDuration()},
+        TransientCase{"429-no-retry-after", "kind=status&code=429&count=3&after=10", 3,
+                      absl::ZeroDuration()},
         TransientCase{"500", "kind=status&code=500&count=2&after=10", 2, absl::ZeroDuration()},
         TransientCase{"502", "kind=status&code=502&count=2&after=12", 2, absl::ZeroDuration()},
         TransientCase{"503", "kind=status&code=503&count=3&after=14", 3, absl::ZeroDuration()},
         TransientCase{"reset-mid-body", "kind=reset&count=2&after=10", 2, absl::ZeroDuration()},
         TransientCase{"truncated-json", "kind=truncate&count=2&after=10", 2, absl::ZeroDuration()},
-        TransientCase{"malformed-json-once", "kind=malformed&count=1&after=10", 1, absl::ZeroDuration()}),
+        TransientCase{"malformed-json-once", "kind=malformed&count=1&after=10", 1,
+                      absl::ZeroDuration()}),
     [](const ::testing::TestParamInfo<TransientCase>& info) {
       std::string name = info.param.name;
       std::replace(name.begin(), name.end(), '-', '_');
@@ -381,7 +393,8 @@ TEST_P(MutationTest, DeliversExactlyWhatTheContractPromises) {
   Config config = BaseConfig();
   config.stream.prefetch_pages = Config().stream.prefetch_pages;  // pages fetched in parallel
   StartGateway(config);
-  AddFault(absl::StrCat("kind=mutate&op=", c.op, "&at=", c.at, "&n=", c.n, "&after=10&list=", kList));
+  AddFault(
+      absl::StrCat("kind=mutate&op=", c.op, "&at=", c.at, "&n=", c.n, "&after=10&list=", kList));
   Result result = Stream(Request());
   const int64_t requests = sim_->ListRequests();
   const std::vector<std::string> final = sim_->Ids(kList);
@@ -401,8 +414,9 @@ TEST_P(MutationTest, DeliversExactlyWhatTheContractPromises) {
     expected = c.before_position ? original : final;
   }
   Report(c.name, result.ids.size(), expected.size(),
-         absl::StrCat("status ", result.status.error_code(), ", upstream requests ", requests, " (baseline ",
-                      baseline_requests_, "), list_changed from message ", result.first_changed, ", ",
+         absl::StrCat("status ", result.status.error_code(), ", upstream requests ", requests,
+                      " (baseline ", baseline_requests_, "), list_changed from message ",
+                      result.first_changed, ", ",
                       absl::FormatDuration(absl::Trunc(result.elapsed, absl::Milliseconds(1)))));
   EXPECT_TRUE(result.status.ok()) << c.name << ": " << result.status.error_code() << " "
                                   << result.status.error_message();
@@ -410,17 +424,20 @@ TEST_P(MutationTest, DeliversExactlyWhatTheContractPromises) {
   ExpectNothingLostNothingDuplicated(c.name, result.ids, original, final, changed);
   // Inserted before the position: none delivered. Deleted after it: none delivered.
   if (c.op == "insert" && c.before_position) {
-    for (const std::string& id : result.ids) EXPECT_FALSE(changed.contains(id)) << c.name << ": " << id;
+    for (const std::string& id : result.ids)
+      EXPECT_FALSE(changed.contains(id)) << c.name << ": " << id;
   }
   if (c.op == "delete" && !c.before_position) {
-    for (const std::string& id : result.ids) EXPECT_FALSE(changed.contains(id)) << c.name << ": " << id;
+    for (const std::string& id : result.ids)
+      EXPECT_FALSE(changed.contains(id)) << c.name << ": " << id;
   }
   EXPECT_GE(requests, baseline_requests_);
   // A few re-reads, plus the pages prefetched before the shift was seen, which are asked again.
   EXPECT_LE(requests, baseline_requests_ + 5 + 2 * (config.stream.prefetch_pages - 1))
       << c.name << ": re-reads beyond a few pages";
   ASSERT_TRUE(HasListChangedField()) << "StreamContactsResponse has no list_changed field";
-  EXPECT_GE(result.first_changed, 1) << c.name << ": list_changed never set (or set before the change)";
+  EXPECT_GE(result.first_changed, 1)
+      << c.name << ": list_changed never set (or set before the change)";
   EXPECT_FALSE(result.changed_went_back) << c.name << ": list_changed went back to false";
 }
 
@@ -445,14 +462,18 @@ TEST_F(FaultTest, ExhaustedRetriesEndResumablyAndTheTokenResumesOnceTheFaultIsGo
     grpc::StatusCode code;
   };
   const Case kCases[] = {
-      {"retries-exhausted-503", "kind=status&code=503&count=-1&after=10", grpc::StatusCode::UNAVAILABLE},
+      {"retries-exhausted-503", "kind=status&code=503&count=-1&after=10",
+       grpc::StatusCode::UNAVAILABLE},
       {"retries-exhausted-reset", "kind=reset&count=-1&after=10", grpc::StatusCode::UNAVAILABLE},
-      {"retries-exhausted-429", "kind=status&code=429&count=-1&after=10", grpc::StatusCode::RESOURCE_EXHAUSTED},
+      {"retries-exhausted-429", "kind=status&code=429&count=-1&after=10",
+       grpc::StatusCode::RESOURCE_EXHAUSTED},
       // A body cut off on the way is transient like a reset: UNAVAILABLE, which clients resume on.
-      {"retries-exhausted-truncate", "kind=truncate&count=-1&after=10", grpc::StatusCode::UNAVAILABLE},
+      {"retries-exhausted-truncate", "kind=truncate&count=-1&after=10",
+       grpc::StatusCode::UNAVAILABLE},
       // A complete body that is not valid JSON stays unreadable: INTERNAL, DATA_LOSS once contacts
       // went out (still resumable by hand with the token).
-      {"retries-exhausted-malformed", "kind=malformed&count=-1&after=10", grpc::StatusCode::DATA_LOSS},
+      {"retries-exhausted-malformed", "kind=malformed&count=-1&after=10",
+       grpc::StatusCode::DATA_LOSS},
   };
   RetrySettings retry;
   retry.max_attempts = 3;
@@ -464,11 +485,13 @@ TEST_F(FaultTest, ExhaustedRetriesEndResumablyAndTheTokenResumesOnceTheFaultIsGo
     AddFault(absl::StrCat(c.spec, "&list=", kList));
     Result first = Stream(Request());
     EXPECT_EQ(first.status.error_code(), c.code) << first.status.error_message();
-    EXPECT_EQ(sim_->ListRequests(), 10 + retry.max_attempts) << "10 good pages, then max_attempts on the failing one";
+    EXPECT_EQ(sim_->ListRequests(), 10 + retry.max_attempts)
+        << "10 good pages, then max_attempts on the failing one";
     ASSERT_GT(first.ids.size(), 0u);
     ASSERT_LT(first.ids.size(), kListSize);
-    ExpectExactly(c.name + " (before the failure)", first.ids,
-                  std::vector<std::string>(original_->begin(), original_->begin() + first.ids.size()));
+    ExpectExactly(
+        c.name + " (before the failure)", first.ids,
+        std::vector<std::string>(original_->begin(), original_->begin() + first.ids.size()));
     ASSERT_FALSE(first.last_token.empty());
 
     ASSERT_EQ(sim_->Control("DELETE", "/_sim/faults").status, 200);
@@ -479,8 +502,8 @@ TEST_F(FaultTest, ExhaustedRetriesEndResumablyAndTheTokenResumesOnceTheFaultIsGo
     std::vector<std::string> all = first.ids;
     all.insert(all.end(), rest.ids.begin(), rest.ids.end());
     Report(c.name, all.size(), original_->size(),
-           absl::StrCat(first.ids.size(), " before ", first.status.error_code(), ", ", rest.ids.size(),
-                        " after the resume"));
+           absl::StrCat(first.ids.size(), " before ", first.status.error_code(), ", ",
+                        rest.ids.size(), " after the resume"));
     ExpectExactly(c.name, all, *original_);
   }
 }
@@ -510,7 +533,8 @@ TEST_F(FaultTest, ClientLibraryResumesAfterExhaustedRetries) {
   EXPECT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_EQ(result.resumes, 2);
   ASSERT_EQ(resumed_on.size(), 2u);
-  for (const grpc::Status& status : resumed_on) EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  for (const grpc::Status& status : resumed_on)
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   ExpectExactly("retries-exhausted-client-resume", ids, *original_);
 }
 
@@ -523,7 +547,8 @@ TEST_F(FaultTest, NonRetryableErrorsFailAtOnce) {
   const Case kCases[] = {
       {"403-first-page", "kind=status&code=403&count=-1", grpc::StatusCode::PERMISSION_DENIED, 1},
       {"404-first-page", "kind=status&code=404&count=-1", grpc::StatusCode::NOT_FOUND, 1},
-      {"403-mid-stream", "kind=status&code=403&count=-1&after=5", grpc::StatusCode::PERMISSION_DENIED, 6},
+      {"403-mid-stream", "kind=status&code=403&count=-1&after=5",
+       grpc::StatusCode::PERMISSION_DENIED, 6},
       {"404-mid-stream", "kind=status&code=404&count=-1&after=5", grpc::StatusCode::NOT_FOUND, 6},
   };
   StartGateway(BaseConfig());
@@ -535,14 +560,16 @@ TEST_F(FaultTest, NonRetryableErrorsFailAtOnce) {
     Result result = Stream(Request());
     EXPECT_EQ(result.status.error_code(), c.code) << result.status.error_message();
     EXPECT_EQ(sim_->ListRequests(), c.requests) << "a non-retryable answer must not be retried";
-    ExpectExactly(c.name, result.ids,
-                  std::vector<std::string>(original_->begin(),
-                                           original_->begin() + std::min(result.ids.size(), kListSize)));
+    ExpectExactly(
+        c.name, result.ids,
+        std::vector<std::string>(original_->begin(),
+                                 original_->begin() + std::min(result.ids.size(), kListSize)));
     if (c.requests == 1) {
       EXPECT_TRUE(result.ids.empty());
     }
     Report(c.name, result.ids.size(), result.ids.size(),
-           absl::StrCat("status ", result.status.error_code(), " after ", sim_->ListRequests(), " upstream requests"));
+           absl::StrCat("status ", result.status.error_code(), " after ", sim_->ListRequests(),
+                        " upstream requests"));
   }
 }
 
@@ -552,19 +579,23 @@ TEST_F(FaultTest, RetryAfterBeyondTheCallersDeadlineReturnsBeforeTheDeadline) {
   StartGateway(BaseConfig(retry));
   Baseline();
   const absl::Duration kDeadline = absl::Seconds(3);
-  for (const std::string& spec : {std::string("kind=status&code=429&retry_after=30&count=-1&after=3"),
-                                  std::string("kind=status&code=429&retry_after=30&retry_after_date=1&count=-1&after=3")}) {
+  for (const std::string& spec :
+       {std::string("kind=status&code=429&retry_after=30&count=-1&after=3"),
+        std::string("kind=status&code=429&retry_after=30&retry_after_date=1&count=-1&after=3")}) {
     SCOPED_TRACE(spec);
     ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
     AddFault(absl::StrCat(spec, "&list=", kList));
     Result result = Stream(Request(), kDeadline);
     EXPECT_EQ(result.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
         << result.status.error_message();
-    EXPECT_LT(result.elapsed, kDeadline - absl::Milliseconds(100)) << "waited until (or past) the deadline";
-    EXPECT_EQ(sim_->ListRequests(), 4) << "3 good pages, then one 429 whose Retry-After outlasts the deadline";
-    ExpectExactly("retry-after-beyond-deadline", result.ids,
-                  std::vector<std::string>(original_->begin(),
-                                           original_->begin() + std::min(result.ids.size(), kListSize)));
+    EXPECT_LT(result.elapsed, kDeadline - absl::Milliseconds(100))
+        << "waited until (or past) the deadline";
+    EXPECT_EQ(sim_->ListRequests(), 4)
+        << "3 good pages, then one 429 whose Retry-After outlasts the deadline";
+    ExpectExactly(
+        "retry-after-beyond-deadline", result.ids,
+        std::vector<std::string>(original_->begin(),
+                                 original_->begin() + std::min(result.ids.size(), kListSize)));
     Report(spec.find("date") == std::string::npos ? "retry-after-beyond-deadline"
                                                   : "retry-after-date-beyond-deadline",
            result.ids.size(), result.ids.size(),
@@ -583,7 +614,9 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
   ASSERT_EQ(original_->size(), kListSize);
   auto start_gateway = [](int port) {
     return contacts::testing::StartGatewayProcess(
-        *sim_, {.port = port, .client_id = kAppId, .client_secret = kSecret,
+        *sim_, {.port = port,
+                .client_id = kAppId,
+                .client_secret = kSecret,
                 .extra = {"--drain-timeout", "300ms", "--log-level", "info"}});
   };
   std::unique_ptr<ChildProcess> process = start_gateway(0);
@@ -617,8 +650,9 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
     absl::Duration took = absl::Now() - start;
     if (status != 0) {
       std::ifstream log(old_log);
-      std::cerr << "gateway log (exit status " << status << " after "
-                << absl::FormatDuration(took) << "):\n" << log.rdbuf() << "\n";
+      std::cerr << "gateway log (exit status " << status << " after " << absl::FormatDuration(took)
+                << "):\n"
+                << log.rdbuf() << "\n";
     }
     std::unique_ptr<ChildProcess> again;
     for (int attempt = 0; attempt < 5 && again == nullptr; ++attempt) {
@@ -650,7 +684,8 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
       *stub, Request(), options, [&](const StreamContactsResponse& response) {
         for (const auto& contact : response.contacts()) ids.push_back(contact.id());
         std::lock_guard<std::mutex> lock(mu);
-        if (!resumed_on.empty() && progress_again == absl::InfiniteFuture()) progress_again = absl::Now();
+        if (!resumed_on.empty() && progress_again == absl::InfiniteFuture())
+          progress_again = absl::Now();
         if (!restart && ids.size() >= 15000) {
           restart = true;
           restarted_at = ids.size();
@@ -665,15 +700,18 @@ TEST_F(FaultTest, GatewayRestartMidStreamLosesAndRepeatsNothing) {
   }
   restarter.join();
 
-  Report("gateway-restart", ids.size(), original_->size(),
-         absl::StrCat("status ", result.status.error_code(), " ", result.status.error_message(),
-                      "; resumed on: ", resumed_on.empty() ? "-" : resumed_on.front().error_message(),
-                      "; SIGTERM after ", restarted_at, " contacts, ", result.resumes, " resumes, stop took ",
-                      absl::FormatDuration(absl::Trunc(stop_took, absl::Milliseconds(1))), ", down for ",
-                      absl::FormatDuration(absl::Trunc(down_for, absl::Milliseconds(1))),
-                      ", first contact ", absl::FormatDuration(absl::Trunc(progress_again - back_at, absl::Milliseconds(1))),
-                      " after the new gateway was ready"));
-  EXPECT_TRUE(result.status.ok()) << result.status.error_code() << " " << result.status.error_message();
+  Report(
+      "gateway-restart", ids.size(), original_->size(),
+      absl::StrCat(
+          "status ", result.status.error_code(), " ", result.status.error_message(),
+          "; resumed on: ", resumed_on.empty() ? "-" : resumed_on.front().error_message(),
+          "; SIGTERM after ", restarted_at, " contacts, ", result.resumes, " resumes, stop took ",
+          absl::FormatDuration(absl::Trunc(stop_took, absl::Milliseconds(1))), ", down for ",
+          absl::FormatDuration(absl::Trunc(down_for, absl::Milliseconds(1))), ", first contact ",
+          absl::FormatDuration(absl::Trunc(progress_again - back_at, absl::Milliseconds(1))),
+          " after the new gateway was ready"));
+  EXPECT_TRUE(result.status.ok()) << result.status.error_code() << " "
+                                  << result.status.error_message();
   ASSERT_TRUE(restarted) << "the gateway did not start again on port " << port;
   EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0)
       << "the gateway did not exit 0 on SIGTERM (wait status " << exit_status << ")";

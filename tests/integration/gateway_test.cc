@@ -42,7 +42,7 @@ class GatewayTest : public ::contacts::testing::SimSuite {
     config.client_id = kAppId;
     config.client_secret = kSecret;
     config.authz.allow_unauthenticated = true;  // caller authorization: security_test.cc
-    config.rate.per_minute = 0;  // kore-sim here has no rate limit
+    config.rate.per_minute = 0;                 // kore-sim here has no rate limit
     return config;
   }
   void StartGateway(const Config& config) {
@@ -130,13 +130,17 @@ TEST_F(GatewayTest, PassThroughCredentialsReachTheUpstream) {
   config.client_id.clear();
   config.client_secret.clear();
   StartGateway(config);
-  std::string jwt = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"caller","appId":"cs-integration"})", kSecret);
-  Result ok = Stream(Request("cl-sim-120"), std::chrono::milliseconds(10000), {{"auth", jwt}, {"iid", kAppId}});
+  std::string jwt = SignHs256(R"({"alg":"HS256","typ":"JWT"})",
+                              R"({"sub":"caller","appId":"cs-integration"})", kSecret);
+  Result ok = Stream(Request("cl-sim-120"), std::chrono::milliseconds(10000),
+                     {{"auth", jwt}, {"iid", kAppId}});
   ASSERT_TRUE(ok.status.ok()) << ok.status.error_message();
   EXPECT_EQ(ok.ids, sim_->Ids("cl-sim-120"));
 
-  std::string forged = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"caller","appId":"cs-integration"})", "wrong");
-  Result denied = Stream(Request("cl-sim-120"), std::chrono::milliseconds(10000), {{"auth", forged}, {"iid", kAppId}});
+  std::string forged = SignHs256(R"({"alg":"HS256","typ":"JWT"})",
+                                 R"({"sub":"caller","appId":"cs-integration"})", "wrong");
+  Result denied = Stream(Request("cl-sim-120"), std::chrono::milliseconds(10000),
+                         {{"auth", forged}, {"iid", kAppId}});
   EXPECT_EQ(denied.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(denied.status.error_message(), HasSubstr("Invalid JWT token"));
   EXPECT_THAT(denied.status.error_message(), Not(HasSubstr(forged)));
@@ -154,7 +158,8 @@ TEST_F(GatewayTest, WrongSecretIsUnauthenticatedAndNeverEchoed) {
 
 TEST_F(GatewayTest, BadIdsGetInvalidArgumentNamingTheFieldAndNeverReachTheUpstream) {
   StartGateway();
-  const std::string kBad[] = {"", std::string(129, 'x'), "cl-\xff\xfe", "../x", "a/b", "%2F", "a\r\nb"};
+  const std::string kBad[] = {"",      std::string(129, 'x'), "cl-\xff\xfe", "../x", "a/b", "%2F",
+                              "a\r\nb"};
   for (const char* field : {"stream_id", "contact_list_id", "account_id"}) {
     for (const std::string& bad : kBad) {
       StreamContactsRequest request = Request("cl-sim-10");
@@ -162,7 +167,8 @@ TEST_F(GatewayTest, BadIdsGetInvalidArgumentNamingTheFieldAndNeverReachTheUpstre
       if (std::string(field) == "contact_list_id") request.set_contact_list_id(bad);
       if (std::string(field) == "account_id") request.set_account_id(bad);
       Result result = Stream(request, std::chrono::milliseconds(5000));
-      EXPECT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field << " " << bad;
+      EXPECT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+          << field << " " << bad;
       EXPECT_THAT(result.status.error_message(), HasSubstr(field)) << bad;
       EXPECT_TRUE(result.ids.empty());
     }
@@ -186,7 +192,8 @@ struct FaultCase {
 TEST_F(GatewayTest, MapsUpstreamFaultsOnTheFirstPage) {
   const FaultCase kCases[] = {
       {"kind=status&code=403", grpc::StatusCode::PERMISSION_DENIED, "HTTP 403"},
-      {"kind=status&code=429&retry_after=5&count=-1", grpc::StatusCode::RESOURCE_EXHAUSTED, "HTTP 429"},
+      {"kind=status&code=429&retry_after=5&count=-1", grpc::StatusCode::RESOURCE_EXHAUSTED,
+       "HTTP 429"},
       {"kind=status&code=500&count=-1", grpc::StatusCode::UNAVAILABLE, "HTTP 500"},
       {"kind=status&code=503&count=-1", grpc::StatusCode::UNAVAILABLE, "HTTP 503"},
       {"kind=reset&count=-1", grpc::StatusCode::UNAVAILABLE, "upstream"},
@@ -196,14 +203,16 @@ TEST_F(GatewayTest, MapsUpstreamFaultsOnTheFirstPage) {
   };
   // Persistent faults: retries (two quick attempts here) cannot help, and the code says what can.
   Config config = BaseConfig();
-  config.retry = RetryOptions{.max_attempts = 2, .initial_backoff = absl::Milliseconds(1),
+  config.retry = RetryOptions{.max_attempts = 2,
+                              .initial_backoff = absl::Milliseconds(1),
                               .max_retry_after = absl::Milliseconds(10)};
   StartGateway(config);
   for (const FaultCase& c : kCases) {
     ASSERT_EQ(sim_->Control("POST", "/_sim/reset").status, 200);
     ASSERT_EQ(sim_->Control("POST", "/_sim/faults?" + c.fault).status, 200) << c.fault;
     Result result = Stream(Request("cl-sim-500"), std::chrono::milliseconds(20000));
-    EXPECT_EQ(result.status.error_code(), c.code) << c.fault << ": " << result.status.error_message();
+    EXPECT_EQ(result.status.error_code(), c.code)
+        << c.fault << ": " << result.status.error_message();
     EXPECT_THAT(result.status.error_message(), HasSubstr(c.message)) << c.fault;
     if (c.code != grpc::StatusCode::PERMISSION_DENIED && c.code != grpc::StatusCode::DATA_LOSS) {
       EXPECT_THAT(result.status.error_message(), HasSubstr("gave up after 2 attempts")) << c.fault;
@@ -314,7 +323,8 @@ grpc::health::v1::HealthCheckResponse::ServingStatus Health(int port, const std:
 
 TEST_F(GatewayTest, DrainLetsStreamsInFlightFinish) {
   StartGateway();
-  ASSERT_EQ(Health(gateway_->port(), "contacts.v1.ContactService"), grpc::health::v1::HealthCheckResponse::SERVING);
+  ASSERT_EQ(Health(gateway_->port(), "contacts.v1.ContactService"),
+            grpc::health::v1::HealthCheckResponse::SERVING);
   ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=30&count=-1").status, 200);
   StreamContactsRequest request = Request("cl-sim-1000");  // 20 pages of 30 ms: about 0.6 s
   grpc::ClientContext context;
@@ -341,7 +351,8 @@ TEST_F(GatewayTest, DrainLetsStreamsInFlightFinish) {
 
 TEST_F(GatewayTest, DrainTurnsReadinessOffAndKeepsLivenessOn) {
   StartGateway();
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()), grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
+                                     grpc::InsecureChannelCredentials());
   auto health = grpc::health::v1::Health::NewStub(channel);
   struct Watch {
     grpc::ClientContext context;
@@ -391,7 +402,8 @@ TEST_F(GatewayTest, MaxConcurrentStreamsHoldsFurtherCallsOnTheConnection) {
 
   // The connection's only stream slot is taken: the second call waits for it until its deadline.
   Result held = Stream(Request("cl-sim-10"), std::chrono::milliseconds(1500));
-  EXPECT_EQ(held.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << held.status.error_message();
+  EXPECT_EQ(held.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << held.status.error_message();
   EXPECT_TRUE(held.ids.empty());
 
   context.TryCancel();

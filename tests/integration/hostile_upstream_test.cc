@@ -71,8 +71,8 @@ class HostileUpstream {
     return true;
   }
   static void SendResponse(int fd, const std::string& body) {
-    Send(fd, absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
-                          "\r\n\r\n", body));
+    Send(fd, absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ",
+                          body.size(), "\r\n\r\n", body));
   }
 
  private:
@@ -180,8 +180,8 @@ TEST_F(HostileUpstreamTest, MillionTinyContactsInOnePageAreRefused) {
 }
 
 TEST_F(HostileUpstreamTest, DeeplyNestedJsonWhereContactsAreReadIsRefused) {
-  std::string body = absl::StrCat(R"({"status":"success","data":{"results":)", std::string(100000, '['),
-                                   std::string(100000, ']'), "}}");
+  std::string body = absl::StrCat(R"({"status":"success","data":{"results":)",
+                                  std::string(100000, '['), std::string(100000, ']'), "}}");
   HostileUpstream upstream([&body](int fd) { HostileUpstream::SendResponse(fd, body); });
   grpc::Status status = StreamFrom(upstream);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
@@ -192,8 +192,9 @@ TEST_F(HostileUpstreamTest, DeeplyNestedJsonWhereContactsAreReadIsRefused) {
 
 TEST_F(HostileUpstreamTest, DeeplyNestedUnknownFieldIsSkippedWithoutRecursion) {
   // simdjson on-demand skips an unknown value by counting brackets: no stack, no allocation.
-  std::string body = absl::StrCat(R"({"status":"success","data":{"hasMore":false,"results":[{"_id":"c1","x":)",
-                                   std::string(1000000, '['), std::string(1000000, ']'), "}]}}");
+  std::string body =
+      absl::StrCat(R"({"status":"success","data":{"hasMore":false,"results":[{"_id":"c1","x":)",
+                   std::string(1000000, '['), std::string(1000000, ']'), "}]}}");
   HostileUpstream upstream([&body](int fd) { HostileUpstream::SendResponse(fd, body); });
   grpc::Status status = StreamFrom(upstream);
   EXPECT_TRUE(status.ok()) << status.error_message();
@@ -203,8 +204,9 @@ TEST_F(HostileUpstreamTest, DeeplyNestedUnknownFieldIsSkippedWithoutRecursion) {
 
 TEST_F(HostileUpstreamTest, InvalidUtf8InAContactIsRefused) {
   HostileUpstream upstream([](int fd) {
-    HostileUpstream::SendResponse(
-        fd, "{\"status\":\"success\",\"data\":{\"hasMore\":false,\"results\":[{\"_id\":\"c\xff\xfe\",\"phoneNumber\":\"+1\"}]}}");
+    HostileUpstream::SendResponse(fd,
+                                  "{\"status\":\"success\",\"data\":{\"hasMore\":false,\"results\":"
+                                  "[{\"_id\":\"c\xff\xfe\",\"phoneNumber\":\"+1\"}]}}");
   });
   grpc::Status status = StreamFrom(upstream);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
@@ -214,8 +216,9 @@ TEST_F(HostileUpstreamTest, InvalidUtf8InAContactIsRefused) {
 
 TEST_F(HostileUpstreamTest, OverlongFieldsAreRefused) {
   HostileUpstream upstream([](int fd) {
-    HostileUpstream::SendResponse(fd, absl::StrCat(R"({"status":"success","data":{"hasMore":false,"results":[{"_id":")",
-                                                   std::string(100000, 'x'), R"("}]}})"));
+    HostileUpstream::SendResponse(
+        fd, absl::StrCat(R"({"status":"success","data":{"hasMore":false,"results":[{"_id":")",
+                         std::string(100000, 'x'), R"("}]}})"));
   });
   grpc::Status status = StreamFrom(upstream);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
@@ -225,7 +228,9 @@ TEST_F(HostileUpstreamTest, OverlongFieldsAreRefused) {
 
 TEST_F(HostileUpstreamTest, RedirectsAreNotFollowed) {
   HostileUpstream upstream([](int fd) {
-    HostileUpstream::Send(fd, "HTTP/1.1 302 Found\r\nLocation: https://attacker.example/steal\r\nContent-Length: 0\r\n\r\n");
+    HostileUpstream::Send(fd,
+                          "HTTP/1.1 302 Found\r\nLocation: "
+                          "https://attacker.example/steal\r\nContent-Length: 0\r\n\r\n");
   });
   grpc::Status status = StreamFrom(upstream);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);

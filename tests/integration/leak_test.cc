@@ -44,10 +44,11 @@ std::string CommandOutput(const std::string& command) {
 }
 
 std::string CredentialsJson(const std::string& hash) {
-  return absl::StrCat(R"({"accounts": {"acct-ok": {"client_id": "cs-leak", "client_secret": ")", kFileSecret,
-                      R"("}, "acct-wrong": {"client_id": "cs-leak", "client_secret": ")", kWrongSecret,
-                      R"("}}, "callers": [{"name": "svc-leak", "token_sha256": ")", hash,
-                      R"(", "accounts": ["*"]}]})");
+  return absl::StrCat(R"({"accounts": {"acct-ok": {"client_id": "cs-leak", "client_secret": ")",
+                      kFileSecret,
+                      R"("}, "acct-wrong": {"client_id": "cs-leak", "client_secret": ")",
+                      kWrongSecret, R"("}}, "callers": [{"name": "svc-leak", "token_sha256": ")",
+                      hash, R"(", "accounts": ["*"]}]})");
 }
 
 TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
@@ -68,13 +69,13 @@ TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
                        "--retry-attempts", "1", "--log-level", "debug"}});
   ASSERT_NE(gateway, nullptr);
 
-  const std::string minted_like = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"x","appId":"cs-leak"})",
-                                            kFileSecret);
-  const std::string forged = SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"x","appId":"cs-leak"})",
-                                       kWrongSecret);
+  const std::string minted_like =
+      SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"x","appId":"cs-leak"})", kFileSecret);
+  const std::string forged =
+      SignHs256(R"({"alg":"HS256","typ":"JWT"})", R"({"sub":"x","appId":"cs-leak"})", kWrongSecret);
   std::vector<std::string> seen;  // every status message callers got
-  auto stub = contacts::v1::ContactService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway->port()), grpc::InsecureChannelCredentials()));
+  auto stub = contacts::v1::ContactService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", gateway->port()), grpc::InsecureChannelCredentials()));
   auto call = [&](const std::string& account, std::multimap<std::string, std::string> metadata) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
@@ -93,50 +94,59 @@ TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
   };
   const std::string bearer = absl::StrCat("Bearer ", kCallerToken);
   EXPECT_EQ(call("acct-ok", {{"authorization", bearer}}), grpc::StatusCode::OK);
-  EXPECT_EQ(call("acct-wrong", {{"authorization", bearer}}), grpc::StatusCode::UNAUTHENTICATED);  // upstream 401
-  EXPECT_EQ(call("acct-env", {{"authorization", bearer}}), grpc::StatusCode::UNAUTHENTICATED);    // unknown app
+  EXPECT_EQ(call("acct-wrong", {{"authorization", bearer}}),
+            grpc::StatusCode::UNAUTHENTICATED);  // upstream 401
+  EXPECT_EQ(call("acct-env", {{"authorization", bearer}}),
+            grpc::StatusCode::UNAUTHENTICATED);  // unknown app
   EXPECT_EQ(call("acct-ok", {{"authorization", absl::StrCat("Bearer ", kFileSecret)}}),
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(call("acct-ok", {}), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(call("acct-ok", {{"auth", minted_like}, {"iid", "cs-leak"}}), grpc::StatusCode::OK);
-  EXPECT_EQ(call("acct-ok", {{"auth", forged}, {"iid", "cs-leak"}}), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(call("acct-ok", {{"auth", forged}, {"iid", "cs-leak"}}),
+            grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(call("acct-ok", {{"auth", minted_like}}), grpc::StatusCode::INVALID_ARGUMENT);
 
   // A reload that fails, with secrets in the broken file.
-  WriteAtomically(credentials, absl::StrCat(R"({"accounts": {"acct-ok": {"client_secret": [")", kFileSecret,
-                                           R"("]}}, ")", kWrongSecret, R"(": 1})"));
+  WriteAtomically(credentials, absl::StrCat(R"({"accounts": {"acct-ok": {"client_secret": [")",
+                                            kFileSecret, R"("]}}, ")", kWrongSecret, R"(": 1})"));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(call("acct-ok", {{"authorization", bearer}}), grpc::StatusCode::OK);  // old file kept
   const contacts::testing::HttpResult metrics =
       contacts::testing::HttpRequest("GET", gateway->admin_port(), "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_EQ(gateway->Stop(SIGTERM), 0);
-  std::vector<std::pair<std::string, std::string>> outputs = {{"gateway log", ReadFile(gateway->stdout_path())},
-                                                              {"gateway stderr", ReadFile(gateway->log_path())},
-                                                              {"/metrics", metrics.body}};
+  std::vector<std::pair<std::string, std::string>> outputs = {
+      {"gateway log", ReadFile(gateway->stdout_path())},
+      {"gateway stderr", ReadFile(gateway->log_path())},
+      {"/metrics", metrics.body}};
   unsetenv("CONTACTS_GATEWAY_CLIENT_SECRET");
 
   for (const std::string& status : seen) outputs.emplace_back("status seen by a caller", status);
   // --help with secrets in the environment and on the command line.
-  outputs.emplace_back("--help", CommandOutput(absl::StrCat("CONTACTS_GATEWAY_CLIENT_SECRET=", kEnvSecret, " ", GATEWAY_PATH,
-                                                  " --client-secret=", kArgSecret, " --help")));
+  outputs.emplace_back("--help", CommandOutput(absl::StrCat(
+                                     "CONTACTS_GATEWAY_CLIENT_SECRET=", kEnvSecret, " ",
+                                     GATEWAY_PATH, " --client-secret=", kArgSecret, " --help")));
   // Configuration errors with secrets around.
-  outputs.emplace_back("bad upstream", CommandOutput(absl::StrCat(GATEWAY_PATH, " --client-id x --client-secret ", kArgSecret,
-                                                        " --upstream ftp://example.com")));
+  outputs.emplace_back("bad upstream",
+                       CommandOutput(absl::StrCat(GATEWAY_PATH, " --client-id x --client-secret ",
+                                                  kArgSecret, " --upstream ftp://example.com")));
   outputs.emplace_back("bad flag after a secret",
-                       CommandOutput(absl::StrCat(GATEWAY_PATH, " --client-secret=", kArgSecret, " --page-size=-1")));
-  outputs.emplace_back("bad credentials file",
-                       CommandOutput(absl::StrCat(GATEWAY_PATH, " --listen 127.0.0.1:0 --admin-listen= --credentials-file ",
-                                                  credentials)));
+                       CommandOutput(absl::StrCat(GATEWAY_PATH, " --client-secret=", kArgSecret,
+                                                  " --page-size=-1")));
+  outputs.emplace_back(
+      "bad credentials file",
+      CommandOutput(absl::StrCat(
+          GATEWAY_PATH, " --listen 127.0.0.1:0 --admin-listen= --credentials-file ", credentials)));
   EXPECT_THAT(outputs[0].second, HasSubstr("stream ended"));  // the log was captured
   EXPECT_THAT(outputs[2].second, HasSubstr("grpc_server_handled_total"));
   EXPECT_THAT(outputs[0].second, HasSubstr("keeping the credentials loaded before"));
   EXPECT_THAT(outputs.back().second, HasSubstr("credentials file"));
 
   for (const auto& [where, text] : outputs) {
-    for (const std::string& secret : {std::string(kFileSecret), std::string(kWrongSecret), std::string(kEnvSecret),
-                                      std::string(kArgSecret), std::string(kCallerToken), minted_like, forged,
-                                      std::string("eyJhbGciOiJIUzI1NiIs")}) {  // any JWT's header
+    for (const std::string& secret :
+         {std::string(kFileSecret), std::string(kWrongSecret), std::string(kEnvSecret),
+          std::string(kArgSecret), std::string(kCallerToken), minted_like, forged,
+          std::string("eyJhbGciOiJIUzI1NiIs")}) {  // any JWT's header
       EXPECT_THAT(text, Not(HasSubstr(secret))) << where << " leaks " << secret << ":\n" << text;
     }
   }

@@ -30,7 +30,8 @@ using ::testing::Not;
 constexpr char kAppId[] = "cs-observability";
 constexpr char kSecret[] = "obs-secret-Zq81xW";
 constexpr char kStream[] =
-    "grpc_type=\"server_stream\",grpc_service=\"contacts.v1.ContactService\",grpc_method=\"StreamContacts\"";
+    "grpc_type=\"server_stream\",grpc_service=\"contacts.v1.ContactService\",grpc_method="
+    "\"StreamContacts\"";
 
 // The value of the sample `series` (name{labels}) in a scrape; 0 when absent.
 double Value(const std::string& scrape, const std::string& series) {
@@ -51,12 +52,13 @@ class ObservabilityTest : public ::testing::Test {
     sim_ = KoreSim::Start({"--app", absl::StrCat(kAppId, "=", kSecret)});
     ASSERT_NE(sim_, nullptr);
     gateway_ = contacts::testing::StartGatewayProcess(
-        *sim_, {.client_id = kAppId, .client_secret = kSecret,
+        *sim_, {.client_id = kAppId,
+                .client_secret = kSecret,
                 .extra = {"--retry-initial-backoff", "10ms", "--log-level", "debug"}});
     ASSERT_NE(gateway_, nullptr);
     ASSERT_NE(gateway_->admin_port(), 0) << "the ready line names no admin port";
-    channel_ =
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()), grpc::InsecureChannelCredentials());
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
+                                   grpc::InsecureChannelCredentials());
     stub_ = contacts::v1::ContactService::NewStub(channel_);
   }
 
@@ -112,7 +114,9 @@ TEST_F(ObservabilityTest, StreamMovesTheGrpcAndGatewayCounters) {
   ASSERT_EQ(pages, 13);  // ceil(1234 / 100)
   const std::string after = Scrape();
 
-  auto delta = [&](const std::string& series) { return Value(after, series) - Value(before, series); };
+  auto delta = [&](const std::string& series) {
+    return Value(after, series) - Value(before, series);
+  };
   EXPECT_EQ(delta(absl::StrCat("grpc_server_started_total{", kStream, "}")), 1);
   EXPECT_EQ(delta(absl::StrCat("grpc_server_handled_total{", kStream, ",grpc_code=\"OK\"}")), 1);
   EXPECT_EQ(delta(absl::StrCat("grpc_server_msg_received_total{", kStream, "}")), 1);
@@ -136,7 +140,8 @@ TEST_F(ObservabilityTest, StreamMovesTheGrpcAndGatewayCounters) {
   ASSERT_EQ(buckets.size(), 12u);  // 11 bounds and +Inf
   EXPECT_TRUE(std::is_sorted(buckets.begin(), buckets.end()));
   EXPECT_EQ(last_le, "+Inf");
-  EXPECT_EQ(buckets.back(), Value(after, absl::StrCat("grpc_server_handling_seconds_count{", kStream, "}")));
+  EXPECT_EQ(buckets.back(),
+            Value(after, absl::StrCat("grpc_server_handling_seconds_count{", kStream, "}")));
 
   // The stream's OnDone may trail the caller's Finish by a moment.
   double active = -1;
@@ -152,22 +157,30 @@ TEST_F(ObservabilityTest, InvalidArgumentIsCountedWithItsCodeAndNoUpstreamReques
   Result result = Stream(Request("../etc"));
   ASSERT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   const std::string after = Scrape();
-  auto delta = [&](const std::string& series) { return Value(after, series) - Value(before, series); };
+  auto delta = [&](const std::string& series) {
+    return Value(after, series) - Value(before, series);
+  };
   EXPECT_EQ(delta(absl::StrCat("grpc_server_started_total{", kStream, "}")), 1);
-  EXPECT_EQ(delta(absl::StrCat("grpc_server_handled_total{", kStream, ",grpc_code=\"InvalidArgument\"}")), 1);
+  EXPECT_EQ(
+      delta(absl::StrCat("grpc_server_handled_total{", kStream, ",grpc_code=\"InvalidArgument\"}")),
+      1);
   EXPECT_EQ(delta(absl::StrCat("grpc_server_handled_total{", kStream, ",grpc_code=\"OK\"}")), 0);
   EXPECT_EQ(delta(absl::StrCat("grpc_server_msg_sent_total{", kStream, "}")), 0);
   EXPECT_EQ(delta("contacts_gateway_upstream_request_duration_seconds_count"), 0);
 }
 
 TEST_F(ObservabilityTest, RetriedUpstreamFailureIsCountedByStatusAndCode) {
-  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=status&code=503&count=1&list=cl-sim-120").status, 200);
+  ASSERT_EQ(
+      sim_->Control("POST", "/_sim/faults?kind=status&code=503&count=1&list=cl-sim-120").status,
+      200);
   const std::string before = Scrape();
   Result result = Stream(Request("cl-sim-120"));
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_EQ(result.contacts, 120);
   const std::string after = Scrape();
-  auto delta = [&](const std::string& series) { return Value(after, series) - Value(before, series); };
+  auto delta = [&](const std::string& series) {
+    return Value(after, series) - Value(before, series);
+  };
   EXPECT_EQ(delta("contacts_gateway_upstream_requests_total{code=\"503\"}"), 1);
   EXPECT_EQ(delta("contacts_gateway_upstream_requests_total{code=\"200\"}"), 3);  // 50 + 50 + 20
   EXPECT_EQ(delta("contacts_gateway_upstream_retries_total{code=\"UNAVAILABLE\"}"), 1);
@@ -184,7 +197,9 @@ TEST_F(ObservabilityTest, HealthChecksAreCountedAsUnaryCalls) {
   const std::string after = Scrape();
   const std::string labels =
       "grpc_type=\"unary\",grpc_service=\"grpc.health.v1.Health\",grpc_method=\"Check\"";
-  auto delta = [&](const std::string& series) { return Value(after, series) - Value(before, series); };
+  auto delta = [&](const std::string& series) {
+    return Value(after, series) - Value(before, series);
+  };
   EXPECT_EQ(delta(absl::StrCat("grpc_server_started_total{", labels, "}")), 1);
   EXPECT_EQ(delta(absl::StrCat("grpc_server_handled_total{", labels, ",grpc_code=\"OK\"}")), 1);
   EXPECT_EQ(delta(absl::StrCat("grpc_server_msg_received_total{", labels, "}")), 1);
@@ -197,7 +212,9 @@ TEST_F(ObservabilityTest, AdminPortServesMetricsAndHealthzOnly) {
   EXPECT_EQ(healthz.body, "ok\n");
   std::string metrics = Scrape();
   EXPECT_THAT(metrics, HasSubstr("# TYPE grpc_server_handled_total counter\n"));
-  EXPECT_THAT(metrics, HasSubstr("# HELP contacts_gateway_active_streams StreamContacts calls in flight.\n"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr("# HELP contacts_gateway_active_streams StreamContacts calls in flight.\n"));
   EXPECT_EQ(HttpRequest("GET", gateway_->admin_port(), "/metrics?x=1").status, 200);
   EXPECT_EQ(HttpRequest("GET", gateway_->admin_port(), "/nothing").status, 404);
   EXPECT_EQ(HttpRequest("POST", gateway_->admin_port(), "/metrics").status, 405);

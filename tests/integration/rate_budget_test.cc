@@ -30,8 +30,8 @@ constexpr int kPageSize = 100;
 class RateBudgetTest : public ::contacts::testing::SimSuite {
  protected:
   static void SetUpTestSuite() {
-    sim_ = KoreSim::Start(
-        {"--app", absl::StrCat(kAppId, "=", kSecret), "--rate-limit", std::to_string(kSimPerMinute)});
+    sim_ = KoreSim::Start({"--app", absl::StrCat(kAppId, "=", kSecret), "--rate-limit",
+                           std::to_string(kSimPerMinute)});
     ASSERT_NE(sim_, nullptr);
   }
 
@@ -106,8 +106,8 @@ TEST_F(RateBudgetTest, ConcurrentStreamsOfOneListCostAboutOneStream) {
   }
   const std::string stats = sim_->Stats();
   const int64_t ten_streams = KoreSim::StatsNumber(stats, "list_requests");
-  std::cout << "10 concurrent streams of " << list << ": " << ten_streams << " upstream requests (one stream: "
-            << one_stream << ")" << std::endl;
+  std::cout << "10 concurrent streams of " << list << ": " << ten_streams
+            << " upstream requests (one stream: " << one_stream << ")" << std::endl;
   EXPECT_LE(ten_streams, one_stream * 11 / 10);
   EXPECT_EQ(KoreSim::StatsNumber(stats, "429", /*absent=*/0), 0);
 }
@@ -132,7 +132,8 @@ TEST_F(RateBudgetTest, BudgetJustUnderTheLimitDrawsNo429AndIsSpent) {
   // The first request of the burst is free; the rest are paced at the budget's rate.
   const double used = static_cast<double>(requests - 1) / (absl::ToDoubleMinutes(elapsed) * budget);
   std::cout << requests << " upstream requests in " << absl::FormatDuration(elapsed) << ": "
-            << static_cast<int>(used * 100) << "% of the budget (" << budget << "/min)" << std::endl;
+            << static_cast<int>(used * 100) << "% of the budget (" << budget << "/min)"
+            << std::endl;
   EXPECT_GE(requests, 4 * 20);
   EXPECT_LE(used, 1.0 + 1e-9);  // never faster than the budget
 }

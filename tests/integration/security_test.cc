@@ -36,18 +36,22 @@ class SecurityTest : public ::contacts::testing::SimSuite {
   static void SetUpTestSuite() {
     dir_ = new std::string(contacts::testing::TempDir());
     ASSERT_TRUE(contacts::testing::MakeTestCertificates(*dir_));
-    sim_ = KoreSim::Start({"--app", absl::StrCat("cs-a=", kSecretA), "--app", absl::StrCat("cs-b=", kSecretB)},
-                          KoreSim::Tls{.dir = *dir_});
+    sim_ = KoreSim::Start(
+        {"--app", absl::StrCat("cs-a=", kSecretA), "--app", absl::StrCat("cs-b=", kSecretB)},
+        KoreSim::Tls{.dir = *dir_});
     ASSERT_NE(sim_, nullptr);
   }
 
   // svc-a may read acct-a, svc-b acct-b, svc-m (mTLS, CN=svc-m) both.
   static std::string CredentialsJson(const std::string& svc_a_accounts = R"(["acct-a"])") {
-    return absl::StrCat(R"({"accounts": {"acct-a": {"client_id": "cs-a", "client_secret": ")", kSecretA, R"("},
-                                        "acct-b": {"client_id": "cs-b", "client_secret": ")", kSecretB, R"(", "jti": true}},
-                           "callers": [{"name": "svc-a", "token_sha256": ")", Sha256Hex(kTokenA), R"(", "accounts": )",
-                        svc_a_accounts, R"(},
-                                       {"name": "svc-b", "token_sha256": ")", Sha256Hex(kTokenB), R"(", "accounts": ["acct-b"]},
+    return absl::StrCat(R"({"accounts": {"acct-a": {"client_id": "cs-a", "client_secret": ")",
+                        kSecretA, R"("},
+                                        "acct-b": {"client_id": "cs-b", "client_secret": ")",
+                        kSecretB, R"(", "jti": true}},
+                           "callers": [{"name": "svc-a", "token_sha256": ")",
+                        Sha256Hex(kTokenA), R"(", "accounts": )", svc_a_accounts, R"(},
+                                       {"name": "svc-b", "token_sha256": ")",
+                        Sha256Hex(kTokenB), R"(", "accounts": ["acct-b"]},
                                        {"name": "svc-m", "mtls_subject": "CN=svc-m", "accounts": ["*"]}]})");
   }
 
@@ -68,7 +72,8 @@ class SecurityTest : public ::contacts::testing::SimSuite {
     gateway_ = *std::move(gateway);
   }
   std::shared_ptr<grpc::Channel> PlainChannel() {
-    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()), grpc::InsecureChannelCredentials());
+    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
+                               grpc::InsecureChannelCredentials());
   }
   // A TLS channel to the gateway as "localhost", trusting `ca` and presenting `client` (a
   // certificate name in dir_) if given.
@@ -81,11 +86,12 @@ class SecurityTest : public ::contacts::testing::SimSuite {
     }
     grpc::ChannelArguments args;
     args.SetSslTargetNameOverride("localhost");
-    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", gateway_->port()), grpc::SslCredentials(options),
-                                     args);
+    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
+                                     grpc::SslCredentials(options), args);
   }
 
-  static StreamContactsRequest Request(const std::string& account, const std::string& list = "cl-sim-120") {
+  static StreamContactsRequest Request(const std::string& account,
+                                       const std::string& list = "cl-sim-120") {
     StreamContactsRequest request;
     request.set_stream_id("st-security");
     request.set_contact_list_id(list);
@@ -97,8 +103,8 @@ class SecurityTest : public ::contacts::testing::SimSuite {
     grpc::Status status;
     std::vector<std::string> ids;
   };
-  static Result Stream(const std::shared_ptr<grpc::Channel>& channel, const StreamContactsRequest& request,
-                       const std::string& token = "") {
+  static Result Stream(const std::shared_ptr<grpc::Channel>& channel,
+                       const StreamContactsRequest& request, const std::string& token = "") {
     Result result;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
@@ -186,14 +192,18 @@ TEST_F(SecurityTest, MutualTlsRefusesCallersWithoutAClientCertificateOrFromAnoth
   ASSERT_TRUE(MakeCertificate(*dir_, "ca", "svc-m", "svc-m"));
   ASSERT_TRUE(MakeCertificate(*dir_, "other-ca", "intruder", "svc-m"));
   Config config = BaseConfig();
-  config.tls = {.cert_file = *dir_ + "/server.pem", .key_file = *dir_ + "/server.key",
-                .client_ca_file = *dir_ + "/ca.pem", .require_client_cert = true};
+  config.tls = {.cert_file = *dir_ + "/server.pem",
+                .key_file = *dir_ + "/server.key",
+                .client_ca_file = *dir_ + "/ca.pem",
+                .require_client_cert = true};
   StartGateway(config);
 
   Result without = Stream(TlsChannel("ca"), Request("acct-a"));
-  EXPECT_EQ(without.status.error_code(), grpc::StatusCode::UNAVAILABLE) << without.status.error_message();
+  EXPECT_EQ(without.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << without.status.error_message();
   Result other_ca = Stream(TlsChannel("ca", "intruder"), Request("acct-a"));
-  EXPECT_EQ(other_ca.status.error_code(), grpc::StatusCode::UNAVAILABLE) << other_ca.status.error_message();
+  EXPECT_EQ(other_ca.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << other_ca.status.error_message();
   Result plaintext = Stream(PlainChannel(), Request("acct-a"));
   EXPECT_EQ(plaintext.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(sim_->ListRequests(), 0);
@@ -218,7 +228,9 @@ TEST_F(SecurityTest, RotatedServerCertificateIsPickedUpWhileAStreamContinues) {
   install("old-server");
   Config config = BaseConfig();
   config.authz.allow_unauthenticated = true;
-  config.tls = {.cert_file = tls + "/tls.crt", .key_file = tls + "/tls.key", .client_ca_file = "",
+  config.tls = {.cert_file = tls + "/tls.crt",
+                .key_file = tls + "/tls.key",
+                .client_ca_file = "",
                 .reload_interval = absl::Seconds(1)};
   config.stream.prefetch_pages = 1;  // 200 pages of 20 ms: the stream outlives the rotation
   StartGateway(config);
@@ -261,8 +273,8 @@ TEST_F(SecurityTest, RotatedServerCertificateIsPickedUpWhileAStreamContinues) {
 
 TEST_F(SecurityTest, RefusesAnExpiredUpstreamCertificate) {
   ASSERT_TRUE(MakeCertificate(*dir_, "ca", "expired", "localhost", -1));
-  std::unique_ptr<KoreSim> expired_sim =
-      KoreSim::Start({"--app", absl::StrCat("cs-a=", kSecretA)}, KoreSim::Tls{.dir = *dir_, .name = "expired"});
+  std::unique_ptr<KoreSim> expired_sim = KoreSim::Start(
+      {"--app", absl::StrCat("cs-a=", kSecretA)}, KoreSim::Tls{.dir = *dir_, .name = "expired"});
   ASSERT_NE(expired_sim, nullptr);
   Config config = BaseConfig();
   config.upstream.base_url = expired_sim->base_url();

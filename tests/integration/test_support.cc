@@ -1,10 +1,10 @@
 #include "tests/integration/test_support.h"
 
 #include <fcntl.h>
+#include <openssl/sha.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
-#include <openssl/sha.h>
 #include <unistd.h>
 
 #include <boost/asio/connect.hpp>
@@ -22,10 +22,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 
 namespace contacts::testing {
@@ -105,8 +105,8 @@ std::unique_ptr<ChildProcess> ChildProcess::Start(const std::vector<std::string>
     fclose(copy);
   });
   if (child->port_ == 0) {
-    ADD_FAILURE() << args[0] << " did not report a listening port; see " << child->stdout_path_ << " and "
-                  << child->log_path_;
+    ADD_FAILURE() << args[0] << " did not report a listening port; see " << child->stdout_path_
+                  << " and " << child->log_path_;
     return nullptr;
   }
   return child;
@@ -148,7 +148,8 @@ bool MakeTestCertificates(const std::string& dir) {
       "printf 'subjectAltName=DNS:localhost\\n' > san.ext;",
       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
       "-extfile san.ext -out server.pem 2>/dev/null");
-  int rc = std::system(absl::StrCat("bash -c \"", absl::StrReplaceAll(script, {{"\"", "\\\""}}), "\"").c_str());
+  int rc = std::system(
+      absl::StrCat("bash -c \"", absl::StrReplaceAll(script, {{"\"", "\\\""}}), "\"").c_str());
   EXPECT_EQ(rc, 0) << "openssl could not make the test certificates";
   return rc == 0;
 }
@@ -156,26 +157,29 @@ bool MakeTestCertificates(const std::string& dir) {
 bool MakeCertificate(const std::string& dir, const std::string& ca, const std::string& name,
                      const std::string& common_name, int days) {
   std::string script = absl::StrCat(
-      "set -e; cd '", dir, "';",
-      "[ -f ", ca, ".pem ] || openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=", ca,
-      " -keyout ", ca, ".key -out ", ca, ".pem 2>/dev/null;",
-      "openssl req -newkey rsa:2048 -nodes -subj /CN=", common_name, " -keyout ", name, ".key -out ", name,
-      ".csr 2>/dev/null;",
-      "printf 'subjectAltName=DNS:", common_name, "\\n' > ", name, ".ext;",
-      "openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca, ".key -CAcreateserial -days ", days,
-      " -extfile ", name, ".ext -out ", name, ".pem 2>/dev/null");
-  int rc = std::system(absl::StrCat("bash -c \"", absl::StrReplaceAll(script, {{"\"", "\\\""}}), "\"").c_str());
+      "set -e; cd '", dir, "';", "[ -f ", ca,
+      ".pem ] || openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=", ca, " -keyout ", ca,
+      ".key -out ", ca, ".pem 2>/dev/null;",
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=", common_name, " -keyout ", name,
+      ".key -out ", name, ".csr 2>/dev/null;", "printf 'subjectAltName=DNS:", common_name,
+      "\\n' > ", name, ".ext;", "openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca,
+      ".key -CAcreateserial -days ", days, " -extfile ", name, ".ext -out ", name,
+      ".pem 2>/dev/null");
+  int rc = std::system(
+      absl::StrCat("bash -c \"", absl::StrReplaceAll(script, {{"\"", "\\\""}}), "\"").c_str());
   EXPECT_EQ(rc, 0) << "openssl could not make the certificate " << name;
   return rc == 0;
 }
 
 int64_t ResidentBytes(pid_t pid) {
-  std::ifstream status(pid == 0 ? std::string("/proc/self/status") : absl::StrCat("/proc/", pid, "/status"));
+  std::ifstream status(pid == 0 ? std::string("/proc/self/status")
+                                : absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
     int64_t kb = 0;
     if (line.rfind("VmRSS:", 0) == 0 &&
-        absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")), &kb)) {
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")),
+                         &kb)) {
       return kb * 1024;
     }
   }
@@ -185,7 +189,8 @@ int64_t ResidentBytes(pid_t pid) {
 HttpResult HttpRequest(const std::string& method, int port, const std::string& target,
                        const std::string& ca_file) {
   asio::io_context io;
-  asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+  asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"),
+                                   static_cast<unsigned short>(port));
   http::request<http::empty_body> request{http::string_to_verb(method), target, 11};
   request.set(http::field::host, "localhost");
   http::response<http::string_body> response;
@@ -228,10 +233,12 @@ void WriteAtomically(const std::string& path, const std::string& content) {
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
-std::unique_ptr<KoreSim> KoreSim::Start(const std::vector<std::string>& flags, const std::optional<Tls>& tls) {
+std::unique_ptr<KoreSim> KoreSim::Start(const std::vector<std::string>& flags,
+                                        const std::optional<Tls>& tls) {
   auto sim = std::unique_ptr<KoreSim>(new KoreSim());
   std::vector<std::string> args = {KORE_SIM_PATH, "--listen", "127.0.0.1:0", "--quiet"};
   if (tls) {
@@ -246,7 +253,8 @@ std::unique_ptr<KoreSim> KoreSim::Start(const std::vector<std::string>& flags, c
 }
 
 std::string KoreSim::base_url() const {
-  return ca_file_.empty() ? absl::StrCat("http://127.0.0.1:", port()) : absl::StrCat("https://localhost:", port());
+  return ca_file_.empty() ? absl::StrCat("http://127.0.0.1:", port())
+                          : absl::StrCat("https://localhost:", port());
 }
 
 HttpResult KoreSim::Control(const std::string& method, const std::string& target) const {
@@ -267,10 +275,12 @@ int64_t KoreSim::StatsNumber(const std::string& stats, const std::string& key, i
   return at == std::string::npos ? absent : std::stoll(stats.substr(at + label.size()));
 }
 
-std::unique_ptr<ChildProcess> StartGatewayProcess(const KoreSim& upstream, const GatewayFlags& flags) {
-  std::vector<std::string> args = {GATEWAY_PATH, "--listen", absl::StrCat("127.0.0.1:", flags.port),
-                                   "--admin-listen", "127.0.0.1:0", "--upstream", upstream.base_url(),
-                                   "--rate-limit", "0"};
+std::unique_ptr<ChildProcess> StartGatewayProcess(const KoreSim& upstream,
+                                                  const GatewayFlags& flags) {
+  std::vector<std::string> args = {
+      GATEWAY_PATH,        "--listen",     absl::StrCat("127.0.0.1:", flags.port),
+      "--admin-listen",    "127.0.0.1:0",  "--upstream",
+      upstream.base_url(), "--rate-limit", "0"};
   if (upstream.ca_file().empty()) {
     args.push_back("--upstream-allow-plain-http");
   } else {

@@ -117,16 +117,17 @@ class KoreSim {
 // What a test chooses of the gateway binary's command line. Every member has an initializer, so
 // that designated initializers may leave any out (-Wmissing-field-initializers).
 struct GatewayFlags {
-  int port = 0;                      // --listen 127.0.0.1:port; 0 for any
-  std::string client_id{};           // --client-id, when set
-  std::string client_secret{};       // --client-secret-file (a file written for it), when set
+  int port = 0;                 // --listen 127.0.0.1:port; 0 for any
+  std::string client_id{};      // --client-id, when set
+  std::string client_secret{};  // --client-secret-file (a file written for it), when set
   bool allow_unauthenticated_callers = true;
   std::vector<std::string> extra{};  // last on the command line
 };
 // Starts the contacts-gateway binary against `upstream` (its URL and CA, or plain HTTP allowed),
 // with an admin port (admin_port()), no rate limit of its own (--rate-limit 0) and `flags`.
 // Fails the current test (and returns nullptr) when it does not start.
-std::unique_ptr<ChildProcess> StartGatewayProcess(const KoreSim& upstream, const GatewayFlags& flags = {});
+std::unique_ptr<ChildProcess> StartGatewayProcess(const KoreSim& upstream,
+                                                  const GatewayFlags& flags = {});
 
 }  // namespace contacts::testing
 

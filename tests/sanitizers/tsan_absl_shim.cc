@@ -48,7 +48,7 @@ F Real(const char* symbol) {
 }
 
 // Member functions called as free functions with `this` first (Itanium C++ ABI).
-#define CONTACTS_REAL(ret, mangled, ...)                                \
+#define CONTACTS_REAL(ret, mangled, ...) \
   static const auto real = Real<ret (*)(__VA_ARGS__)>(mangled)
 
 }  // namespace
@@ -95,7 +95,8 @@ void Mutex::ReaderUnlock() {
 }
 
 void Mutex::LockWhen(const Condition& cond) {
-  CONTACTS_REAL(void, "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE", Mutex*, const Condition&);
+  CONTACTS_REAL(void, "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE", Mutex*,
+                const Condition&);
   real(this, cond);
   Acquired(this);
 }
@@ -183,8 +184,8 @@ bool CondVar::WaitWithTimeout(Mutex* mu, absl::Duration timeout) {
 }
 
 bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline) {
-  CONTACTS_REAL(bool, "_ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE",
-                CondVar*, Mutex*, absl::Time);
+  CONTACTS_REAL(bool, "_ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE", CondVar*,
+                Mutex*, absl::Time);
   Releasing(mu);
   const bool timed_out = real(this, mu, deadline);
   Acquired(mu);

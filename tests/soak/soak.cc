@@ -1,9 +1,10 @@
 // Soak: the real contacts-gateway process against the real kore-sim process, with >= 200
 // concurrent streams for SOAK_SECONDS (default 120) under a random mix of count-limited kore-sim
 // faults and client cancellations. Every stream must end OK with exactly the expected ids in order,
-// or with a resumable status (UNAVAILABLE / RESOURCE_EXHAUSTED, or DATA_LOSS after a page that stayed
-// unreadable through the gateway's retries: resumed with its token, and then still exact), or CANCELLED when the test cancelled it. The gateway's RSS, threads and open
-// sockets are measured after warm-up and after the streams drained: they must come back.
+// or with a resumable status (UNAVAILABLE / RESOURCE_EXHAUSTED, or DATA_LOSS after a page that
+// stayed unreadable through the gateway's retries: resumed with its token, and then still exact),
+// or CANCELLED when the test cancelled it. The gateway's RSS, threads and open sockets are measured
+// after warm-up and after the streams drained: they must come back.
 //
 // Client side: gRPC's callback API (no thread per stream) plus two threads of our own (a scheduler
 // for starts and resumes, a fault injector).
@@ -49,9 +50,9 @@ using ::contacts::v1::StreamContactsResponse;
 
 constexpr char kAppId[] = "cs-soak";
 constexpr char kSecret[] = "soak-secret-51c0de";
-constexpr int kConcurrency = 220;   // logical streams kept going
-constexpr int kChannels = 4;        // client HTTP/2 connections
-constexpr int kMaxResumes = 40;     // per logical stream
+constexpr int kConcurrency = 220;    // logical streams kept going
+constexpr int kChannels = 4;         // client HTTP/2 connections
+constexpr int kMaxResumes = 40;      // per logical stream
 constexpr int kGatewayAttempts = 3;  // --retry-attempts: small, so that some faults exhaust it
 // Lists and page sizes; the big lists only with big pages (2 CPUs in CI).
 const std::vector<int> kListSizes = {2000, 3000, 5000, 7500, 10000, 12500, 15000, 20000};
@@ -80,7 +81,8 @@ ProcessStats Measure(pid_t pid) {
     stats.sockets = 0;
     while (dirent* entry = readdir(dir)) {
       char target[256];
-      ssize_t n = readlink(absl::StrCat(fd_dir, "/", entry->d_name).c_str(), target, sizeof target - 1);
+      ssize_t n =
+          readlink(absl::StrCat(fd_dir, "/", entry->d_name).c_str(), target, sizeof target - 1);
       if (n > 0 && std::string(target, n).rfind("socket:", 0) == 0) ++stats.sockets;
     }
     closedir(dir);
@@ -89,7 +91,8 @@ ProcessStats Measure(pid_t pid) {
 }
 
 std::string Describe(const ProcessStats& s) {
-  return absl::StrCat("RSS ", s.rss_kib / 1024, " MiB, ", s.threads, " threads, ", s.sockets, " sockets");
+  return absl::StrCat("RSS ", s.rss_kib / 1024, " MiB, ", s.threads, " threads, ", s.sockets,
+                      " sockets");
 }
 
 class Soak;
@@ -151,8 +154,8 @@ class Soak {
   std::mutex mu_;
   std::condition_variable cv_;
   std::multimap<absl::Time, Job*> due_;  // calls to start (first calls and resumes)
-  int active_ = 0;                        // logical streams not yet ended
-  std::set<grpc::ClientContext*> live_;   // calls running
+  int active_ = 0;                       // logical streams not yet ended
+  std::set<grpc::ClientContext*> live_;  // calls running
   bool stopping_ = false;
   int next_job_id_ = 0;
   std::mt19937 random_{20240501};
@@ -179,7 +182,8 @@ class Call final : public grpc::ClientReadReactor<StreamContactsResponse> {
     Job& job = *job_;
     const std::vector<std::string>& expected = *job.expected;
     for (const auto& contact : response_.contacts()) {
-      if (job.broken.empty() && (job.next >= expected.size() || contact.id() != expected[job.next])) {
+      if (job.broken.empty() &&
+          (job.next >= expected.size() || contact.id() != expected[job.next])) {
         job.broken = absl::StrCat("at #", job.next, " got ", contact.id(), ", expected ",
                                   job.next < expected.size() ? expected[job.next] : "(end of list)",
                                   " (call ", job.resumes + 1, ", message ", job.messages + 1, ")");
@@ -222,7 +226,8 @@ Job* Soak::NewJob() {
     if (size / page <= 100) pages.push_back(page);
   }
   job->page_size = pages[std::uniform_int_distribution<size_t>(0, pages.size() - 1)(random_)];
-  job->batch_size = kBatchSizes[std::uniform_int_distribution<size_t>(0, kBatchSizes.size() - 1)(random_)];
+  job->batch_size =
+      kBatchSizes[std::uniform_int_distribution<size_t>(0, kBatchSizes.size() - 1)(random_)];
   if (std::uniform_int_distribution<int>(0, 99)(random_) < 15) {
     int64_t messages = std::max<int64_t>(1, size / std::min(job->page_size, job->batch_size));
     job->cancel_after = std::uniform_int_distribution<int64_t>(1, messages)(random_);
@@ -251,35 +256,40 @@ void Soak::CallDone(Job* job, const grpc::Status& status) {
     }
   } else if (job->cancel_requested &&
              (code == grpc::StatusCode::CANCELLED || code == grpc::StatusCode::UNAVAILABLE ||
-              code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::DATA_LOSS)) {
+              code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+              code == grpc::StatusCode::DATA_LOSS)) {
     ++cancelled;  // (a resumable status can race the cancellation; the test ended it anyway)
-  } else if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
-             code == grpc::StatusCode::DATA_LOSS) {
+  } else if (code == grpc::StatusCode::UNAVAILABLE ||
+             code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::DATA_LOSS) {
     if (job->resumes < kMaxResumes) {
       resume = true;
     } else {
-      failure = absl::StrCat("gave up after ", job->resumes, " resumes; last: ", code, " ", status.error_message());
+      failure = absl::StrCat("gave up after ", job->resumes, " resumes; last: ", code, " ",
+                             status.error_message());
     }
   } else {
-    failure = absl::StrCat("ended with ", code, " ", status.error_message(), " after ", job->next, " of ",
-                           size, " ids");
+    failure = absl::StrCat("ended with ", code, " ", status.error_message(), " after ", job->next,
+                           " of ", size, " ids");
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_ && resume) {
     resume = false;
-    failure = absl::StrCat("still running after the drain time (", job->next, " of ", size, " ids)");
+    failure =
+        absl::StrCat("still running after the drain time (", job->next, " of ", size, " ids)");
   }
   if (resume) {
     if (job->resumes++ == 0) ++resumed_streams;
     ++resume_calls;
-    absl::Duration backoff = absl::Milliseconds(std::uniform_int_distribution<int>(10, 200)(random_));
+    absl::Duration backoff =
+        absl::Milliseconds(std::uniform_int_distribution<int>(10, 200)(random_));
     due_.emplace(absl::Now() + backoff, job);
   } else {
     if (!failure.empty()) {
       ++failed;
       if (failures.size() < 20) {
-        failures.push_back(absl::StrCat("stream ", job->id, " (", job->list, ", page ", job->page_size, ", batch ",
-                                        job->batch_size, ", ", job->resumes, " resumes): ", failure));
+        failures.push_back(absl::StrCat("stream ", job->id, " (", job->list, ", page ",
+                                        job->page_size, ", batch ", job->batch_size, ", ",
+                                        job->resumes, " resumes): ", failure));
       }
     }
     delete job;
@@ -297,21 +307,42 @@ void Soak::InjectFaults(absl::Time until) {
     const int count = 1 + pick(4);
     const int after = pick(40);
     switch (pick(11)) {
-      case 0: spec = "kind=status&code=429&retry_after=1"; break;
-      case 1: spec = "kind=status&code=429"; break;
-      case 2: spec = "kind=status&code=500"; break;
-      case 3: spec = "kind=status&code=502"; break;
-      case 4: spec = "kind=status&code=503"; break;
-      case 5: spec = "kind=reset"; break;
-      case 6: spec = "kind=truncate"; break;
+      case 0:
+        spec = "kind=status&code=429&retry_after=1";
+        break;
+      case 1:
+        spec = "kind=status&code=429";
+        break;
+      case 2:
+        spec = "kind=status&code=500";
+        break;
+      case 3:
+        spec = "kind=status&code=502";
+        break;
+      case 4:
+        spec = "kind=status&code=503";
+        break;
+      case 5:
+        spec = "kind=reset";
+        break;
+      case 6:
+        spec = "kind=truncate";
+        break;
       // One garbled answer at a time: a garbled page that outlasts the attempts ends the stream
       // with INTERNAL (not resumable, by design), and streams sharing that page request share it.
-      case 7: spec = "kind=malformed&count=1"; break;
-      case 8: spec = absl::StrCat("kind=latency&ms=", 50 + pick(450)); break;
-      case 9: spec = "kind=status&code=429&retry_after=1&retry_after_date=1"; break;
+      case 7:
+        spec = "kind=malformed&count=1";
+        break;
+      case 8:
+        spec = absl::StrCat("kind=latency&ms=", 50 + pick(450));
+        break;
+      case 9:
+        spec = "kind=status&code=429&retry_after=1&retry_after_date=1";
+        break;
       default:
         // Enough failures in a row on one list to exhaust the gateway's attempts for some stream.
-        spec = absl::StrCat("kind=status&code=503&list=", kExhaustList, "&count=", 4 * kGatewayAttempts);
+        spec = absl::StrCat("kind=status&code=503&list=", kExhaustList,
+                            "&count=", 4 * kGatewayAttempts);
         break;
     }
     if (spec.find("count=") == std::string::npos) absl::StrAppend(&spec, "&count=", count);
@@ -383,15 +414,19 @@ bool Soak::Run(absl::Time until, absl::Duration drain, const std::function<void(
 
 TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
   const char* seconds_env = std::getenv("SOAK_SECONDS");
-  const int soak_seconds = seconds_env != nullptr && std::atoi(seconds_env) > 0 ? std::atoi(seconds_env) : 120;
+  const int soak_seconds =
+      seconds_env != nullptr && std::atoi(seconds_env) > 0 ? std::atoi(seconds_env) : 120;
 
-  std::unique_ptr<KoreSim> sim = KoreSim::Start({"--threads", "2", "--app", absl::StrCat(kAppId, "=", kSecret)});
+  std::unique_ptr<KoreSim> sim =
+      KoreSim::Start({"--threads", "2", "--app", absl::StrCat(kAppId, "=", kSecret)});
   ASSERT_NE(sim, nullptr);
   std::unique_ptr<ChildProcess> gateway = contacts::testing::StartGatewayProcess(
-      *sim, {.client_id = kAppId, .client_secret = kSecret,
-             .extra = {"--retry-attempts", absl::StrCat(kGatewayAttempts), "--retry-initial-backoff", "10ms",
-                       "--retry-max-backoff", "100ms", "--retry-after-cap", "2s", "--upstream-timeout", "5s",
-                       "--log-level", "warning"}});
+      *sim,
+      {.client_id = kAppId,
+       .client_secret = kSecret,
+       .extra = {"--retry-attempts", absl::StrCat(kGatewayAttempts), "--retry-initial-backoff",
+                 "10ms", "--retry-max-backoff", "100ms", "--retry-after-cap", "2s",
+                 "--upstream-timeout", "5s", "--log-level", "warning"}});
   ASSERT_NE(gateway, nullptr) << "the gateway did not start";
 
   std::map<std::string, std::vector<std::string>> expected;
@@ -420,7 +455,8 @@ TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
     size_t got = 0;
     while (reader->Read(&response)) got += response.contacts_size();
     grpc::Status status = reader->Finish();
-    ASSERT_TRUE(status.ok()) << "warm-up stream: " << status.error_code() << " " << status.error_message();
+    ASSERT_TRUE(status.ok()) << "warm-up stream: " << status.error_code() << " "
+                             << status.error_message();
     ASSERT_EQ(got, 2000u);
   }
   absl::SleepFor(absl::Seconds(1));
@@ -431,22 +467,26 @@ TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
   const absl::Time until = start + absl::Seconds(soak_seconds);
   const absl::Time warm_at = start + absl::Seconds(std::min(15, std::max(2, soak_seconds / 5)));
   ProcessStats warm;
-  const bool drained = soak.Run(until, absl::Seconds(40), [&] { warm = Measure(gateway->pid()); }, warm_at);
+  const bool drained = soak.Run(
+      until, absl::Seconds(40), [&] { warm = Measure(gateway->pid()); }, warm_at);
   if (!drained) soak.CancelAll();
   const absl::Duration ran = absl::Now() - start;
   absl::SleepFor(absl::Seconds(3));  // settle: finished streams release their upstream connections
   const ProcessStats end = Measure(gateway->pid());
   const std::string stats = sim->Stats();
 
-  std::cout << absl::StrCat(
-                   "soak: ", soak_seconds, " s of load, ", absl::FormatDuration(absl::Trunc(ran, absl::Seconds(1))),
-                   " with the drain; streams completed ", soak.completed.load(), " / resumed ",
-                   soak.resumed_streams.load(), " (", soak.resume_calls.load(), " resume calls) / cancelled ",
-                   soak.cancelled.load(), " / failed ", soak.failed.load(), "; calls ", soak.calls.load(),
-                   "; contacts delivered ", soak.contacts.load(), "; faults injected ", soak.faults_added.load(),
-                   "; RSS start/end ", warm.rss_kib / 1024, "/", end.rss_kib / 1024, " MiB; threads start/end ",
-                   warm.threads, "/", end.threads, "; sockets start/end ", warm.sockets, "/", end.sockets,
-                   " (idle before load: ", Describe(idle), ")")
+  std::cout << absl::StrCat("soak: ", soak_seconds, " s of load, ",
+                            absl::FormatDuration(absl::Trunc(ran, absl::Seconds(1))),
+                            " with the drain; streams completed ", soak.completed.load(),
+                            " / resumed ", soak.resumed_streams.load(), " (",
+                            soak.resume_calls.load(), " resume calls) / cancelled ",
+                            soak.cancelled.load(), " / failed ", soak.failed.load(), "; calls ",
+                            soak.calls.load(), "; contacts delivered ", soak.contacts.load(),
+                            "; faults injected ", soak.faults_added.load(), "; RSS start/end ",
+                            warm.rss_kib / 1024, "/", end.rss_kib / 1024,
+                            " MiB; threads start/end ", warm.threads, "/", end.threads,
+                            "; sockets start/end ", warm.sockets, "/", end.sockets,
+                            " (idle before load: ", Describe(idle), ")")
             << "\nkore-sim: " << stats << std::endl;
   for (const std::string& failure : soak.failures) std::cout << "failure: " << failure << "\n";
 
@@ -456,12 +496,14 @@ TEST(Soak, TwoHundredStreamsUnderFaultsStayExactAndTheGatewayDoesNotLeak) {
   EXPECT_GT(soak.cancelled.load(), 0);
   EXPECT_GT(soak.faults_added.load(), 0);
   ASSERT_GT(warm.rss_kib, 0);
-  EXPECT_LE(end.rss_kib, warm.rss_kib * 3 / 2 + 20 * 1024) << "RSS grew: " << Describe(warm) << " -> " << Describe(end);
+  EXPECT_LE(end.rss_kib, warm.rss_kib * 3 / 2 + 20 * 1024)
+      << "RSS grew: " << Describe(warm) << " -> " << Describe(end);
   // gRPC may start one more executor thread under load; a leak would grow with every stream.
-  EXPECT_LE(end.threads, warm.threads + 2) << "threads grew: " << Describe(warm) << " -> " << Describe(end);
+  EXPECT_LE(end.threads, warm.threads + 2)
+      << "threads grew: " << Describe(warm) << " -> " << Describe(end);
   // Back near idle: the client connections, the listener, and up to 16 idle upstream connections.
-  EXPECT_LE(end.sockets, idle.sockets + 16) << "sockets did not come back: idle " << Describe(idle) << ", end "
-                                            << Describe(end);
+  EXPECT_LE(end.sockets, idle.sockets + 16)
+      << "sockets did not come back: idle " << Describe(idle) << ", end " << Describe(end);
   EXPECT_EQ(gateway->Stop(SIGTERM, 10000), 0) << "the gateway did not exit 0 on SIGTERM";
 }
 

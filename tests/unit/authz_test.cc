@@ -19,10 +19,11 @@ using ::testing::Not;
 std::string HexSha256(const std::string& token) { return absl::BytesToHexString(Sha256(token)); }
 
 std::string FileJson(const std::string& a_accounts = R"(["acct-a"])") {
-  return absl::StrCat(R"({"accounts": {"acct-a": {"client_id": "cs-a", "client_secret": "secret-a-91f3"},
+  return absl::StrCat(
+      R"({"accounts": {"acct-a": {"client_id": "cs-a", "client_secret": "secret-a-91f3"},
                                       "acct-b": {"client_id": "cs-b", "client_secret": "secret-b-22c8", "jti": true}},
-                         "callers": [{"name": "svc-a", "token_sha256": ")", HexSha256("token-a"),
-                      R"(", "accounts": )", a_accounts, R"(},
+                         "callers": [{"name": "svc-a", "token_sha256": ")",
+      HexSha256("token-a"), R"(", "accounts": )", a_accounts, R"(},
                                      {"name": "svc-m", "mtls_subject": "CN=svc-m", "accounts": ["*"]}]})");
 }
 
@@ -32,7 +33,9 @@ std::string WriteFile(const std::string& content) {
   return path;
 }
 
-CallerIdentity Bearer(const std::string& token) { return {.has_bearer = true, .bearer_token = token}; }
+CallerIdentity Bearer(const std::string& token) {
+  return {.has_bearer = true, .bearer_token = token};
+}
 
 TEST(CredentialsFileTest, ParsesAccountsAndCallers) {
   absl::StatusOr<CredentialsFile> file = ParseCredentialsFile(FileJson());
@@ -49,11 +52,16 @@ TEST(CredentialsFileTest, ParsesAccountsAndCallers) {
 
 TEST(CredentialsFileTest, ErrorsNameThePlaceButNeverAValue) {
   const std::pair<std::string, std::string> kBad[] = {
-      {R"({"accounts": {"acct-a": {"client_id": "cs-a"}}})", "accounts.acct-a: needs client_id and client_secret"},
-      {R"({"accounts": {"acct-a": {"client_id": "cs-a", "client_secret": 7}}})", "accounts.acct-a.client_secret"},
-      {R"({"accounts": {"acct-a": {"client_id": "cs-a", "client_sercet": "hunter2-value"}}})", "unknown key"},
-      {R"({"callers": [{"name": "x", "accounts": ["*"]}]})", "callers[0]: needs token_sha256 or mtls_subject"},
-      {R"({"callers": [{"name": "x", "token_sha256": "hunter2-value"}]})", "callers[0].token_sha256: expected 64 hex"},
+      {R"({"accounts": {"acct-a": {"client_id": "cs-a"}}})",
+       "accounts.acct-a: needs client_id and client_secret"},
+      {R"({"accounts": {"acct-a": {"client_id": "cs-a", "client_secret": 7}}})",
+       "accounts.acct-a.client_secret"},
+      {R"({"accounts": {"acct-a": {"client_id": "cs-a", "client_sercet": "hunter2-value"}}})",
+       "unknown key"},
+      {R"({"callers": [{"name": "x", "accounts": ["*"]}]})",
+       "callers[0]: needs token_sha256 or mtls_subject"},
+      {R"({"callers": [{"name": "x", "token_sha256": "hunter2-value"}]})",
+       "callers[0].token_sha256: expected 64 hex"},
       {R"({"hunter2-value": 1})", "top level: unknown key"},
       {R"(["hunter2-value")", "top level: expected a JSON object"},
   };
@@ -82,8 +90,10 @@ TEST(AuthorizerTest, BearerCallerGetsOnlyItsAccounts) {
 TEST(AuthorizerTest, UnknownOrMissingIdentityIsUnauthenticated) {
   auto store = *CredentialStore::Create({.file = WriteFile(FileJson())});
   Authorizer authz(*store, {});
-  EXPECT_EQ(authz.Authorize(Bearer("token-x"), "acct-a").status().code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(authz.Authorize(Bearer(""), "acct-a").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(authz.Authorize(Bearer("token-x"), "acct-a").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(authz.Authorize(Bearer(""), "acct-a").status().code(),
+            absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(authz.Authorize({}, "acct-a").status().code(), absl::StatusCode::kUnauthenticated);
   // A bad token is not made good by a certificate.
   CallerIdentity both = Bearer("token-x");
@@ -120,7 +130,7 @@ TEST(AuthorizerTest, LimitsConcurrentStreamsPerCaller) {
   absl::StatusOr<Grant> three = authz.Authorize(Bearer("token-a"), "acct-a");
   EXPECT_EQ(three.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(authz.Authorize({.mtls_subjects = {"CN=svc-m"}}, "acct-a").ok());  // another caller
-  *one = Grant{};  // a stream ends
+  *one = Grant{};                                                                // a stream ends
   EXPECT_TRUE(authz.Authorize(Bearer("token-a"), "acct-a").ok());
 }
 
@@ -138,7 +148,8 @@ TEST(CredentialStoreTest, ReloadsAChangedFileAndKeepsTheOldOneWhenTheNewIsBad) {
 }
 
 TEST(CredentialStoreTest, UnreadableFileFailsAtStart) {
-  absl::StatusOr<std::unique_ptr<CredentialStore>> store = CredentialStore::Create({.file = "/nonexistent/creds.json"});
+  absl::StatusOr<std::unique_ptr<CredentialStore>> store =
+      CredentialStore::Create({.file = "/nonexistent/creds.json"});
   EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(store.status().message(), HasSubstr("/nonexistent/creds.json"));
 }

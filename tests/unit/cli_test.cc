@@ -36,10 +36,14 @@ TEST(CliTest, TargetFromFlagBeatsEnvironment) {
 }
 
 TEST(CliTest, UsageErrorsNameTheFlag) {
-  EXPECT_THAT(Parse({"--list-id=l", "--account-id=a"}).status().message(), HasSubstr("--stream-id"));
-  EXPECT_THAT(Parse({"--stream-id=s", "--list-id=l", "--account-id=a", "--format=xml"}).status().message(),
-              HasSubstr("--format"));
-  EXPECT_THAT(Parse({"--stream-id=s", "--list-id=l", "--account-id=a", "--page-size=-3"}).status().message(),
+  EXPECT_THAT(Parse({"--list-id=l", "--account-id=a"}).status().message(),
+              HasSubstr("--stream-id"));
+  EXPECT_THAT(
+      Parse({"--stream-id=s", "--list-id=l", "--account-id=a", "--format=xml"}).status().message(),
+      HasSubstr("--format"));
+  EXPECT_THAT(Parse({"--stream-id=s", "--list-id=l", "--account-id=a", "--page-size=-3"})
+                  .status()
+                  .message(),
               HasSubstr("--page-size"));
   EXPECT_THAT(Parse({"--bogus"}).status().message(), HasSubstr("--bogus"));
 }

@@ -38,7 +38,9 @@ std::string CsvRow(const Contact& contact) {
   return out;
 }
 
-TEST(Rfc3339Test, EpochHasMilliseconds) { EXPECT_EQ(FormatRfc3339(MakeTimestamp(0, 0)), "1970-01-01T00:00:00.000Z"); }
+TEST(Rfc3339Test, EpochHasMilliseconds) {
+  EXPECT_EQ(FormatRfc3339(MakeTimestamp(0, 0)), "1970-01-01T00:00:00.000Z");
+}
 
 TEST(Rfc3339Test, MillisecondsAreAlwaysThreeDigits) {
   EXPECT_EQ(FormatRfc3339(MakeTimestamp(1704067200, 123000000)), "2024-01-01T00:00:00.123Z");
@@ -109,8 +111,9 @@ TEST(JsonLineTest, UnsetTimestampsAreNullButEpochIsNot) {
   Contact contact;
   contact.set_id("c\"2");
   *contact.mutable_update_time() = MakeTimestamp(0, 0);
-  EXPECT_EQ(ContactToJson(contact),
-            R"({"id":"c\"2","phone_number":"","create_time":null,"update_time":"1970-01-01T00:00:00.000Z"})");
+  EXPECT_EQ(
+      ContactToJson(contact),
+      R"({"id":"c\"2","phone_number":"","create_time":null,"update_time":"1970-01-01T00:00:00.000Z"})");
 }
 
 TEST(JsonLineTest, AppendsToExistingText) {
@@ -141,7 +144,9 @@ TEST(CsvFieldTest, QuotesCommaQuoteAndLineBreaks) {
 
 TEST(CsvFieldTest, Utf8PassesThrough) { EXPECT_EQ(CsvField("Zoë"), "Zoë"); }
 
-TEST(CsvRowTest, HeaderMatchesColumns) { EXPECT_EQ(kCsvHeader, "id,phone_number,create_time,update_time"); }
+TEST(CsvRowTest, HeaderMatchesColumns) {
+  EXPECT_EQ(kCsvHeader, "id,phone_number,create_time,update_time");
+}
 
 TEST(CsvRowTest, FullContact) {
   Contact contact;
@@ -149,7 +154,8 @@ TEST(CsvRowTest, FullContact) {
   contact.set_phone_number("+14155550123");
   *contact.mutable_create_time() = MakeTimestamp(1704067200, 123000000);
   *contact.mutable_update_time() = MakeTimestamp(1704153600, 0);
-  EXPECT_EQ(CsvRow(contact), "c-1,+14155550123,2024-01-01T00:00:00.123Z,2024-01-02T00:00:00.000Z\n");
+  EXPECT_EQ(CsvRow(contact),
+            "c-1,+14155550123,2024-01-01T00:00:00.123Z,2024-01-02T00:00:00.000Z\n");
 }
 
 TEST(CsvRowTest, UnsetTimestampsAreEmptyAndSpecialFieldsQuoted) {

@@ -11,12 +11,16 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-absl::StatusOr<Config> Parse(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+absl::StatusOr<Config> Parse(std::vector<std::string> args,
+                             std::map<std::string, std::string> env = {}) {
   bool help = false;
-  return ParseConfig(args, [&env](const char* name) -> const char* {
-    auto it = env.find(name);
-    return it == env.end() ? nullptr : it->second.c_str();
-  }, &help);
+  return ParseConfig(
+      args,
+      [&env](const char* name) -> const char* {
+        auto it = env.find(name);
+        return it == env.end() ? nullptr : it->second.c_str();
+      },
+      &help);
 }
 
 TEST(ConfigTest, DefaultsAreUsable) {
@@ -45,7 +49,8 @@ TEST(ConfigTest, RejectsBadValuesNamingTheFlag) {
   EXPECT_THAT(Parse({"--nope"}).status().message(), HasSubstr("unknown flag --nope"));
   EXPECT_THAT(Parse({"--upstream=http://127.0.0.1:1"}).status().message(), HasSubstr("plain http"));
   EXPECT_TRUE(Parse({"--upstream=http://127.0.0.1:1", "--upstream-allow-plain-http"}).ok());
-  EXPECT_THAT(Parse({"--upstream-timeout=soon"}).status().message(), HasSubstr("--upstream-timeout"));
+  EXPECT_THAT(Parse({"--upstream-timeout=soon"}).status().message(),
+              HasSubstr("--upstream-timeout"));
   EXPECT_THAT(Parse({"--client-id=x"}).status().message(), HasSubstr("go together"));
 }
 
@@ -58,15 +63,17 @@ TEST(ConfigTest, ConnectionSettingsSuitKubernetes) {
   EXPECT_TRUE(config->connections.permit_pings_without_calls);
   EXPECT_EQ(config->connections.max_concurrent_streams, 100);
 
-  config = Parse({"--max-connection-age=0", "--max-connection-age-grace=1m", "--keepalive-min-ping-interval=30s",
-                  "--keepalive-permit-without-calls=false", "--max-concurrent-streams=8"});
+  config = Parse({"--max-connection-age=0", "--max-connection-age-grace=1m",
+                  "--keepalive-min-ping-interval=30s", "--keepalive-permit-without-calls=false",
+                  "--max-concurrent-streams=8"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->connections.max_age, absl::ZeroDuration());
   EXPECT_EQ(config->connections.max_age_grace, absl::Minutes(1));
   EXPECT_EQ(config->connections.min_ping_interval, absl::Seconds(30));
   EXPECT_FALSE(config->connections.permit_pings_without_calls);
   EXPECT_EQ(config->connections.max_concurrent_streams, 8);
-  EXPECT_THAT(Parse({"--max-concurrent-streams=0"}).status().message(), HasSubstr("--max-concurrent-streams"));
+  EXPECT_THAT(Parse({"--max-concurrent-streams=0"}).status().message(),
+              HasSubstr("--max-concurrent-streams"));
 }
 
 TEST(ConfigTest, UpstreamMaxConnectionsFromFlagOrEnvironment) {
@@ -76,7 +83,8 @@ TEST(ConfigTest, UpstreamMaxConnectionsFromFlagOrEnvironment) {
   config = Parse({}, {{"CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS", "8"}});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->upstream.max_connections, 8u);
-  config = Parse({"--upstream-max-connections=2"}, {{"CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS", "8"}});
+  config =
+      Parse({"--upstream-max-connections=2"}, {{"CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS", "8"}});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->upstream.max_connections, 2u);
   EXPECT_THAT(Parse({"--upstream-max-connections=0"}).status().message(),
@@ -102,14 +110,18 @@ TEST(ConfigTest, SecurityFlagsGoTogetherAndDefaultToClosed) {
   ASSERT_TRUE(config.ok());
   EXPECT_FALSE(config->authz.allow_unauthenticated);
   EXPECT_TRUE(config->tls.cert_file.empty());
-  EXPECT_THAT(Parse({"--tls-cert=a.pem"}).status().message(), HasSubstr("--tls-cert and --tls-key go together"));
+  EXPECT_THAT(Parse({"--tls-cert=a.pem"}).status().message(),
+              HasSubstr("--tls-cert and --tls-key go together"));
   EXPECT_THAT(Parse({"--tls-client-ca=ca.pem"}).status().message(), HasSubstr("needs --tls-cert"));
-  EXPECT_THAT(Parse({"--tls-cert=a", "--tls-key=b", "--tls-require-client-cert"}).status().message(),
-              HasSubstr("needs --tls-client-ca"));
-  EXPECT_THAT(Parse({"--tls-cert=a", "--tls-key=b", "--tls-reload-interval=100ms"}).status().message(),
-              HasSubstr("at least 1s"));
+  EXPECT_THAT(
+      Parse({"--tls-cert=a", "--tls-key=b", "--tls-require-client-cert"}).status().message(),
+      HasSubstr("needs --tls-client-ca"));
+  EXPECT_THAT(
+      Parse({"--tls-cert=a", "--tls-key=b", "--tls-reload-interval=100ms"}).status().message(),
+      HasSubstr("at least 1s"));
   config = Parse({"--tls-cert=a", "--tls-key=b", "--tls-client-ca=c", "--tls-require-client-cert",
-                  "--allow-unauthenticated-callers", "--max-streams-per-caller=3", "--credentials-file=f"});
+                  "--allow-unauthenticated-callers", "--max-streams-per-caller=3",
+                  "--credentials-file=f"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_TRUE(config->tls.require_client_cert);
   EXPECT_TRUE(config->authz.allow_unauthenticated);
@@ -119,8 +131,8 @@ TEST(ConfigTest, SecurityFlagsGoTogetherAndDefaultToClosed) {
 
 TEST(ConfigTest, RateLimitsPerAccountAddUp) {
   absl::StatusOr<Config> config =
-      Parse({"--rate-limit=120", "--account-rate-limit=a1=30,a2=0", "--account-rate-limit", "a3=600",
-             "--page-cache-bytes=0", "--page-cache-ttl=5s"});
+      Parse({"--rate-limit=120", "--account-rate-limit=a1=30,a2=0", "--account-rate-limit",
+             "a3=600", "--page-cache-bytes=0", "--page-cache-ttl=5s"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->rate.per_minute, 120);
   EXPECT_EQ(config->rate.per_account.size(), 3u);
@@ -129,7 +141,8 @@ TEST(ConfigTest, RateLimitsPerAccountAddUp) {
   EXPECT_EQ(config->rate.per_account.at("a3"), 600);
   EXPECT_EQ(config->cache.max_bytes, 0u);
   EXPECT_EQ(config->cache.ttl, absl::Seconds(5));
-  EXPECT_THAT(Parse({"--account-rate-limit=a1"}).status().message(), HasSubstr("--account-rate-limit"));
+  EXPECT_THAT(Parse({"--account-rate-limit=a1"}).status().message(),
+              HasSubstr("--account-rate-limit"));
   EXPECT_THAT(Parse({"--account-rate-limit==5"}).status().message(), HasSubstr("ACCOUNT=N"));
   EXPECT_THAT(Parse({"--rate-limit-burst=0"}).status().message(), HasSubstr("--rate-limit-burst"));
 }

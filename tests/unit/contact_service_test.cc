@@ -26,7 +26,8 @@ using ::testing::HasSubstr;
 // client does from its I/O threads. Errors can be scripted per offset.
 class FakePageSource final : public PageSource {
  public:
-  explicit FakePageSource(int64_t size, size_t phone_bytes = 12) : size_(size), phone_(phone_bytes, '5') {
+  explicit FakePageSource(int64_t size, size_t phone_bytes = 12)
+      : size_(size), phone_(phone_bytes, '5') {
     worker_ = std::thread([this] { Run(); });
   }
   ~FakePageSource() override {
@@ -128,10 +129,12 @@ class ContactServiceTest : public ::testing::Test {
     source_ = std::make_unique<FakePageSource>(list_size, phone_bytes);
     if (with_minter) {
       credentials_ = *CredentialStore::Create({.default_app = {"cs-test", "secret"}});
-      authorizer_ = std::make_unique<Authorizer>(*credentials_, AuthzOptions{.allow_unauthenticated = true});
+      authorizer_ =
+          std::make_unique<Authorizer>(*credentials_, AuthzOptions{.allow_unauthenticated = true});
     }
-    service_ = std::make_unique<ContactService>(*source_, authorizer_.get(),
-                                                StreamOptions{.default_page_size = 50, .default_batch_size = 100});
+    service_ = std::make_unique<ContactService>(
+        *source_, authorizer_.get(),
+        StreamOptions{.default_page_size = 50, .default_batch_size = 100});
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -320,7 +323,8 @@ TEST_F(ContactServiceTest, WithoutCredentialsIsUnauthenticated) {
 TEST_F(ContactServiceTest, PassesCallerCredentialsThrough) {
   StartServer(10, 12, /*with_minter=*/false);
   std::vector<std::string> ids;
-  ASSERT_TRUE(ReadAll(Request(), &ids, nullptr, {{"auth", "caller.jwt.value"}, {"iid", "cs-caller"}}).ok());
+  ASSERT_TRUE(
+      ReadAll(Request(), &ids, nullptr, {{"auth", "caller.jwt.value"}, {"iid", "cs-caller"}}).ok());
   EXPECT_EQ(ids.size(), 10u);
   ASSERT_EQ(source_->requests().size(), 1u);
   EXPECT_EQ(source_->requests()[0].credentials.jwt, "caller.jwt.value");

@@ -10,27 +10,29 @@ using ::testing::HasSubstr;
 
 TEST(HttpStatusTest, MapsTheTable) {
   const std::pair<int, absl::StatusCode> kTable[] = {
-      {400, absl::StatusCode::kInvalidArgument},   {401, absl::StatusCode::kUnauthenticated},
-      {403, absl::StatusCode::kPermissionDenied},  {404, absl::StatusCode::kNotFound},
+      {400, absl::StatusCode::kInvalidArgument},    {401, absl::StatusCode::kUnauthenticated},
+      {403, absl::StatusCode::kPermissionDenied},   {404, absl::StatusCode::kNotFound},
       {405, absl::StatusCode::kFailedPrecondition}, {408, absl::StatusCode::kUnavailable},
-      {412, absl::StatusCode::kInvalidArgument},   {429, absl::StatusCode::kResourceExhausted},
-      {500, absl::StatusCode::kUnavailable},       {502, absl::StatusCode::kUnavailable},
-      {503, absl::StatusCode::kUnavailable},       {504, absl::StatusCode::kUnavailable},
-      {302, absl::StatusCode::kInternal},          {600, absl::StatusCode::kUnknown},
+      {412, absl::StatusCode::kInvalidArgument},    {429, absl::StatusCode::kResourceExhausted},
+      {500, absl::StatusCode::kUnavailable},        {502, absl::StatusCode::kUnavailable},
+      {503, absl::StatusCode::kUnavailable},        {504, absl::StatusCode::kUnavailable},
+      {302, absl::StatusCode::kInternal},           {600, absl::StatusCode::kUnknown},
   };
   for (auto [http, code] : kTable) EXPECT_EQ(StatusCodeFromHttp(http, ""), code) << http;
 }
 
 TEST(HttpStatusTest, RateLimitMessageWinsOverStatus) {
-  EXPECT_EQ(StatusCodeFromHttp(400, "You've exceeded the per-minute rate limit. Please wait for "
-                                    "sometime before retrying."),
+  EXPECT_EQ(StatusCodeFromHttp(400,
+                               "You've exceeded the per-minute rate limit. Please wait for "
+                               "sometime before retrying."),
             absl::StatusCode::kResourceExhausted);
 }
 
 TEST(HttpStatusTest, MessageNamesStatusWhatAndUpstreamWords) {
   absl::Status status = StatusFromHttp(401, "Invalid JWT token", "contact list cl-1 (skip=0)");
   EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(status.message(), "upstream answered HTTP 401 for contact list cl-1 (skip=0): Invalid JWT token");
+  EXPECT_EQ(status.message(),
+            "upstream answered HTTP 401 for contact list cl-1 (skip=0): Invalid JWT token");
 }
 
 }  // namespace

@@ -17,7 +17,9 @@ constexpr char kToken[] =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwia"
     "WF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
 
-TEST(JwtTest, SignsTheKnownHs256Vector) { EXPECT_EQ(SignHs256(kHeader, kPayload, kSecret), kToken); }
+TEST(JwtTest, SignsTheKnownHs256Vector) {
+  EXPECT_EQ(SignHs256(kHeader, kPayload, kSecret), kToken);
+}
 
 TEST(JwtTest, VerifiesTheKnownVector) {
   absl::StatusOr<std::string> payload = VerifyHs256(kToken, kSecret);

@@ -140,15 +140,16 @@ class HeldUpstream {
         if (stopping_) return;
         --permits_;
       }
-      std::string body = absl::StrCat(
-          R"({"status":"success","data":{"results":[{"_id":"c-)", skip, R"(","phoneNumber":"+1415555)", skip,
-          R"("}],"skip":)", skip, R"(,"limit":1,"hasMore":true}})");
-      std::string response = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ",
-                                          body.size(), close_after_answer_ ? "\r\nConnection: close" : "",
-                                          "\r\n\r\n", body);
+      std::string body = absl::StrCat(R"({"status":"success","data":{"results":[{"_id":"c-)", skip,
+                                      R"(","phoneNumber":"+1415555)", skip, R"("}],"skip":)", skip,
+                                      R"(,"limit":1,"hasMore":true}})");
+      std::string response = absl::StrCat(
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
+          close_after_answer_ ? "\r\nConnection: close" : "", "\r\n\r\n", body);
       // Closing: counted as closed before the client can see the answer and open the next one.
       if (close_after_answer_) Closed();
-      if (send(fd, response.data(), response.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(response.size()) ||
+      if (send(fd, response.data(), response.size(), MSG_NOSIGNAL) !=
+              static_cast<ssize_t>(response.size()) ||
           close_after_answer_) {
         if (!close_after_answer_) Closed();
         shutdown(fd, SHUT_RDWR);

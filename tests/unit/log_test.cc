@@ -32,22 +32,25 @@ TEST(LogTest, KeepsValidUtf8AndReplacesInvalidBytes) {
   EXPECT_EQ(Json("\xC0\xAF"), "\"" + kFffd + kFffd + "\"");                          // overlong '/'
   EXPECT_EQ(Json("\xED\xA0\x80"), "\"" + kFffd + kFffd + kFffd + "\"");              // a surrogate
   EXPECT_EQ(Json("\xF4\x90\x80\x80"), "\"" + kFffd + kFffd + kFffd + kFffd + "\"");  // > U+10FFFF
-  EXPECT_EQ(Json("cut \xE2\x82"), "\"cut " + kFffd + kFffd + "\"");                  // truncated at the end
+  EXPECT_EQ(Json("cut \xE2\x82"), "\"cut " + kFffd + kFffd + "\"");  // truncated at the end
 }
 
 TEST(LogTest, LineHasTimeSeverityMessageAndKnownIds) {
   absl::Time time = absl::FromUnixMillis(1795770000123);  // 2026-11-27T09:00:00.123Z
   EXPECT_EQ(
-      FormatLogLine(time, Severity::kWarning, "list \"x\" changed",
-                    {.request_id = "req-1", .stream_id = "st-1", .list_id = "cl-1", .account_id = "a-1"}),
+      FormatLogLine(
+          time, Severity::kWarning, "list \"x\" changed",
+          {.request_id = "req-1", .stream_id = "st-1", .list_id = "cl-1", .account_id = "a-1"}),
       "{\"ts\":\"2026-11-27T09:00:00.123Z\",\"severity\":\"WARNING\",\"msg\":\"list \\\"x\\\" "
-      "changed\",\"request_id\":\"req-1\",\"stream_id\":\"st-1\",\"list_id\":\"cl-1\",\"account_id\":"
+      "changed\",\"request_id\":\"req-1\",\"stream_id\":\"st-1\",\"list_id\":\"cl-1\",\"account_"
+      "id\":"
       "\"a-1\"}");
   EXPECT_EQ(FormatLogLine(time, Severity::kInfo, "stopped", {}),
             "{\"ts\":\"2026-11-27T09:00:00.123Z\",\"severity\":\"INFO\",\"msg\":\"stopped\"}");
-  EXPECT_THAT(FormatLogLine(time, Severity::kDebug, "x",
-                            {.request_id = "", .stream_id = "", .list_id = "cl-\n", .account_id = ""}),
-              ::testing::EndsWith("\"severity\":\"DEBUG\",\"msg\":\"x\",\"list_id\":\"cl-\\n\"}"));
+  EXPECT_THAT(
+      FormatLogLine(time, Severity::kDebug, "x",
+                    {.request_id = "", .stream_id = "", .list_id = "cl-\n", .account_id = ""}),
+      ::testing::EndsWith("\"severity\":\"DEBUG\",\"msg\":\"x\",\"list_id\":\"cl-\\n\"}"));
 }
 
 }  // namespace

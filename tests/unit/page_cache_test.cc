@@ -72,7 +72,8 @@ class CachingPageSourceTest : public ::testing::Test {
     work_.reset();
     thread_.join();
   }
-  static PageRequest Request(int64_t skip, std::string jwt = "minted", bool caller_credentials = false) {
+  static PageRequest Request(int64_t skip, std::string jwt = "minted",
+                             bool caller_credentials = false) {
     PageRequest request;
     request.stream_id = "st-1";
     request.list_id = "cl-1";
@@ -83,15 +84,18 @@ class CachingPageSourceTest : public ::testing::Test {
     request.caller_credentials = caller_credentials;
     return request;
   }
-  std::future<absl::StatusOr<Page>> Start(PageSource& source, PageRequest request,
-                                          std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>()) {
+  std::future<absl::StatusOr<Page>> Start(
+      PageSource& source, PageRequest request,
+      std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>()) {
     auto result = std::make_shared<std::promise<absl::StatusOr<Page>>>();
-    source.Fetch(std::move(request), cancel, [result](absl::StatusOr<Page> page) { result->set_value(std::move(page)); });
+    source.Fetch(std::move(request), cancel,
+                 [result](absl::StatusOr<Page> page) { result->set_value(std::move(page)); });
     return result->get_future();
   }
 
   boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      io_.get_executor()};
   std::thread thread_;
 };
 
@@ -99,7 +103,8 @@ TEST_F(CachingPageSourceTest, IdenticalRequestsInFlightAreFetchedOnceAndFannedOu
   HeldSource inner;
   CachingPageSource source(io_, inner, {.max_bytes = 0});  // no cache: coalescing only
   std::vector<std::future<absl::StatusOr<Page>>> results;
-  for (int i = 0; i < 5; ++i) results.push_back(Start(source, Request(0, "jwt-" + std::to_string(i))));
+  for (int i = 0; i < 5; ++i)
+    results.push_back(Start(source, Request(0, "jwt-" + std::to_string(i))));
   auto other = Start(source, Request(2));
   EXPECT_EQ(inner.calls(), 2u);
   inner.Answer(PageOf({"c0", "c1"}));

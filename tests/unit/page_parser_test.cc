@@ -16,7 +16,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 // The sample answer of UPSTREAM.md, with three contacts as its totalResults says.
-constexpr std::string_view kDocumentedSample = R"json({"status":"success","message":"Contacts retrieved successfully",
+constexpr std::string_view kDocumentedSample =
+    R"json({"status":"success","message":"Contacts retrieved successfully",
  "data":{"results":[{"_id":"cl-1","createdAt":"2024-05-01T10:20:30.123Z",
                      "updatedAt":"2024-05-02T11:22:33.456Z","phoneNumber":"+14155550123"},
                     {"_id":"cl-2","createdAt":"2024-05-01T10:20:31Z",
@@ -343,14 +344,14 @@ TEST(PageParserTest, FailsWithUpstreamMessageWhenStatusIsNotSuccess) {
       Parse(R"({"status":"failure","message":"Contact list not found","data":null})");
   ASSERT_FALSE(page.ok());
   EXPECT_EQ(page.status().code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(page.status().message(),
-            "upstream page: status \"failure\": Contact list not found");
+  EXPECT_EQ(page.status().message(), "upstream page: status \"failure\": Contact list not found");
 }
 
 TEST(PageParserTest, ReportsStatusFailureEvenWhenItFollowsABadData) {
   // `data` alone would be a shape error; the declared failure explains more.
-  EXPECT_EQ(ParseError(R"({"data":"oops","status":"error","errors":[{"msg":"Invalid JWT token"}]})"),
-            "upstream page: status \"error\": Invalid JWT token");
+  EXPECT_EQ(
+      ParseError(R"({"data":"oops","status":"error","errors":[{"msg":"Invalid JWT token"}]})"),
+      "upstream page: status \"error\": Invalid JWT token");
   EXPECT_THAT(ParseError(R"({"status":500})"), HasSubstr("status \"500\""));
 }
 
@@ -493,16 +494,33 @@ TEST(ParseTimestampTest, CoversTimestampRange) {
 }
 
 TEST(ParseTimestampTest, RejectsBadDatesAndTimes) {
-  for (std::string_view bad :
-       {"", "2024-05-01", "2024-05-01T10:20", "2024-13-01T00:00:00Z", "2024-00-01T00:00:00Z",
-        "2024-04-31T00:00:00Z", "2024-05-00T00:00:00Z", "2024-05-32T00:00:00Z",
-        "2024-05-01T24:00:00Z", "2024-05-01T10:60:00Z", "2024-05-01T10:20:60Z",
-        "2024-05-01X10:20:30Z", "2024/05/01T10:20:30Z", "2024-5-01T10:20:30Z",
-        "24-05-01T10:20:30Z", "2024-05-01T10:20:30.Z", "2024-05-01T10:20:30.1234567890Z",
-        "2024-05-01T10:20:30ZZ", "2024-05-01T10:20:30+2", "2024-05-01T10:20:30+02:0",
-        "2024-05-01T10:20:30+24:00", "2024-05-01T10:20:30+02:60", "2024-05-01T10:20:30 Z",
-        "2024-05-01T10:20:30Zjunk", "+2024-05-01T10:20:30Z", "2024-05-01T1a:20:30Z",
-        "\xff\xff\xff\xff-05-01T10:20:30Z"}) {
+  for (std::string_view bad : {"",
+                               "2024-05-01",
+                               "2024-05-01T10:20",
+                               "2024-13-01T00:00:00Z",
+                               "2024-00-01T00:00:00Z",
+                               "2024-04-31T00:00:00Z",
+                               "2024-05-00T00:00:00Z",
+                               "2024-05-32T00:00:00Z",
+                               "2024-05-01T24:00:00Z",
+                               "2024-05-01T10:60:00Z",
+                               "2024-05-01T10:20:60Z",
+                               "2024-05-01X10:20:30Z",
+                               "2024/05/01T10:20:30Z",
+                               "2024-5-01T10:20:30Z",
+                               "24-05-01T10:20:30Z",
+                               "2024-05-01T10:20:30.Z",
+                               "2024-05-01T10:20:30.1234567890Z",
+                               "2024-05-01T10:20:30ZZ",
+                               "2024-05-01T10:20:30+2",
+                               "2024-05-01T10:20:30+02:0",
+                               "2024-05-01T10:20:30+24:00",
+                               "2024-05-01T10:20:30+02:60",
+                               "2024-05-01T10:20:30 Z",
+                               "2024-05-01T10:20:30Zjunk",
+                               "+2024-05-01T10:20:30Z",
+                               "2024-05-01T1a:20:30Z",
+                               "\xff\xff\xff\xff-05-01T10:20:30Z"}) {
     EXPECT_FALSE(Parses(bad)) << bad;
   }
 }

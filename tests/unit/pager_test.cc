@@ -37,7 +37,8 @@ struct Delivered {
 std::vector<Delivered> Flat(const std::deque<ContactRun>& runs) {
   std::vector<Delivered> out;
   for (const ContactRun& run : runs) {
-    for (size_t i = run.begin; i < run.end; ++i) out.push_back({std::string(run.contacts.id(i)), run.next_offset(i)});
+    for (size_t i = run.begin; i < run.end; ++i)
+      out.push_back({std::string(run.contacts.id(i)), run.next_offset(i)});
   }
   return out;
 }
@@ -187,7 +188,8 @@ class ChangingList {
   Page Serve(const Pager::Request& asked) const {
     Page page;
     page.skip = asked.skip;
-    for (int64_t i = asked.skip; i < std::min<int64_t>(asked.skip + asked.limit, ids_.size()); ++i) {
+    for (int64_t i = asked.skip; i < std::min<int64_t>(asked.skip + asked.limit, ids_.size());
+         ++i) {
       page.contacts.Append({.id = ids_[i]});
     }
     page.total_results = ids_.size();
@@ -277,7 +279,8 @@ TEST(PagerTest, DropsRepeatsOfTheLastTwoPagesOfIds) {
     ASSERT_TRUE(pager.Accept(*next, page, &out).ok());
   }
   EXPECT_FALSE(pager.Next());
-  EXPECT_THAT(Ids(out), ElementsAre("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "a"));
+  EXPECT_THAT(Ids(out),
+              ElementsAre("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "a"));
   EXPECT_EQ(pager.duplicates_dropped(), 4);
   EXPECT_EQ(pager.delivered(), 14);
 }
@@ -360,7 +363,9 @@ TEST(PagerTest, PrefetchStopsAtMaxContactsAndThePageCap) {
 TEST(PagerTest, LearnsTheUpstreamPageCapAndPrefetchesInStep) {
   Pager pager(PagerOptions{.page_size = 10}, ResumePoint{});
   std::deque<ContactRun> out;
-  auto serve = [](const Pager::Request& r) { return ListPage(r.skip, std::min(r.limit, 10), 50); };  // caps at 10
+  auto serve = [](const Pager::Request& r) {
+    return ListPage(r.skip, std::min(r.limit, 10), 50);
+  };  // caps at 10
   ASSERT_TRUE(pager.Accept(*pager.Next(), serve(*pager.Next()), &out).ok());
   ASSERT_EQ(pager.Next(), (Pager::Request{9, 11}));
   ASSERT_TRUE(pager.Accept(*pager.Next(), serve(*pager.Next()), &out).ok());  // 10 of 11: capped

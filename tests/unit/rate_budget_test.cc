@@ -169,7 +169,8 @@ TEST(RateBudgetTest, ThrottledWithoutRetryAfterUsesTheResetOrASecond) {
   budget.Enqueue(1, "acct", 1, kStart);
   absl::Time wake;
   budget.Grant(kStart, &wake);
-  budget.Answered("acct", true, std::nullopt, {.remaining = std::nullopt, .reset = absl::Seconds(4)}, kStart);
+  budget.Answered("acct", true, std::nullopt,
+                  {.remaining = std::nullopt, .reset = absl::Seconds(4)}, kStart);
   budget.Enqueue(2, "acct", 1, kStart);
   budget.Grant(kStart, &wake);
   EXPECT_EQ(wake, At(4));
@@ -186,7 +187,8 @@ TEST(RateBudgetTest, RemainingQuotaCountsRequestsStillInFlight) {
   absl::Time wake;
   ASSERT_THAT(budget.Grant(kStart, &wake), ElementsAre(1, 2, 3));
   // The answer to 1 says two requests are left for 30 s; 2 and 3 will spend them.
-  budget.Answered("acct", false, std::nullopt, {.remaining = 2, .reset = absl::Seconds(30)}, kStart);
+  budget.Answered("acct", false, std::nullopt, {.remaining = 2, .reset = absl::Seconds(30)},
+                  kStart);
   budget.Enqueue(4, "acct", 1, kStart);
   EXPECT_THAT(budget.Grant(At(1), &wake), IsEmpty());
   EXPECT_EQ(wake, At(30));
@@ -233,20 +235,22 @@ class RateLimitedPageSourceTest : public ::testing::Test {
     work_.reset();
     thread_.join();
   }
-  std::future<absl::StatusOr<Page>> Start(PageSource& source, uint64_t owner,
-                                          absl::Time deadline = absl::InfiniteFuture(),
-                                          std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>()) {
+  std::future<absl::StatusOr<Page>> Start(
+      PageSource& source, uint64_t owner, absl::Time deadline = absl::InfiniteFuture(),
+      std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>()) {
     auto result = std::make_shared<std::promise<absl::StatusOr<Page>>>();
     PageRequest request;
     request.account_id = "acct";
     request.owner = owner;
     request.deadline = deadline;
-    source.Fetch(request, cancel, [result](absl::StatusOr<Page> page) { result->set_value(std::move(page)); });
+    source.Fetch(request, cancel,
+                 [result](absl::StatusOr<Page> page) { result->set_value(std::move(page)); });
     return result->get_future();
   }
 
   boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      io_.get_executor()};
   std::thread thread_;
 };
 

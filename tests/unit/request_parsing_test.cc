@@ -35,7 +35,8 @@ TEST(RequestParsingTest, NamesTheFieldThatIsNotUtf8) {
   const std::pair<int, const char*> kFields[] = {
       {1, "stream_id"}, {2, "contact_list_id"}, {3, "account_id"}, {7, "resume_token"}};
   for (auto [number, name] : kFields) {
-    absl::StatusOr<contacts::v1::StreamContactsRequest> request = ParseRequest(Wire(number, "a\xff\xfe"));
+    absl::StatusOr<contacts::v1::StreamContactsRequest> request =
+        ParseRequest(Wire(number, "a\xff\xfe"));
     EXPECT_EQ(request.status().code(), absl::StatusCode::kInvalidArgument) << name;
     EXPECT_EQ(request.status().message(), absl::StrCat(name, " is not valid UTF-8"));
   }
@@ -50,7 +51,8 @@ TEST(RequestParsingTest, ValidatesAfterParsing) {
 TEST(RequestParsingTest, RejectsBytesThatAreNoRequest) {
   absl::StatusOr<contacts::v1::StreamContactsRequest> request = ParseRequest("\x0a\x7f");
   EXPECT_EQ(request.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(request.status().message(), HasSubstr("not a valid contacts.v1.StreamContactsRequest"));
+  EXPECT_THAT(request.status().message(),
+              HasSubstr("not a valid contacts.v1.StreamContactsRequest"));
 }
 
 }  // namespace

@@ -21,8 +21,19 @@ contacts::v1::StreamContactsRequest Valid() {
 TEST(RequestValidationTest, AcceptsKoreIds) { EXPECT_TRUE(ValidateRequest(Valid()).ok()); }
 
 TEST(RequestValidationTest, RejectsBadIdsNamingTheField) {
-  const std::string kBad[] = {"", "../x", "a/b", "%2F", "a\r\nb", ".", "..", "a b", "é",
-                              std::string(129, 'a'), std::string("a\0b", 3), "a?b", "a#b"};
+  const std::string kBad[] = {"",
+                              "../x",
+                              "a/b",
+                              "%2F",
+                              "a\r\nb",
+                              ".",
+                              "..",
+                              "a b",
+                              "é",
+                              std::string(129, 'a'),
+                              std::string("a\0b", 3),
+                              "a?b",
+                              "a#b"};
   for (const std::string& bad : kBad) {
     for (const char* field : {"stream_id", "contact_list_id", "account_id"}) {
       contacts::v1::StreamContactsRequest request = Valid();

@@ -23,10 +23,11 @@ TEST(ResumeTokenTest, RoundTrips) {
 }
 
 TEST(ResumeTokenTest, IsUrlSafeText) {
-  std::string token = EncodeResumeToken({.next_offset = 5, .delivered = 5, .last_ids = {"x"}}, kList);
-  EXPECT_EQ(token.find_first_not_of(
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
-            std::string::npos);
+  std::string token =
+      EncodeResumeToken({.next_offset = 5, .delivered = 5, .last_ids = {"x"}}, kList);
+  EXPECT_EQ(
+      token.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+      std::string::npos);
 }
 
 TEST(ResumeTokenTest, RejectsATokenOfAnotherList) {

@@ -89,27 +89,33 @@ class RetryingPageSourceTest : public ::testing::Test {
     work_.reset();
     thread_.join();
   }
-  absl::StatusOr<Page> Fetch(PageSource& source, absl::Time deadline = absl::InfiniteFuture(),
-                             std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>()) {
+  absl::StatusOr<Page> Fetch(
+      PageSource& source, absl::Time deadline = absl::InfiniteFuture(),
+      std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>()) {
     std::promise<absl::StatusOr<Page>> result;
     PageRequest request;
     request.deadline = deadline;
-    source.Fetch(request, cancel, [&](absl::StatusOr<Page> page) { result.set_value(std::move(page)); });
+    source.Fetch(request, cancel,
+                 [&](absl::StatusOr<Page> page) { result.set_value(std::move(page)); });
     return result.get_future().get();
   }
   RetryOptions Fast() {
-    return {.max_attempts = 3, .initial_backoff = absl::Milliseconds(5), .max_backoff = absl::Milliseconds(20)};
+    return {.max_attempts = 3,
+            .initial_backoff = absl::Milliseconds(5),
+            .max_backoff = absl::Milliseconds(20)};
   }
 
   boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      io_.get_executor()};
   std::thread thread_;
 };
 
 TEST_F(RetryingPageSourceTest, SucceedsAfterTransientFailures) {
   Page page;
   page.contacts.Append({.id = "c1"});
-  ScriptedSource inner({absl::UnavailableError("HTTP 503"), absl::InternalError("truncated"), page});
+  ScriptedSource inner(
+      {absl::UnavailableError("HTTP 503"), absl::InternalError("truncated"), page});
   RetryingPageSource source(io_, inner, Fast());
   absl::StatusOr<Page> result = Fetch(source);
   ASSERT_TRUE(result.ok()) << result.status();
@@ -125,7 +131,8 @@ TEST_F(RetryingPageSourceTest, FailsFastOnNonRetryable) {
 }
 
 TEST_F(RetryingPageSourceTest, GivesUpAfterMaxAttemptsKeepingTheCode) {
-  ScriptedSource inner({absl::ResourceExhaustedError("HTTP 429"), absl::ResourceExhaustedError("HTTP 429"),
+  ScriptedSource inner({absl::ResourceExhaustedError("HTTP 429"),
+                        absl::ResourceExhaustedError("HTTP 429"),
                         absl::ResourceExhaustedError("HTTP 429"), Page{}});
   RetryingPageSource source(io_, inner, Fast());
   absl::StatusOr<Page> result = Fetch(source);

@@ -98,8 +98,8 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string_view>& args
 
     // Flags with a value.
     static constexpr std::string_view kValueFlags[] = {
-        "--listen",      "--threads",    "--idle-timeout",  "--tls-cert",  "--tls-key",
-        "--app",         "--list",       "--default-limit", "--max-limit", "--skip-param",
+        "--listen",      "--threads",    "--idle-timeout",  "--tls-cert",      "--tls-key",
+        "--app",         "--list",       "--default-limit", "--max-limit",     "--skip-param",
         "--limit-param", "--rate-limit", "--fault",         "--page-cache-mib"};
     if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) == std::end(kValueFlags)) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag '", Av(flag), "' (see --help)"));

@@ -2,7 +2,6 @@
 
 #include <utility>
 
-
 namespace contacts::kore_sim {
 
 uint64_t PageCache::Generation() const {

@@ -33,8 +33,7 @@ class PageCache {
   // The current generation: pass it to Store with a body rendered after this call.
   uint64_t Generation() const;
   Body Find(std::string_view list_id, int64_t skip, int64_t limit) const;
-  void Store(std::string_view list_id, int64_t skip, int64_t limit, uint64_t generation,
-             Body body);
+  void Store(std::string_view list_id, int64_t skip, int64_t limit, uint64_t generation, Body body);
   void Invalidate();
 
  private:

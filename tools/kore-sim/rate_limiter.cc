@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-
 namespace contacts::kore_sim {
 
 RateLimiter::RateLimiter(int64_t per_minute) : per_minute_(per_minute) {}

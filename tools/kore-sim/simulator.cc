@@ -1,8 +1,8 @@
 #include "tools/kore-sim/simulator.h"
 
 #include <array>
-#include <memory>
 #include <ctime>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -218,20 +218,19 @@ Reply Simulator::HandleContacts(const Request& request, std::string_view path,
   if (rendered == nullptr) {
     std::optional<ListStore::Page> page = lists_.ReadPage(*list_id, *skip, *limit);
     if (!page) return KoreError(request, 404, "Contact list not found");
-    PageAnswer answer{
-        .list_hash = page->list_hash,
-        .contacts = page->contacts,
-        .skip = *skip,
-        .limit = *limit,
-        .total = page->total,
-        .has_more = *skip + static_cast<int64_t>(page->contacts.size()) < page->total,
-        .dirty = dirty_};
+    PageAnswer answer{.list_hash = page->list_hash,
+                      .contacts = page->contacts,
+                      .skip = *skip,
+                      .limit = *limit,
+                      .total = page->total,
+                      .has_more = *skip + static_cast<int64_t>(page->contacts.size()) < page->total,
+                      .dirty = dirty_};
     if (empty_page) {
       answer.contacts = {};
       answer.has_more = true;
     }
-    rendered = std::make_shared<const PageCache::Rendered>(PageCache::Rendered{
-        RenderPage(answer), static_cast<int64_t>(answer.contacts.size())});
+    rendered = std::make_shared<const PageCache::Rendered>(
+        PageCache::Rendered{RenderPage(answer), static_cast<int64_t>(answer.contacts.size())});
     if (cacheable) page_cache_.Store(*list_id, *skip, *limit, generation, rendered);
   }
   Reply reply;

@@ -36,8 +36,8 @@ struct Reply {
 // The simulated upstream, without any I/O: turns one HTTP request into a Reply. Serves the
 // getAllContacts endpoint (checks in the order of UPSTREAM.md and --help, then fault rules, then
 // the page) and the /_sim/ control API. Owns the lists, fault rules, rate limiter, authenticator
-// rendered-page cache and request statistics. Thread-safe: every I/O thread calls Handle() concurrently; nothing in it
-// blocks except on short internal mutexes.
+// rendered-page cache and request statistics. Thread-safe: every I/O thread calls Handle()
+// concurrently; nothing in it blocks except on short internal mutexes.
 class Simulator {
  public:
   explicit Simulator(const Config& config);
