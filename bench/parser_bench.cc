@@ -30,7 +30,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "page_mirror.pb.h"
-#include "server/upstream/page.h"
+#include "server/core/page.h"
 #include "server/upstream/page_parser.h"
 #include "simdjson.h"
 #include "tools/kore-sim/contact_render.h"

@@ -12,7 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "server/upstream/credentials.h"
+#include "server/service/credentials.h"
 
 namespace contacts::gateway {
 

@@ -12,12 +12,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "server/log.h"
-#include "server/metrics/metrics.h"
+#include "server/core/log.h"
+#include "server/core/metrics.h"
+#include "server/core/sync.h"
 #include "server/service/request_validation.h"
 #include "server/stream/pager.h"
 #include "server/stream/resume_token.h"
-#include "server/sync.h"
 
 namespace contacts::gateway {
 namespace {

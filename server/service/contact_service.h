@@ -11,8 +11,8 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "contacts/v1/contacts.grpc.pb.h"
+#include "server/core/page_source.h"
 #include "server/service/authz.h"
-#include "server/stream/page_source.h"
 
 namespace contacts::gateway {
 

@@ -8,7 +8,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "server/metrics/metrics.h"
+#include "server/core/metrics.h"
 
 namespace contacts::gateway {
 namespace {

@@ -12,7 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/stream/page_source.h"
+#include "server/core/page_source.h"
 
 namespace contacts::gateway {
 

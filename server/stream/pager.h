@@ -12,8 +12,8 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "server/core/page.h"
 #include "server/stream/resume_token.h"
-#include "server/upstream/page.h"
 
 namespace contacts::gateway {
 

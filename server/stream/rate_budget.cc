@@ -6,7 +6,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "server/metrics/metrics.h"
+#include "server/core/metrics.h"
 #include "server/stream/retry.h"
 
 namespace contacts::gateway {

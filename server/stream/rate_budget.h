@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/stream/page_source.h"
+#include "server/core/page_source.h"
 
 namespace contacts::gateway {
 

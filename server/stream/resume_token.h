@@ -29,10 +29,11 @@ inline constexpr size_t kMaxResumeIds = 4;
 uint64_t ListFingerprint(std::string_view stream_id, std::string_view list_id,
                          std::string_view account_id);
 
-// Versioned binary form with an integrity check, base64url-encoded.
+// Versioned binary form with a checksum (a truncated, unkeyed SHA-256: it catches corruption, not
+// forgery), base64url-encoded.
 std::string EncodeResumeToken(const ResumePoint& point, uint64_t list_fingerprint);
 
-// Errors: kInvalidArgument when the token is malformed or tampered with, of an unknown version,
+// Errors: kInvalidArgument when the token is malformed or corrupted, of an unknown version,
 // or issued for another list; the message names the `resume_token` field.
 absl::StatusOr<ResumePoint> DecodeResumeToken(std::string_view token, uint64_t list_fingerprint);
 

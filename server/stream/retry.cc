@@ -9,8 +9,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "server/log.h"
-#include "server/metrics/metrics.h"
+#include "server/core/encoding.h"
+#include "server/core/log.h"
+#include "server/core/metrics.h"
 
 namespace contacts::gateway {
 
@@ -28,8 +29,7 @@ bool IsRetryable(const absl::Status& status) {
 }
 
 std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time now) {
-  absl::string_view text =
-      absl::StripAsciiWhitespace(absl::string_view(value.data(), value.size()));
+  absl::string_view text = absl::StripAsciiWhitespace(AsAbsl(value));
   int64_t seconds = 0;
   if (absl::SimpleAtoi(text, &seconds)) {
     if (seconds < 0) return std::nullopt;

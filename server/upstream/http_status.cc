@@ -1,6 +1,7 @@
 #include "server/upstream/http_status.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/core/encoding.h"
 
 namespace contacts::gateway {
 
@@ -32,11 +33,9 @@ absl::StatusCode StatusCodeFromHttp(int http_status, std::string_view upstream_m
 
 absl::Status StatusFromHttp(int http_status, std::string_view upstream_message,
                             std::string_view what) {
-  std::string message = absl::StrCat("upstream answered HTTP ", http_status, " for ",
-                                     absl::string_view(what.data(), what.size()));
+  std::string message = absl::StrCat("upstream answered HTTP ", http_status, " for ", AsAbsl(what));
   if (!upstream_message.empty()) {
-    absl::StrAppend(&message, ": ",
-                    absl::string_view(upstream_message.data(), upstream_message.size()));
+    absl::StrAppend(&message, ": ", AsAbsl(upstream_message));
   }
   return absl::Status(StatusCodeFromHttp(http_status, upstream_message), message);
 }

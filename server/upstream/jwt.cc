@@ -10,12 +10,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "server/core/encoding.h"
 
 namespace contacts::gateway {
 namespace {
 
-constexpr std::string_view kAlphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr std::string_view kHs256Header = R"({"alg":"HS256","typ":"JWT"})";
 
 std::string HmacSha256(std::string_view key, std::string_view data) {
@@ -53,57 +52,6 @@ std::string RandomHex(size_t bytes) {
 
 }  // namespace
 
-std::string Base64UrlEncode(std::string_view bytes) {
-  std::string out((bytes.size() * 4 + 2) / 3, '\0');  // no padding
-  char* o = out.data();
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    *o++ = kAlphabet[n >> 18];
-    *o++ = kAlphabet[(n >> 12) & 63];
-    *o++ = kAlphabet[(n >> 6) & 63];
-    *o++ = kAlphabet[n & 63];
-  }
-  if (i < bytes.size()) {
-    uint32_t n = uint8_t(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) n |= uint8_t(bytes[i + 1]) << 8;
-    *o++ = kAlphabet[n >> 18];
-    *o++ = kAlphabet[(n >> 12) & 63];
-    if (i + 1 < bytes.size()) *o++ = kAlphabet[(n >> 6) & 63];
-  }
-  return out;
-}
-
-std::optional<std::string> Base64UrlDecode(std::string_view text) {
-  // Padding, if any, only as much as completes the last group of four.
-  size_t padding = 0;
-  while (!text.empty() && text.back() == '=') {
-    text.remove_suffix(1);
-    ++padding;
-  }
-  if (text.size() % 4 == 1) return std::nullopt;
-  if (padding != 0 && padding != (4 - text.size() % 4) % 4) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    size_t v = kAlphabet.find(c);
-    if (v == std::string_view::npos) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  // Canonical form only: the bits left over after the last byte must be zero, so that one byte
-  // string has exactly one encoding (else "AB" and "AC" would both decode to the same byte, and
-  // a resume token or JWT signature could be altered without being rejected).
-  if ((acc & ((uint32_t{1} << bits) - 1)) != 0) return std::nullopt;
-  return out;
-}
-
 std::string SignHs256(std::string_view header_json, std::string_view payload_json,
                       std::string_view secret) {
   std::string signing_input =
@@ -113,8 +61,7 @@ std::string SignHs256(std::string_view header_json, std::string_view payload_jso
 }
 
 absl::StatusOr<std::string> VerifyHs256(std::string_view token, std::string_view secret) {
-  std::vector<absl::string_view> parts =
-      absl::StrSplit(absl::string_view(token.data(), token.size()), '.');
+  std::vector<absl::string_view> parts = absl::StrSplit(AsAbsl(token), '.');
   if (parts.size() != 3)
     return absl::UnauthenticatedError("JWT is not of the form header.payload.signature");
   std::optional<std::string> header = Base64UrlDecode({parts[0].data(), parts[0].size()});

@@ -12,13 +12,6 @@
 
 namespace contacts::gateway {
 
-// RFC 4648 §5 base64url without padding, as JWTs use it.
-std::string Base64UrlEncode(std::string_view bytes);
-// Accepts input without '=' padding or with exactly the padding that completes the last group;
-// nullopt when it is not canonical base64url (also when the unused low bits of the last character
-// are not zero, so that every byte string has exactly one accepted encoding).
-std::optional<std::string> Base64UrlDecode(std::string_view text);
-
 // A compact HS256 JWS: base64url(header).base64url(payload).base64url(HMAC-SHA256).
 std::string SignHs256(std::string_view header_json, std::string_view payload_json,
                       std::string_view secret);

@@ -27,7 +27,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
-#include "server/metrics/metrics.h"
+#include "server/core/encoding.h"
+#include "server/core/metrics.h"
 #include "server/upstream/http_status.h"
 #include "server/upstream/page_parser.h"
 
@@ -44,8 +45,6 @@ constexpr char kUserAgent[] = "contacts-gateway/0.1";
 constexpr size_t kMaxHeaderBytes = 64 << 10;
 // A queued fetch with a deadline further away than this waits at most this long.
 constexpr absl::Duration kLongestQueueWait = absl::Hours(24 * 365);
-
-absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
 
 void PercentEncode(std::string_view in, std::string* out) {
   for (unsigned char c : in) {

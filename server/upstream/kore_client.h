@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/stream/page_source.h"
+#include "server/core/page_source.h"
 
 namespace contacts::gateway {
 

@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/timestamp.pb.h"
-#include "server/upstream/page.h"
+#include "server/core/page.h"
 
 namespace contacts::gateway {
 

@@ -16,8 +16,8 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "server/core/encoding.h"
 #include "server/stream/resume_token.h"
-#include "server/upstream/jwt.h"
 
 namespace {
 

@@ -32,7 +32,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/contacts_client.h"
-#include "server/service/gateway_server.h"
+#include "server/app/gateway_server.h"
 #include "tests/integration/sim_suite.h"
 #include "tests/integration/test_support.h"
 

@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "server/service/gateway_server.h"
+#include "server/app/gateway_server.h"
 #include "tests/integration/test_support.h"
 
 namespace contacts::gateway {

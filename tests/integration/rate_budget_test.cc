@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/service/gateway_server.h"
+#include "server/app/gateway_server.h"
 #include "tests/integration/sim_suite.h"
 #include "tests/integration/test_support.h"
 

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "server/service/gateway_server.h"
+#include "server/app/gateway_server.h"
 #include "tests/integration/sim_suite.h"
 #include "tests/integration/test_support.h"
 

@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "absl/time/time.h"
-#include "server/service/gateway_server.h"
+#include "server/app/gateway_server.h"
 #include "tests/integration/test_support.h"
 
 namespace contacts::testing {

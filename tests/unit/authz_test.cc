@@ -8,7 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "server/upstream/credentials.h"
+#include "server/service/credentials.h"
 
 namespace contacts::gateway {
 namespace {

@@ -24,7 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "server/metrics/metrics.h"
+#include "server/core/metrics.h"
 
 namespace contacts::gateway {
 namespace {

@@ -1,9 +1,9 @@
-#include "server/metrics/metrics.h"
+#include "server/core/metrics.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "server/metrics/grpc_metrics.h"
+#include "server/service/grpc_metrics.h"
 
 namespace contacts::gateway {
 namespace {

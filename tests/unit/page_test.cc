@@ -1,4 +1,4 @@
-#include "server/upstream/page.h"
+#include "server/core/page.h"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "server/upstream/jwt.h"
+#include "server/core/encoding.h"
 
 namespace contacts::gateway {
 namespace {

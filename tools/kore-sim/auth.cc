@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "server/core/encoding.h"
 #include "server/upstream/jwt.h"
 #include "simdjson.h"
 

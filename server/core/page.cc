@@ -1,34 +1,29 @@
-#include "server/upstream/page.h"
+#include "server/core/page.h"
+
+#include "google/protobuf/timestamp.pb.h"
+#include "server/core/encoding.h"
 
 namespace contacts::gateway {
 namespace {
 
-// Protocol Buffers wire format: tags of length-delimited (2) and varint (0) fields.
-constexpr char kContactsEntry = 0x0a;  // StreamContactsResponse.contacts = 1
-constexpr char kId = 0x0a;             // Contact.id = 1
-constexpr char kPhoneNumber = 0x12;    // Contact.phone_number = 2
-constexpr char kCreateTime = 0x1a;     // Contact.create_time = 3
-constexpr char kUpdateTime = 0x22;     // Contact.update_time = 4
-constexpr char kSeconds = 0x08;        // Timestamp.seconds = 1
-constexpr char kNanos = 0x10;          // Timestamp.nanos = 2
+using contacts::v1::Contact;
+using contacts::v1::StreamContactsResponse;
+using google::protobuf::Timestamp;
 
-size_t VarintSize(uint64_t value) {
-  size_t size = 1;
-  while (value >= 0x80) {
-    value >>= 7;
-    ++size;
-  }
-  return size;
-}
-
-char* PutVarint(char* out, uint64_t value) {
-  while (value >= 0x80) {
-    *out++ = static_cast<char>(value | 0x80);
-    value >>= 7;
-  }
-  *out++ = static_cast<char>(value);
-  return out;
-}
+// Protocol Buffers wire format: the one-byte tag of a field (numbers below 16) of a wire type.
+constexpr int kVarint = 0;
+constexpr int kLengthDelimited = 2;
+constexpr char Tag(int field, int wire_type) { return static_cast<char>(field << 3 | wire_type); }
+constexpr char kContactsEntry = Tag(StreamContactsResponse::kContactsFieldNumber, kLengthDelimited);
+constexpr char kId = Tag(Contact::kIdFieldNumber, kLengthDelimited);
+constexpr char kPhoneNumber = Tag(Contact::kPhoneNumberFieldNumber, kLengthDelimited);
+constexpr char kCreateTime = Tag(Contact::kCreateTimeFieldNumber, kLengthDelimited);
+constexpr char kUpdateTime = Tag(Contact::kUpdateTimeFieldNumber, kLengthDelimited);
+constexpr char kSeconds = Tag(Timestamp::kSecondsFieldNumber, kVarint);
+constexpr char kNanos = Tag(Timestamp::kNanosFieldNumber, kVarint);
+static_assert(StreamContactsResponse::kContactsFieldNumber < 16 &&
+                  Contact::kUpdateTimeFieldNumber < 16,
+              "one-byte tags only");
 
 char* PutBytes(char* out, char tag, std::string_view bytes) {
   *out++ = tag;

@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_STREAM_PAGE_SOURCE_H_
-#define CONTACTS_GATEWAY_SERVER_STREAM_PAGE_SOURCE_H_
+#ifndef CONTACTS_GATEWAY_SERVER_CORE_PAGE_SOURCE_H_
+#define CONTACTS_GATEWAY_SERVER_CORE_PAGE_SOURCE_H_
 
 #include <cstdint>
 #include <functional>
@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/upstream/page.h"
+#include "server/core/page.h"
 
 namespace contacts::gateway {
 
@@ -95,4 +95,4 @@ class PageSource {
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_STREAM_PAGE_SOURCE_H_
+#endif  // CONTACTS_GATEWAY_SERVER_CORE_PAGE_SOURCE_H_

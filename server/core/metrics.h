@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_METRICS_METRICS_H_
-#define CONTACTS_GATEWAY_SERVER_METRICS_METRICS_H_
+#ifndef CONTACTS_GATEWAY_SERVER_CORE_METRICS_H_
+#define CONTACTS_GATEWAY_SERVER_CORE_METRICS_H_
 
 #include <atomic>
 #include <cstdint>
@@ -161,4 +161,4 @@ GatewayMetrics& Metrics();
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_METRICS_METRICS_H_
+#endif  // CONTACTS_GATEWAY_SERVER_CORE_METRICS_H_

@@ -1,4 +1,4 @@
-#include "server/metrics/admin_server.h"
+#include "server/app/admin_server.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

@@ -1,4 +1,4 @@
-#include "server/metrics/metrics.h"
+#include "server/core/metrics.h"
 
 #include <algorithm>
 

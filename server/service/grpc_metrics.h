@@ -1,11 +1,11 @@
-#ifndef CONTACTS_GATEWAY_SERVER_METRICS_GRPC_METRICS_H_
-#define CONTACTS_GATEWAY_SERVER_METRICS_GRPC_METRICS_H_
+#ifndef CONTACTS_GATEWAY_SERVER_SERVICE_GRPC_METRICS_H_
+#define CONTACTS_GATEWAY_SERVER_SERVICE_GRPC_METRICS_H_
 
 #include <grpcpp/support/server_interceptor.h>
 
 #include <string_view>
 
-#include "server/metrics/metrics.h"
+#include "server/core/metrics.h"
 
 namespace contacts::gateway {
 
@@ -29,4 +29,4 @@ std::string_view GoCodeName(grpc::StatusCode code);
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_METRICS_GRPC_METRICS_H_
+#endif  // CONTACTS_GATEWAY_SERVER_SERVICE_GRPC_METRICS_H_

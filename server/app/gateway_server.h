@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_SERVICE_GATEWAY_SERVER_H_
-#define CONTACTS_GATEWAY_SERVER_SERVICE_GATEWAY_SERVER_H_
+#ifndef CONTACTS_GATEWAY_SERVER_APP_GATEWAY_SERVER_H_
+#define CONTACTS_GATEWAY_SERVER_APP_GATEWAY_SERVER_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "server/config.h"
+#include "server/app/config.h"
 #include "server/service/contact_service.h"
 
 namespace contacts::gateway {
@@ -60,4 +60,4 @@ class GatewayServer {
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_SERVICE_GATEWAY_SERVER_H_
+#endif  // CONTACTS_GATEWAY_SERVER_APP_GATEWAY_SERVER_H_

@@ -1,4 +1,4 @@
-#include "server/metrics/grpc_metrics.h"
+#include "server/service/grpc_metrics.h"
 
 #include <atomic>
 #include <string>

@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_SYNC_H_
-#define CONTACTS_GATEWAY_SERVER_SYNC_H_
+#ifndef CONTACTS_GATEWAY_SERVER_CORE_SYNC_H_
+#define CONTACTS_GATEWAY_SERVER_CORE_SYNC_H_
 
 // Happens-before edges that ThreadSanitizer cannot see by itself.
 //
@@ -74,4 +74,4 @@ class HandOver {
 
 }  // namespace contacts
 
-#endif  // CONTACTS_GATEWAY_SERVER_SYNC_H_
+#endif  // CONTACTS_GATEWAY_SERVER_CORE_SYNC_H_

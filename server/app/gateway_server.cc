@@ -1,4 +1,4 @@
-#include "server/service/gateway_server.h"
+#include "server/app/gateway_server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -13,10 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "grpc/health/v1/health.pb.h"
-#include "server/log.h"
-#include "server/metrics/grpc_metrics.h"
+#include "server/core/log.h"
+#include "server/core/sync.h"
 #include "server/service/contact_service.h"
-#include "server/sync.h"
+#include "server/service/grpc_metrics.h"
 
 namespace contacts::gateway {
 namespace {

@@ -8,11 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "server/config.h"
-#include "server/log.h"
-#include "server/metrics/admin_server.h"
-#include "server/metrics/metrics.h"
-#include "server/service/gateway_server.h"
+#include "server/app/admin_server.h"
+#include "server/app/config.h"
+#include "server/app/gateway_server.h"
+#include "server/core/log.h"
+#include "server/core/metrics.h"
 #include "server/upstream/jwt.h"
 
 namespace {

@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_LOG_H_
-#define CONTACTS_GATEWAY_SERVER_LOG_H_
+#ifndef CONTACTS_GATEWAY_SERVER_CORE_LOG_H_
+#define CONTACTS_GATEWAY_SERVER_CORE_LOG_H_
 
 #include <string>
 #include <string_view>
@@ -39,4 +39,4 @@ void AppendJsonString(std::string_view text, std::string* out);
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_LOG_H_
+#endif  // CONTACTS_GATEWAY_SERVER_CORE_LOG_H_

@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_METRICS_ADMIN_SERVER_H_
-#define CONTACTS_GATEWAY_SERVER_METRICS_ADMIN_SERVER_H_
+#ifndef CONTACTS_GATEWAY_SERVER_APP_ADMIN_SERVER_H_
+#define CONTACTS_GATEWAY_SERVER_APP_ADMIN_SERVER_H_
 
 #include <boost/asio/io_context.hpp>
 #include <functional>
@@ -39,4 +39,4 @@ class AdminServer {
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_METRICS_ADMIN_SERVER_H_
+#endif  // CONTACTS_GATEWAY_SERVER_APP_ADMIN_SERVER_H_

@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_H_
-#define CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_H_
+#ifndef CONTACTS_GATEWAY_SERVER_CORE_PAGE_H_
+#define CONTACTS_GATEWAY_SERVER_CORE_PAGE_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -96,4 +96,4 @@ struct Page {
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_H_
+#endif  // CONTACTS_GATEWAY_SERVER_CORE_PAGE_H_

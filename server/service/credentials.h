@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_UPSTREAM_CREDENTIALS_H_
-#define CONTACTS_GATEWAY_SERVER_UPSTREAM_CREDENTIALS_H_
+#ifndef CONTACTS_GATEWAY_SERVER_SERVICE_CREDENTIALS_H_
+#define CONTACTS_GATEWAY_SERVER_SERVICE_CREDENTIALS_H_
 
 // The upstream credentials the gateway holds, per account, and who may use them: the
 // --credentials-file (e.g. a mounted Kubernetes Secret), reloaded when it changes, plus the single
@@ -99,4 +99,4 @@ class CredentialStore {
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_UPSTREAM_CREDENTIALS_H_
+#endif  // CONTACTS_GATEWAY_SERVER_SERVICE_CREDENTIALS_H_

@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_CONFIG_H_
-#define CONTACTS_GATEWAY_SERVER_CONFIG_H_
+#ifndef CONTACTS_GATEWAY_SERVER_APP_CONFIG_H_
+#define CONTACTS_GATEWAY_SERVER_APP_CONFIG_H_
 
 #include <functional>
 #include <string>
@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/log.h"
+#include "server/core/log.h"
 #include "server/service/authz.h"
 #include "server/service/contact_service.h"
 #include "server/stream/page_cache.h"
@@ -75,4 +75,4 @@ std::string HelpText();
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_CONFIG_H_
+#endif  // CONTACTS_GATEWAY_SERVER_APP_CONFIG_H_

@@ -1,4 +1,4 @@
-#include "server/upstream/credentials.h"
+#include "server/service/credentials.h"
 
 #include <openssl/sha.h>
 
@@ -7,7 +7,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "server/log.h"
+#include "server/core/encoding.h"
+#include "server/core/log.h"
 #include "simdjson.h"
 
 namespace contacts::gateway {
@@ -17,8 +18,7 @@ namespace dom = simdjson::dom;
 
 absl::Status Bad(std::string_view where, std::string_view problem) {
   return absl::InvalidArgumentError(
-      absl::StrCat("credentials file: ", absl::string_view(where.data(), where.size()), ": ",
-                   absl::string_view(problem.data(), problem.size())));
+      absl::StrCat("credentials file: ", AsAbsl(where), ": ", AsAbsl(problem)));
 }
 
 absl::Status NonEmptyString(dom::element value, const std::string& where, std::string* out) {
@@ -32,8 +32,7 @@ absl::Status NonEmptyString(dom::element value, const std::string& where, std::s
 
 absl::Status ParseAccount(dom::object object, const std::string& where, AccountCredentials* out) {
   for (dom::key_value_pair field : object) {
-    std::string at =
-        absl::StrCat(where, ".", absl::string_view(field.key.data(), field.key.size()));
+    std::string at = absl::StrCat(where, ".", AsAbsl(field.key));
     absl::Status status;
     if (field.key == "client_id") {
       status = NonEmptyString(field.value, at, &out->client_id);
@@ -55,8 +54,7 @@ absl::Status ParseAccount(dom::object object, const std::string& where, AccountC
 
 absl::Status ParseCaller(dom::object object, const std::string& where, CallerRule* out) {
   for (dom::key_value_pair field : object) {
-    std::string at =
-        absl::StrCat(where, ".", absl::string_view(field.key.data(), field.key.size()));
+    std::string at = absl::StrCat(where, ".", AsAbsl(field.key));
     absl::Status status;
     if (field.key == "name") {
       status = NonEmptyString(field.value, at, &out->name);
@@ -134,8 +132,7 @@ absl::StatusOr<CredentialsFile> ParseCredentialsFile(std::string_view json) {
         return Bad("accounts", "expected an object of account id to credentials");
       }
       for (dom::key_value_pair account : accounts) {
-        std::string where =
-            absl::StrCat("accounts.", absl::string_view(account.key.data(), account.key.size()));
+        std::string where = absl::StrCat("accounts.", AsAbsl(account.key));
         dom::object object;
         if (account.value.get_object().get(object) != simdjson::SUCCESS)
           return Bad(where, "expected an object");
@@ -164,8 +161,7 @@ absl::StatusOr<CredentialsFile> ParseCredentialsFile(std::string_view json) {
 }
 
 std::shared_ptr<JwtMinter> CredentialStore::Snapshot::MinterFor(std::string_view account_id) const {
-  if (auto it = accounts.find(absl::string_view(account_id.data(), account_id.size()));
-      it != accounts.end()) {
+  if (auto it = accounts.find(AsAbsl(account_id)); it != accounts.end()) {
     return it->second;
   }
   return default_app;
