@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/core/cancellation.h"
 #include "server/core/page.h"
 
 namespace contacts::gateway {
@@ -21,6 +23,15 @@ namespace contacts::gateway {
 struct UpstreamCredentials {
   std::string jwt;
   std::string app_id;
+};
+
+// What an upstream answer said about the account's request budget (any answer, errors included);
+// empty for answers that did not come from the upstream just now (cached pages, local errors).
+struct RateLimitFacts {
+  bool throttled = false;                     // 429, or the upstream's rate-limit message
+  std::optional<absl::Duration> retry_after;  // its Retry-After (seconds or HTTP-date), as a delay
+  std::optional<int64_t> remaining;           // RateLimit-Remaining / X-RateLimit-Remaining
+  std::optional<absl::Duration> reset;        // RateLimit-Reset, from the answer until the refill
 };
 
 // One page of one contact list, as the upstream is asked for it.
@@ -34,50 +45,6 @@ struct PageRequest {
   bool caller_credentials = false;  // `credentials` are the caller's own (pass-through), not minted
   uint64_t owner = 0;               // the stream asking, for fairness between streams
   absl::Time deadline = absl::InfiniteFuture();  // the caller's; bounds every wait
-};
-
-// Lets a stream stop the upstream work it started. Cancel() runs the registered callbacks once, on
-// the calling thread; a callback registered after Cancel() runs at once. Thread-safe.
-class Cancellation {
- public:
-  using Handle = uint64_t;
-
-  void Cancel() {
-    absl::flat_hash_map<Handle, std::function<void()>> callbacks;
-    {
-      absl::MutexLock lock(&mu_);
-      if (cancelled_) return;
-      cancelled_ = true;
-      callbacks.swap(callbacks_);
-    }
-    for (auto& [handle, callback] : callbacks) callback();
-  }
-  // Returns a handle for Forget(), so finished work does not pile up callbacks.
-  Handle OnCancel(std::function<void()> callback) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (!cancelled_) {
-        callbacks_.emplace(++last_handle_, std::move(callback));
-        return last_handle_;
-      }
-    }
-    callback();
-    return 0;
-  }
-  void Forget(Handle handle) {
-    absl::MutexLock lock(&mu_);
-    callbacks_.erase(handle);
-  }
-  bool cancelled() const {
-    absl::MutexLock lock(&mu_);
-    return cancelled_;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  Handle last_handle_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<Handle, std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
 };
 
 // Where pages come from: the real KoreClient, or a scripted fake in tests.
