@@ -17,6 +17,11 @@
 #include "server/core/sync.h"
 #include "server/service/contact_service.h"
 #include "server/service/grpc_metrics.h"
+#include "server/stream/budgeted_page_source.h"
+#include "server/stream/local_rate_budget.h"
+#include "server/stream/page_cache.h"
+#include "server/stream/retry.h"
+#include "server/upstream/kore_client.h"
 
 namespace contacts::gateway {
 namespace {
@@ -62,12 +67,14 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
       KoreClient::Create(gateway->io_, config.upstream);
   if (!client.ok()) return client.status();
   gateway->upstream_ = *std::move(client);
-  gateway->budget_ =
-      std::make_unique<RateLimitedPageSource>(gateway->io_, *gateway->upstream_, config.rate);
+  gateway->rate_budget_ = std::make_unique<LocalRateBudget>(gateway->io_, config.rate);
+  gateway->budgeted_ =
+      std::make_unique<BudgetedPageSource>(*gateway->rate_budget_, *gateway->upstream_);
   gateway->retry_ =
-      std::make_unique<RetryingPageSource>(gateway->io_, *gateway->budget_, config.retry);
+      std::make_unique<RetryingPageSource>(gateway->io_, *gateway->budgeted_, config.retry);
+  gateway->store_ = std::make_unique<LocalPageStore>(config.cache);
   gateway->cache_ =
-      std::make_unique<CachingPageSource>(gateway->io_, *gateway->retry_, config.cache);
+      std::make_unique<CachingPageSource>(gateway->io_, *gateway->store_, *gateway->retry_);
   absl::StatusOr<std::unique_ptr<CredentialStore>> credentials =
       CredentialStore::Create({config.credentials_file,
                                config.credentials_reload_interval,

@@ -14,19 +14,6 @@
 
 namespace contacts::gateway {
 
-// What an upstream answer's headers said about the account's rate limit (RateLimit-Remaining /
-// RateLimit-Reset, or their X-RateLimit-* twins); nullopt where it said nothing.
-struct RateLimitHint {
-  std::optional<int64_t> remaining;     // requests left before `reset`
-  std::optional<absl::Duration> reset;  // from the answer until the quota refills
-};
-
-// On an error status the same facts travel as payloads: the raw Retry-After header value, and
-// RateLimitHint as decimal numbers (reset in whole seconds).
-inline constexpr char kRetryAfterPayload[] = "retry-after";
-inline constexpr char kRateLimitRemainingPayload[] = "ratelimit-remaining";
-inline constexpr char kRateLimitResetPayload[] = "ratelimit-reset";
-
 // The contacts of one page, held as the bytes the gateway sends them in: each contact is one
 // complete `contacts` entry of contacts.v1.StreamContactsResponse (field 1: tag, length, encoded
 // Contact), back to back. A batch of consecutive contacts is then one slice of the buffer, written
@@ -91,7 +78,6 @@ struct Page {
   std::optional<bool> has_more;          // more contacts after this page
   std::optional<int64_t> total_results;  // size of the whole list
   std::optional<int64_t> total_pages;
-  RateLimitHint rate_limit;  // from the HTTP headers
 };
 
 }  // namespace contacts::gateway
