@@ -38,7 +38,7 @@ namespace contacts::client {
 // How StreamContacts calls, retries and authenticates. The defaults suit an interactive tool.
 struct StreamOptions {
   // Most resumes in a row without a new contact; a message with contacts resets the count.
-  // 0 disables resuming: the first UNAVAILABLE is returned.
+  // 0 disables resuming: the first UNAVAILABLE or RESOURCE_EXHAUSTED is returned.
   int max_resumes = 5;
   // Backoff before resume n (n = 1, 2, ... since the last progress) is a uniformly random duration
   // in [0, min(max_backoff, initial_backoff * 2^(n-1))] ("full jitter"), unless the gateway
