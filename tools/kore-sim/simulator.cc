@@ -135,7 +135,8 @@ Reply Simulator::HandleContacts(const Request& request, std::string_view path,
   std::optional<std::string> list_id = MatchContactsPath(path);
   if (!list_id) return KoreError(request, 404, "Not found");
   outcome.list_request = true;
-  // What the request log keeps, whatever the answer; parsed again (with its errors) below.
+  // What the request log keeps, whatever the answer. A malformed query is answered below, in its
+  // place among the checks.
   std::optional<QueryParams> params = ParseQuery(query);
   RequestLog::Entry& entry = outcome.entry;
   entry.time = absl::Now();
