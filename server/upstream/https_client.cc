@@ -157,13 +157,14 @@ absl::StatusOr<BaseUrl> ParseBaseUrl(std::string_view url, bool allow_plain_http
   if (out.host.empty()) return error(" has no host");
   int port_number = 0;
   if (port.empty()) {
-    out.port = out.tls ? "443" : "80";
+    out.port_number = out.tls ? 443 : 80;
   } else if (absl::SimpleAtoi(AsAbsl(port), &port_number) && port_number > 0 &&
              port_number < 65536) {
-    out.port = std::string(port);
+    out.port_number = static_cast<uint16_t>(port_number);
   } else {
     return error(": bad port");
   }
+  out.port = absl::StrCat(out.port_number);
   return out;
 }
 
@@ -447,10 +448,8 @@ asio::awaitable<absl::StatusOr<tcp::resolver::results_type>> HttpsClient::Resolv
     Connection& connection, absl::Time deadline) {
   if (std::optional<asio::ip::address> ip = IpLiteral(url_.host)) {
     // No lookup (asio's resolver would hand it to a thread of its own).
-    uint32_t port = 0;
-    absl::SimpleAtoi(url_.port, &port);  // ParseBaseUrl checked it
-    co_return tcp::resolver::results_type::create(
-        tcp::endpoint(*ip, static_cast<unsigned short>(port)), url_.host, url_.port);
+    co_return tcp::resolver::results_type::create(tcp::endpoint(*ip, url_.port_number), url_.host,
+                                                  url_.port);
   }
   // The lookup may never answer (getaddrinfo cannot be interrupted): wait for it on a timer that
   // its answer, the connect timeout, the deadline or a cancellation ends, and leave it behind if

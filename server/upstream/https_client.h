@@ -9,6 +9,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/system/error_code.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,6 +28,7 @@ struct BaseUrl {
   bool tls = true;
   std::string host;       // name or IP literal, without brackets
   std::string port;       // "443" by default
+  uint16_t port_number = 443;
   std::string base_path;  // "" or "/prefix", no trailing slash
 };
 
