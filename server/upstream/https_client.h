@@ -26,8 +26,8 @@ namespace contacts::gateway {
 // A base URL, split. Only https:// unless plain HTTP was explicitly allowed.
 struct BaseUrl {
   bool tls = true;
-  std::string host;       // name or IP literal, without brackets
-  std::string port;       // "443" by default
+  std::string host;  // name or IP literal, without brackets
+  std::string port;  // "443" by default
   uint16_t port_number = 443;
   std::string base_path;  // "" or "/prefix", no trailing slash
 };

@@ -1,9 +1,8 @@
 #ifndef CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_PARSER_H_
 #define CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_PARSER_H_
 
-// Reads the JSON bodies of Kore.ai's getAllContacts endpoint (see shared docs UPSTREAM.md): the
-// success answer into a Page, an error answer into a short human-readable message, and the
-// upstream's ISO-8601 timestamps into google.protobuf.Timestamp.
+// Reads the JSON bodies of Kore.ai's getAllContacts endpoint (docs/upstream.md): the success answer
+// into a Page, an error answer into a short human-readable message. (Timestamps: timestamp.h.)
 //
 // All functions are thread-safe. ParsePage keeps one simdjson parser per thread (its buffers are
 // reused from call to call and dropped when a page needed more than kRetainedParserBytes).
@@ -14,7 +13,6 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "google/protobuf/timestamp.pb.h"
 #include "server/core/page.h"
 
 namespace contacts::gateway {
@@ -71,14 +69,6 @@ absl::StatusOr<Page> ParsePage(std::string& body);
 // or is not JSON. Control characters are dropped and the result is cut to at most
 // kMaxUpstreamMessageBytes bytes (at a UTF-8 character boundary). Never fails.
 std::string ParseErrorMessage(std::string_view body);
-
-// Parses an ISO-8601 / RFC 3339 timestamp into *out and returns true; returns false (leaving
-// *out unchanged) if text is not one. Accepted: "YYYY-MM-DD" then 'T', 't' or ' ', then
-// "hh:mm:ss", an optional fraction of 1 to 9 digits ('.' or ','), then 'Z'/'z', "+hh:mm",
-// "+hhmm", "-hh:mm", "-hhmm", or nothing (read as UTC). Dates and times are range-checked (leap
-// years included; a leap second :60 is rejected), and the instant must lie within
-// google.protobuf.Timestamp's range (years 1 to 9999 UTC). Allocates nothing.
-bool ParseTimestamp(std::string_view text, google::protobuf::Timestamp* out);
 
 }  // namespace contacts::gateway
 
