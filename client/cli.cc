@@ -405,12 +405,11 @@ std::string FormatProgressLine(int64_t delivered, int64_t total, int64_t receive
                          fraction * 100, rate, eta);
 }
 
-int RunCli(const CliOptions& options) {
-  StreamOptions stream_options;
-  stream_options.max_resumes = options.max_resumes;
-  stream_options.deadline = options.deadline;
-  stream_options.app_id = options.app_id;
-  // Credentials are read before anything else: errors name the flag and file, never a token.
+namespace {
+
+// Fills the credentials of `out` from the options, reading files first: errors name the flag and
+// the file, never a token. Returns 0, or the exit code after printing the error.
+int ReadCredentials(const CliOptions& options, StreamOptions* out) {
   auto credential_error = [](std::string_view source, const absl::Status& status) {
     PrintError(absl::StrCat(AbslView(source), ": ", status.message()));
     return kExitNoInput;
@@ -418,10 +417,10 @@ int RunCli(const CliOptions& options) {
   if (!options.token_file.empty()) {
     absl::StatusOr<std::string> token = ReadTokenFile(options.token_file);
     if (!token.ok()) return credential_error("--token-file", token.status());
-    stream_options.bearer_token = *std::move(token);
+    out->bearer_token = *std::move(token);
   } else if (!options.env_token.empty()) {
-    stream_options.bearer_token = std::string(absl::StripAsciiWhitespace(options.env_token));
-    if (!IsValidMetadataValue(stream_options.bearer_token)) {
+    out->bearer_token = std::string(absl::StripAsciiWhitespace(options.env_token));
+    if (!IsValidMetadataValue(out->bearer_token)) {
       return credential_error("CONTACTS_TOKEN", absl::InvalidArgumentError(
                                                     "holds characters other than printable ASCII"));
     }
@@ -429,24 +428,51 @@ int RunCli(const CliOptions& options) {
   if (!options.jwt_file.empty()) {
     absl::StatusOr<std::string> jwt = ReadTokenFile(options.jwt_file);
     if (!jwt.ok()) return credential_error("--jwt-file", jwt.status());
-    stream_options.jwt = *std::move(jwt);
+    out->jwt = *std::move(jwt);
   }
+  return 0;
+}
+
+// stdout, or the --output file (null after printing why it cannot be created).
+std::unique_ptr<OutputSink> OpenOutput(const std::string& output) {
+  if (output.empty() || output == "-") {
+    return std::make_unique<OutputSink>(STDOUT_FILENO, /*owns_fd=*/false);
+  }
+  const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    PrintError(absl::StrCat("--output: cannot create ", output, ": ", std::strerror(errno)));
+    return nullptr;
+  }
+  return std::make_unique<OutputSink>(fd, /*owns_fd=*/true);
+}
+
+void PrintSummary(const StreamResult& result, absl::Duration elapsed) {
+  const double seconds = absl::ToDoubleSeconds(elapsed);
+  std::string summary = absl::StrFormat(
+      "contacts-cli: %d contacts (total_results %s) in %.2f s, %.0f contacts/s, %d messages, %d "
+      "resumes\n",
+      result.contacts, result.total_results > 0 ? absl::StrCat(result.total_results) : "unknown",
+      seconds, seconds > 0 ? static_cast<double>(result.contacts) / seconds : 0.0, result.messages,
+      result.resumes);
+  std::fwrite(summary.data(), 1, summary.size(), stderr);
+}
+
+}  // namespace
+
+int RunCli(const CliOptions& options) {
+  StreamOptions stream_options;
+  stream_options.max_resumes = options.max_resumes;
+  stream_options.deadline = options.deadline;
+  stream_options.app_id = options.app_id;
+  if (int code = ReadCredentials(options, &stream_options); code != 0) return code;
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       GatewayChannelCredentials(options.tls);
-  if (!credentials.ok()) return credential_error("TLS", credentials.status());
-
-  std::unique_ptr<OutputSink> sink;
-  if (options.output.empty() || options.output == "-") {
-    sink = std::make_unique<OutputSink>(STDOUT_FILENO, /*owns_fd=*/false);
-  } else {
-    const int fd = ::open(options.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-      PrintError(
-          absl::StrCat("--output: cannot create ", options.output, ": ", std::strerror(errno)));
-      return kExitCantCreate;
-    }
-    sink = std::make_unique<OutputSink>(fd, /*owns_fd=*/true);
+  if (!credentials.ok()) {
+    PrintError(absl::StrCat("TLS: ", credentials.status().message()));
+    return kExitNoInput;
   }
+  std::unique_ptr<OutputSink> sink = OpenOutput(options.output);
+  if (!sink) return kExitCantCreate;
 
   const bool show_progress =
       options.progress == ProgressMode::kAlways ||
@@ -500,16 +526,7 @@ int RunCli(const CliOptions& options) {
   const absl::Duration elapsed = absl::Now() - start;
   progress.Clear();
 
-  if (!options.quiet) {
-    const double seconds = absl::ToDoubleSeconds(elapsed);
-    std::string summary = absl::StrFormat(
-        "contacts-cli: %d contacts (total_results %s) in %.2f s, %.0f contacts/s, %d messages, %d "
-        "resumes\n",
-        result.contacts, result.total_results > 0 ? absl::StrCat(result.total_results) : "unknown",
-        seconds, seconds > 0 ? static_cast<double>(result.contacts) / seconds : 0.0,
-        result.messages, result.resumes);
-    std::fwrite(summary.data(), 1, summary.size(), stderr);
-  }
+  if (!options.quiet) PrintSummary(result, elapsed);
   auto print_resume_hint = [&] {
     if (result.contacts > 0 && !result.resume_token.empty()) {
       std::string hint = absl::StrCat(

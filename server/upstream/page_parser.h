@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/core/page.h"
+#include "server/upstream/error_body.h"
 
 namespace contacts::gateway {
 
@@ -21,8 +22,6 @@ namespace contacts::gateway {
 inline constexpr size_t kMaxContactsPerPage = 100000;
 inline constexpr size_t kMaxContactIdBytes = 256;
 inline constexpr size_t kMaxPhoneNumberBytes = 64;
-// Longest message ParseErrorMessage returns, in bytes.
-inline constexpr size_t kMaxUpstreamMessageBytes = 300;
 // A thread's parser buffers are freed after a page that needed more than this.
 inline constexpr size_t kRetainedParserBytes = size_t{16} << 20;
 
@@ -62,13 +61,6 @@ inline constexpr size_t kRetainedParserBytes = size_t{16} << 20;
 // reserved is not copied to get it.
 inline constexpr size_t kPagePaddingBytes = 64;
 absl::StatusOr<Page> ParsePage(std::string& body);
-
-// Returns a human-readable message from an upstream error body: the `errors[].msg` entries
-// (Kore.ai's usual shape {"errors":[{"msg":"Invalid JWT token","code":4002}]}) joined with "; ",
-// else the top-level "message", else the top-level "status"; "" when the body has none of them
-// or is not JSON. Control characters are dropped and the result is cut to at most
-// kMaxUpstreamMessageBytes bytes (at a UTF-8 character boundary). Never fails.
-std::string ParseErrorMessage(std::string_view body);
 
 }  // namespace contacts::gateway
 

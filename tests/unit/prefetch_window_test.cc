@@ -39,7 +39,9 @@ std::vector<std::string> Ids(const std::vector<ContactRun>& runs) {
 }
 
 PrefetchWindow::Options Options(int window, int64_t max_contacts = 0) {
-  return {.pager = {.page_size = 10, .max_pages = 1000, .max_contacts = max_contacts,
+  return {.pager = {.page_size = 10,
+                    .max_pages = 1000,
+                    .max_contacts = max_contacts,
                     .seam_overlap = 1},
           .window = window};
 }
@@ -160,7 +162,8 @@ TEST(PrefetchWindowTest, StopDropsWhatIsReadyAndKeepsTheResumePoint) {
 }
 
 TEST(PrefetchWindowTest, AResumeThatAlreadyReachedMaxContactsEndsAtOnce) {
-  PrefetchWindow window(Options(4, 5), ResumePoint{.next_offset = 5, .delivered = 5, .last_ids = {}});
+  PrefetchWindow window(Options(4, 5),
+                        ResumePoint{.next_offset = 5, .delivered = 5, .last_ids = {}});
   ASSERT_TRUE(window.end().has_value());
   EXPECT_TRUE(window.end()->ok());
   EXPECT_THAT(window.Refill(), IsEmpty());
