@@ -64,6 +64,8 @@ grpc::Slice SliceOf(const ContactRun& run, size_t end) {
       [](void* keep) { delete static_cast<std::shared_ptr<const void>*>(keep); }, keep);
 }
 
+double SecondsSince(absl::Time since) { return absl::ToDoubleSeconds(absl::Now() - since); }
+
 absl::Time Deadline(const grpc::CallbackServerContext& context) {
   auto deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
@@ -151,6 +153,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
                        list_changed_, " duration=", absl::FormatDuration(absl::Now() - started_)),
           log_);
     }
+    Metrics().stream_duration_seconds.Observe(SecondsSince(started_));
     service_.Unregister(this);
     cancel_->Cancel();  // prefetched pages still in flight are of no use now
     ContactService& service = service_;
@@ -198,6 +201,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       absl::StatusOr<ResumePoint> point = DecodeResumeToken(request.resume_token(), fingerprint_);
       if (!point.ok()) return point.status();
       start = *std::move(point);
+      Metrics().resumed_streams.Increment();
     }
     delivered_ = resumed_at_ = start.delivered;
     next_offset_ = start.next_offset;
@@ -356,6 +360,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       if (run.begin == run.end) ready_.pop_front();
     }
     ready_count_ -= count;
+    if (delivered_ == resumed_at_) Metrics().first_message_seconds.Observe(SecondsSince(started_));
     delivered_ += static_cast<int64_t>(count);
     Metrics().contacts_streamed.Increment(count);
     StreamContactsResponse rest;

@@ -242,6 +242,7 @@ void RateLimitedPageSource::Tick() {
       deadlines_.erase({it->second.request.deadline, ticket});
       if (it->second.queued) {
         ++waits_;
+        Metrics().AccountBudgetWait(it->second.request.account_id);
         Metrics().rate_budget_wait_seconds.Observe(absl::ToDoubleSeconds(now - it->second.since));
       }
       go.push_back(std::move(it->second));
@@ -324,6 +325,7 @@ void RateLimitedPageSource::Send(Pending pending) {
                    budget_.Answered(account, throttled, retry_after, hint, now);
                    if (throttled) ++throttled_;
                  }
+                 if (throttled) Metrics().AccountThrottled(account);
                  std::move(done)(std::move(page));
                });
 }
