@@ -325,7 +325,6 @@ void RateLimitedPageSource::Send(Pending pending) {
                    budget_.Answered(account, throttled, retry_after, hint, now);
                    if (throttled) ++throttled_;
                  }
-                 if (throttled) Metrics().AccountThrottled(account);
                  std::move(done)(std::move(page));
                });
 }

@@ -576,6 +576,7 @@ asio::awaitable<absl::StatusOr<Page>> KoreClient::FetchPage(PageRequest request,
 
     http::response<http::string_body> response = parser.release();
     Metrics().UpstreamExchange(absl::StrCat(response.result_int()), absl::Now() - began);
+    if (response.result_int() == 429) Metrics().AccountThrottled(request.account_id);
     std::move(forget).Invoke();  // before the connection can serve another stream
     if (response.keep_alive()) {
       ReturnConnection(connection);
