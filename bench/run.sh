@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The issue-4 benchmarks, one command each (method, targets, results: bench/REPORT.md).
+# The end-to-end benchmarks, one command each (method, targets, results: bench/REPORT.md).
 #   bench/run.sh b1|b3|b4|b5|b6|all   builds build-release/, starts kore-sim and the gateway, repeats
 #                                     each measurement BENCH_RUNS times (default 5), prints medians,
 #                                     writes bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
@@ -9,7 +9,7 @@
 # Environment: BENCH_RUNS (default 5), BENCH_BUILD_DIR (default build-release), BENCH_B1_CONTACTS
 #   (B1's list size, default 1000000; B2's is a fifth), BENCH_B4_RATE (600/min), BENCH_B4_SECONDS
 #   (20), BENCH_B5_STREAMS (10000): smaller values for a quick check on a busy machine.
-#   BENCH_BASELINE=1  for a gateway without the issue-4 flags (main before issue 4): run without
+#   BENCH_BASELINE=1  for a gateway without the rate budget and page cache flags: run without
 #                     them. Otherwise every benchmark needs them (all but B4's budget part run with
 #                     --rate-limit 0) and a gateway lacking one fails at once, naming it.
 set -euo pipefail
@@ -78,12 +78,12 @@ start_gw() {  # start_gw GATEWAY_FLAGS...
   gw_port=$(port_of "$work/gw.out")
 }
 
-issue4_flags() {  # sets no_limit: the gateway flags that turn the request budget off
+budget_flags() {  # sets no_limit: the gateway flags that turn the request budget off
   no_limit=()
   [[ -z ${BENCH_BASELINE:-} ]] || return 0
   local f
   for f in --rate-limit --rate-limit-burst --page-cache-bytes; do
-    has_flag $f || die "contacts-gateway has no $f flag: this build lacks the issue-4 features (BENCH_BASELINE=1 measures the baseline without them)"
+    has_flag $f || die "contacts-gateway has no $f flag: this build lacks the rate budget and page cache (BENCH_BASELINE=1 measures the baseline without them)"
   done
   no_limit=(--rate-limit 0)
 }
@@ -125,7 +125,7 @@ print("%g" % (json.load(sys.stdin)["benchmarks"][0]["cpu_time"] / 1000))'
 
 has_flag() { grep -q -- "$1[ =]" <("$gw" --help); }  # not a pipe: grep -q would SIGPIPE --help
 features() {
-  if has_flag --rate-limit; then echo "issue-4 features"; else echo "baseline (main before issue-4 features)"; fi
+  if has_flag --rate-limit; then echo "rate budget + page cache"; else echo "baseline (no rate budget or page cache)"; fi
 }
 
 begin() {  # begin NAME: starts bench/results/NAME_raw.tsv
@@ -339,9 +339,9 @@ smoke() {
 }
 
 case ${1:-} in
-  b1 | b2) build; issue4_flags; b1 ;;
-  b3 | b4 | b5 | b6) build; issue4_flags; "$1" ;;
-  all) build; issue4_flags; b1; b3; b4; b5; b6 ;;
+  b1 | b2) build; budget_flags; b1 ;;
+  b3 | b4 | b5 | b6) build; budget_flags; "$1" ;;
+  all) build; budget_flags; b1; b3; b4; b5; b6 ;;
   smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
   *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|all|smoke BUILD_DIR" ;;
 esac
