@@ -4,7 +4,8 @@
 #   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, buf + grpc-js (npm), the
 #                            manifest checks: yamllint, kubernetes-models + yaml (npm), kubectl, and
 #                            prometheus (promtool and the server, for tests/monitoring)
-#   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap
+#   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap,
+#                            catatonit
 #   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts
 set -euo pipefail
 
@@ -17,7 +18,7 @@ if [[ ${1:-} == --test ]]; then
   command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
 fi
 if [[ ${1:-} == --image ]]; then
-  packages+=(podman runc debootstrap uidmap)
+  packages+=(podman runc debootstrap uidmap catatonit)  # catatonit: kube play's pause image
 fi
 if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox); fi
 
