@@ -28,9 +28,9 @@ constexpr char kReadiness[] = "contacts.v1.ContactService";
 
 // What a kubelet gRPC probe does: one Check on a fresh plaintext connection, 2 s timeout.
 // Returns the status name ("SERVING", "NOT_SERVING", ...) or the RPC's error code.
-std::string Probe(const std::string& target, const std::string& service,
-                  std::shared_ptr<grpc::ChannelCredentials> credentials =
-                      grpc::InsecureChannelCredentials()) {
+std::string Probe(
+    const std::string& target, const std::string& service,
+    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials()) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own, as kubelet's
   args.SetSslTargetNameOverride("localhost");
