@@ -2,7 +2,8 @@
 // scripts/image-test.sh. Changed, and only this:
 //  - host networking with free loopback ports (the workplace's network is loopback only): the
 //    gateway's CONTACTS_GATEWAY_*LISTEN ports, kore-sim's --listen, and the upstream URL
-//    http://kore-sim:8080 as http://127.0.0.1:SIM (no cluster DNS);
+//    http://kore-sim:8080 as http://127.0.0.1:SIM (no cluster DNS); containers' `ports` lists are
+//    left out (podman 4.3 turns them into port mappings, which host networking refuses);
 //  - Secrets become files for `podman secret create` (podman 4.3 mounts a Secret's data without
 //    decoding it from base64, so the files hold it decoded), not objects to play;
 //  - objects podman does not run (Service, NetworkPolicy, PodDisruptionBudget, ...) are left out.
@@ -38,6 +39,7 @@ for (const object of objects) {
   } else if (object.kind === "Deployment") {
     for (const c of object.spec.template.spec.containers) {
       c.command = c.command?.map((arg) => (arg === "0.0.0.0:8080" ? `127.0.0.1:${sim}` : arg));
+      delete c.ports;
     }
     play.push(object);
   }
