@@ -41,9 +41,16 @@ struct ServingTlsOptions {
 
 // Everything contacts-gateway can be told, with its defaults.
 struct Config {
-  std::string listen = "0.0.0.0:50051";
+  // "[::]" listens on IPv6 and IPv4 alike (IPv4 only where the host has no IPv6).
+  std::string listen = "[::]:50051";
   ConnectionOptions connections;
-  std::string admin_listen = "0.0.0.0:9090";  // empty: no admin port
+  std::string admin_listen = "[::]:9090";  // empty: no admin port
+  // Plaintext gRPC health only, for kubelet probes while `listen` serves TLS; empty: none. Off by
+  // default: a fixed port would collide where several gateways share a host (tests, benchmarks);
+  // deploy/k8s sets [::]:50052.
+  std::string probe_listen;
+  // Per-account metric series for the first N accounts seen (later ones as "_other"); 0 = none.
+  int metrics_accounts = 0;
   KoreClientOptions upstream;
   RetryOptions retry;
   RateBudgetOptions rate;

@@ -59,6 +59,8 @@ grpc::Slice SliceOf(const ContactRun& run) {
       [](void* keep) { delete static_cast<std::shared_ptr<const void>*>(keep); }, keep);
 }
 
+double SecondsSince(absl::Time since) { return absl::ToDoubleSeconds(absl::Now() - since); }
+
 absl::Time Deadline(const grpc::CallbackServerContext& context) {
   auto deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
@@ -72,6 +74,7 @@ struct StreamSetup {
   uint64_t fingerprint = 0;  // of the list, for resume tokens
   PrefetchWindow::Options window;
   ResumePoint start;
+  bool resumed = false;  // the request came with a resume token
   size_t batch_size = 0;
   size_t max_batch_bytes = 0;
 };
@@ -100,6 +103,7 @@ absl::StatusOr<StreamSetup> Setup(const StreamOptions& options,
         DecodeResumeToken(request->resume_token(), setup.fingerprint);
     if (!point.ok()) return point.status();
     setup.start = *std::move(point);
+    setup.resumed = true;
   }
   const int32_t page_size =
       request->page_size() == 0 ? options.default_page_size : request->page_size();
@@ -148,6 +152,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     absl::Status refusal;
     if (started.ok() && !service_.Register(this, &refusal)) started = refusal;
     if (started.ok()) {
+      if (setup_->resumed) Metrics().resumed_streams.Increment();
       StartSendInitialMetadata();  // tells the caller at once that the stream was taken
     } else {
       absl::MutexLock lock(&mu_);
@@ -208,6 +213,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
             log_);
       }
     }
+    Metrics().stream_duration_seconds.Observe(SecondsSince(started_));
     service_.Unregister(this);
     cancel_->Cancel();  // prefetched pages still in flight are of no use now
     ContactService& service = service_;
@@ -304,6 +310,9 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       }
     }
     Metrics().contacts_streamed.Increment(count);
+    if (window_->delivered() == window_->resumed_at() + static_cast<int64_t>(count)) {
+      Metrics().first_message_seconds.Observe(SecondsSince(started_));
+    }
     StreamContactsResponse rest;
     rest.set_total_results(window_->total_results());
     rest.set_delivered_count(window_->delivered());

@@ -107,6 +107,7 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
           return;
         }
         Metrics().UpstreamExchange(absl::StrCat(response->status), now - began);
+        if (response->status == 429) Metrics().AccountThrottled(request.account_id);
         if (response->status == 200) {
           absl::StatusOr<Page> page = ParsePage(response->body);
           if (!page.ok()) page = About(page.status(), what);
