@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "grpc/health/v1/health.pb.h"
+#include "server/core/error_reason.h"
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 #include "server/core/sync.h"
@@ -199,8 +200,9 @@ void GatewayServer::Shutdown(absl::Duration drain) {
       if (stopped.WaitForNotificationWithTimeout(drain)) return;
       Log(Severity::kInfo, absl::StrCat("drain time over: ending ", service_->active_streams(),
                                         " stream(s) with UNAVAILABLE"));
-      service_->AbortAll(absl::UnavailableError(
-          "the gateway is shutting down; resume with the last resume_token"));
+      service_->AbortAll(WithReason(
+          absl::UnavailableError("the gateway is shutting down; resume with the last resume_token"),
+          reason::kGatewayDraining));
     });
     server_->Shutdown(absl::ToChronoTime(absl::Now() + drain + absl::Seconds(2)));
     server_->Wait();

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/core/error_reason.h"
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 #include "server/core/sync.h"
@@ -67,6 +68,22 @@ absl::Time Deadline(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
+// A refusal of the caller (authorization, credentials) with its reason, unless the failure set one
+// itself (a caller's own JWT the upstream refused keeps the upstream's reason).
+absl::Status CallerFailure(absl::Status status) {
+  if (!ReasonOf(status).empty()) return status;
+  switch (status.code()) {
+    case absl::StatusCode::kResourceExhausted:
+      return WithReason(std::move(status), reason::kCallerStreamLimit);
+    case absl::StatusCode::kPermissionDenied:
+      return WithReason(std::move(status), reason::kCallerNotAllowed);
+    case absl::StatusCode::kInvalidArgument:
+      return WithReason(std::move(status), reason::kInvalidRequest);
+    default:
+      return WithReason(std::move(status), reason::kCallerUnauthenticated);
+  }
+}
+
 // Everything one stream is set up with, from its request, its metadata and the gateway's options.
 struct StreamSetup {
   PageRequest base;  // each page request is this one with skip and limit set
@@ -95,13 +112,15 @@ absl::StatusOr<StreamSetup> Setup(const StreamOptions& options,
       ListFingerprint(setup.base.stream_id, setup.base.list_id, setup.base.account_id);
   absl::StatusOr<StreamCredentials> credentials =
       ChooseCredentials(context, setup.base.account_id, authorizer);
-  if (!credentials.ok()) return credentials.status();
+  if (!credentials.ok()) return CallerFailure(credentials.status());
   setup.credentials = *std::move(credentials);
   setup.base.caller_credentials = setup.credentials.pass_through();
   if (!request->resume_token().empty()) {
     absl::StatusOr<ResumePoint> point =
         DecodeResumeToken(request->resume_token(), setup.fingerprint);
-    if (!point.ok()) return point.status();
+    if (!point.ok()) {
+      return WithField(WithReason(point.status(), reason::kInvalidResumeToken), "resume_token");
+    }
     setup.start = *std::move(point);
     setup.resumed = true;
   }
@@ -213,7 +232,6 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
             log_);
       }
     }
-    Metrics().stream_duration_seconds.Observe(SecondsSince(started_));
     service_.Unregister(this);
     cancel_->Cancel();  // prefetched pages still in flight are of no use now
     ContactService& service = service_;
@@ -239,10 +257,12 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       } else if (cancelled_) {
         finish = grpc::Status::CANCELLED;
       } else if (abort_) {
+        FailureContext failure{.retry_after = absl::Seconds(1)};
         if (window_->delivered() > 0) {
-          context_->AddTrailingMetadata("contacts-resume-token", ResumeToken());
+          failure.resume_token = ResumeToken();
+          context_->AddTrailingMetadata("contacts-resume-token", failure.resume_token);
         }
-        finish = ToGrpcStatus(*abort_);
+        finish = ToGrpcStatus(*abort_, failure);
       } else if (window_->ready() > 0) {
         BuildResponse();
         // More contacts ready: let gRPC hold this message and send it with the next ones in one
@@ -258,6 +278,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       if (finish) {
         finished_ = true;
         final_code_ = static_cast<absl::StatusCode>(finish->error_code());
+        // Before Finish: a caller that sees the end finds the stream counted.
+        Metrics().stream_duration_seconds.Observe(SecondsSince(started_));
       } else if (window_) {
         // Pages in flight plus the pages' worth of contacts ready stay within the window: a slow
         // caller stops the prefetching.
@@ -331,13 +353,19 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
 
   grpc::Status FinalStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const absl::Status& status = *window_->end();
-    if (status.ok() || window_->delivered() == window_->resumed_at()) return ToGrpcStatus(status);
+    FailureContext failure{.retry_after = window_->end_facts().retry_after};
+    if (window_->delivered() > 0) failure.resume_token = ResumeToken();
+    if (status.ok() || window_->delivered() == window_->resumed_at()) {
+      return ToGrpcStatus(status, failure);
+    }
     // Some contacts went out: say how to continue, and call unreadable data a loss.
     absl::StatusCode code =
         status.code() == absl::StatusCode::kInternal ? absl::StatusCode::kDataLoss : status.code();
     return ToGrpcStatus(
-        absl::Status(code, absl::StrCat(status.message(), "; stopped after ", window_->delivered(),
-                                        " contacts, resume with the last resume_token received")));
+        Rewritten(status, code,
+                  absl::StrCat(status.message(), "; stopped after ", window_->delivered(),
+                               " contacts, resume with the last resume_token received")),
+        failure);
   }
 
   // Set in the constructor, read-only afterwards.

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/encoding.h"
+#include "server/core/error_reason.h"
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 

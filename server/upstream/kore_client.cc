@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "server/core/encoding.h"
+#include "server/core/error_reason.h"
 #include "server/core/metrics.h"
 #include "server/upstream/http_status.h"
 #include "server/upstream/page_parser.h"
@@ -30,9 +31,29 @@ std::string Redact(std::string message, const UpstreamCredentials& credentials) 
   return message;
 }
 
-// `status` with what was being fetched appended to its message.
+// A failure that is not an HTTP answer (the exchange or the body), with what was being fetched
+// appended to its message and its reason: the upstream is unreachable or slow, or its certificate
+// was rejected, or what it sent cannot be read.
 absl::Status About(const absl::Status& status, std::string_view what) {
-  return absl::Status(status.code(), absl::StrCat(status.message(), " (", AsAbsl(what), ")"));
+  const char* why = reason::kUpstreamUnreadable;
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+      why = reason::kUpstreamUnavailable;
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      why = reason::kDeadlineExceeded;
+      break;
+    case absl::StatusCode::kCancelled:
+      why = reason::kCancelled;
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      why = reason::kUpstreamCertificate;
+      break;
+    default:
+      break;
+  }
+  return WithReason(
+      absl::Status(status.code(), absl::StrCat(status.message(), " (", AsAbsl(what), ")")), why);
 }
 
 }  // namespace
