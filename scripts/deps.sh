@@ -16,7 +16,7 @@ packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev
 command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
 if [[ ${1:-} == --test ]]; then
   packages+=(nlohmann-json3-dev rapidjson-dev python3
-    python3-grpcio clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint prometheus)
+    python3-grpcio python3-h2 clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint prometheus)
   # examples/go (GOPATH mode, offline). protobuf 1.5 named: grpc-go would pull in the older 1.3.
   packages+=(golang-go golang-google-grpc-dev golang-google-genproto-dev golang-google-protobuf-dev
     golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc)

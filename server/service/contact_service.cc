@@ -20,6 +20,12 @@
 #include "server/stream/prefetch_window.h"
 #include "server/stream/resume_token.h"
 
+// gRPC 1.51 hands on a message whose compressed flag is set while the call declares no encoding
+// as if it were not compressed (the protocol says: an error). The flag is visible only through a
+// function libgrpc exports for its own tests (src/core/lib/surface/call_test_only.h); declared
+// weak, so that a libgrpc without it loses this one check and nothing else.
+uint32_t grpc_call_test_only_get_message_flags(grpc_call* call) __attribute__((weak));
+
 namespace contacts::gateway {
 namespace {
 
@@ -82,6 +88,17 @@ absl::Status CallerFailure(absl::Status status) {
     default:
       return WithReason(std::move(status), reason::kCallerUnauthenticated);
   }
+}
+
+constexpr uint32_t kCompressedFlag = 0x80000000u;  // GRPC_WRITE_INTERNAL_COMPRESS, core-internal
+
+bool CompressedWithoutEncoding(grpc::CallbackServerContext& context) {
+  if (::grpc_call_test_only_get_message_flags == nullptr || context.c_call() == nullptr) {
+    return false;
+  }
+  std::string_view encoding = MetadataValue(context, "grpc-encoding");
+  return (::grpc_call_test_only_get_message_flags(context.c_call()) & kCompressedFlag) != 0 &&
+         (encoding.empty() || encoding == "identity");
 }
 
 // Everything one stream is set up with, from its request, its metadata and the gateway's options.
@@ -150,29 +167,64 @@ LogContext LogFor(const grpc::CallbackServerContext& context) {
 // another, so a page arriving after the call ended finds the reactor alive. gRPC and the page
 // source call in on their own threads; the state is guarded by mu_, and no lock is held while
 // calling StartWrite, Finish or Fetch.
-class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+//
+// The method is registered as bidirectional streaming, though callers see (and the proto declares)
+// a server stream: the reactor reads the request itself, so that it can tell a call that brought
+// no request, or a second one, from a good one (gRPC's server-streaming handler would hand it an
+// empty request, or drop the second).
+class StreamContactsReactor final
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  StreamContactsReactor(ContactService& service, grpc::CallbackServerContext* context,
-                        const grpc::ByteBuffer& wire)
-      : service_(service),
-        context_(context),
-        log_(LogFor(*context)),
-        setup_(Setup(service.options_, *context, wire, service.authorizer_,
-                     reinterpret_cast<uintptr_t>(this))) {
+  StreamContactsReactor(ContactService& service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context), log_(LogFor(*context)) {
     context->AddInitialMetadata("x-request-id", log_.request_id);
-    absl::Status started = setup_.status();
-    if (setup_.ok()) {
+    StartRead(&request_);
+  }
+
+  // The first read brings the request; the second, the caller's half-close (a message there is a
+  // second request, which is refused).
+  void OnReadDone(bool ok) override {
+    if (!read_request_) {
+      read_request_ = true;
+      Start(ok);
+      return;
+    }
+    if (ok) {
+      Abort(WithReason(
+          absl::InvalidArgumentError("StreamContacts takes one request message; a second one came"),
+          reason::kInvalidRequest));
+    }
+  }
+
+ private:
+  void Start(bool got_request) {
+    absl::StatusOr<StreamSetup> setup =
+        !got_request
+            ? WithReason(absl::InvalidArgumentError(
+                             "the call carried no complete contacts.v1.StreamContactsRequest"),
+                         reason::kInvalidRequest)
+        : CompressedWithoutEncoding(*context_)
+            ? WithReason(absl::InvalidArgumentError(
+                             "the request message is flagged compressed but the call names no "
+                             "grpc-encoding"),
+                         reason::kInvalidRequest)
+            : Setup(service_.options_, *context_, request_, service_.authorizer_,
+                    reinterpret_cast<uintptr_t>(this));
+    absl::Status started = setup.status();
+    if (setup.ok()) {
+      setup_ = *std::move(setup);
       log_.stream_id = setup_->base.stream_id;
       log_.list_id = setup_->base.list_id;
       log_.account_id = setup_->base.account_id;
-      absl::MutexLock lock(&mu_);
-      window_.emplace(setup_->window, setup_->start);
+      absl::Status refusal;
+      if (!service_.Register(this, &refusal)) started = refusal;
     }
-    absl::Status refusal;
-    if (started.ok() && !service_.Register(this, &refusal)) started = refusal;
     if (started.ok()) {
       if (setup_->resumed) Metrics().resumed_streams.Increment();
       StartSendInitialMetadata();  // tells the caller at once that the stream was taken
+      StartRead(&request_);        // for the half-close
+      absl::MutexLock lock(&mu_);
+      window_.emplace(setup_->window, setup_->start);
     } else {
       absl::MutexLock lock(&mu_);
       refused_ = started;
@@ -180,6 +232,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     Pump();
   }
 
+ public:
   void Ref() { refs_.fetch_add(1); }
   void Unref() {
     if (refs_.fetch_sub(1) == 1) delete this;
@@ -258,11 +311,13 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
         finish = grpc::Status::CANCELLED;
       } else if (abort_) {
         FailureContext failure{.retry_after = absl::Seconds(1)};
-        if (window_->delivered() > 0) {
+        if (window_ && window_->delivered() > 0) {
           failure.resume_token = ResumeToken();
           context_->AddTrailingMetadata("contacts-resume-token", failure.resume_token);
         }
         finish = ToGrpcStatus(*abort_, failure);
+      } else if (!window_) {
+        // Still waiting for the request.
       } else if (window_->ready() > 0) {
         BuildResponse();
         // More contacts ready: let gRPC hold this message and send it with the next ones in one
@@ -368,12 +423,15 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
         failure);
   }
 
-  // Set in the constructor, read-only afterwards.
+  // Set in the constructor, or once with the request (before window_, which every use follows),
+  // read-only afterwards.
   ContactService& service_;
   grpc::CallbackServerContext* const context_;
   const absl::Time started_ = absl::Now();
   LogContext log_;
-  const absl::StatusOr<StreamSetup> setup_;
+  grpc::ByteBuffer request_;   // gRPC's while a read is pending
+  bool read_request_ = false;  // the first read completed (gRPC completes reads one at a time)
+  std::optional<StreamSetup> setup_;
   const std::shared_ptr<Cancellation> cancel_ = std::make_shared<Cancellation>();
   std::atomic<int> refs_{1};
 
@@ -392,11 +450,16 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
 };
 
 ContactService::ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options)
-    : source_(source), authorizer_(authorizer), options_(options) {}
-
-grpc::ServerWriteReactor<grpc::ByteBuffer>* ContactService::StreamContacts(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
-  return new StreamContactsReactor(*this, context, *request);
+    : source_(source), authorizer_(authorizer), options_(options) {
+  static const std::string kMethod =
+      absl::StrCat("/", contacts::v1::ContactService::service_full_name(), "/StreamContacts");
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      kMethod.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING, nullptr));
+  MarkMethodRawCallback(0,
+                        new grpc::internal::CallbackBidiHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+                            [this](grpc::CallbackServerContext* context) {
+                              return new StreamContactsReactor(*this, context);
+                            }));
 }
 
 bool ContactService::Register(StreamContactsReactor* stream, absl::Status* refusal) {
