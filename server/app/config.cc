@@ -117,11 +117,11 @@ const std::vector<Setting>& Settings() {
        STRING(listen)},
       {"max-connection-age", "DURATION",
        "Close client connections after this age (GOAWAY, with +-10% jitter) so that clients "
-       "reconnect "
-       "and spread over new replicas; 0 = never.",
+       "reconnect and spread over new replicas; calls in flight go on. 0 = never.",
        DURATION(connections.max_age)},
       {"max-connection-age-grace", "DURATION",
-       "Time calls in flight get after that GOAWAY before they are cut.",
+       "Time calls in flight get after that GOAWAY before they are cut; inf (the default) never "
+       "cuts them: a stream of hours is not ended by connection aging.",
        DURATION(connections.max_age_grace)},
       {"keepalive-min-ping-interval", "DURATION",
        "Shortest interval between client keepalive pings accepted; a client pinging more often is "

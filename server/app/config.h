@@ -22,8 +22,10 @@ namespace contacts::gateway {
 // reconnect, so that Kubernetes spreads long-lived clients over new pods; the keepalive rules
 // accept what grpc-go and grpc-java clients may send (their keepalive time is at least 10 s).
 struct ConnectionOptions {
-  absl::Duration max_age = absl::Minutes(5);             // then GOAWAY; 0 = never
-  absl::Duration max_age_grace = absl::Seconds(20);      // for calls in flight after that GOAWAY
+  absl::Duration max_age = absl::Minutes(5);  // then GOAWAY; 0 = never
+  // For calls in flight after that GOAWAY: unlimited, so that aging only moves new calls to other
+  // pods and never cuts an hours-long stream (gRFC A9's default); a drain still bounds shutdown.
+  absl::Duration max_age_grace = absl::InfiniteDuration();
   absl::Duration min_ping_interval = absl::Seconds(10);  // clients pinging more often are cut off
   bool permit_pings_without_calls = true;
   int max_concurrent_streams = 100;  // per connection

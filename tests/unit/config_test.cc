@@ -75,7 +75,7 @@ TEST(ConfigTest, ConnectionSettingsSuitKubernetes) {
   absl::StatusOr<Config> config = Parse({});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->connections.max_age, absl::Minutes(5));
-  EXPECT_EQ(config->connections.max_age_grace, config->drain_timeout);
+  EXPECT_EQ(config->connections.max_age_grace, absl::InfiniteDuration());  // streams run on
   EXPECT_EQ(config->connections.min_ping_interval, absl::Seconds(10));
   EXPECT_TRUE(config->connections.permit_pings_without_calls);
   EXPECT_EQ(config->connections.max_concurrent_streams, 100);
