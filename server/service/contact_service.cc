@@ -15,6 +15,7 @@
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 #include "server/core/sync.h"
+#include "server/core/trace.h"
 #include "server/service/request_validation.h"
 #include "server/service/status.h"
 #include "server/stream/prefetch_window.h"
@@ -153,10 +154,12 @@ absl::StatusOr<StreamSetup> Setup(const StreamOptions& options,
   return setup;
 }
 
-LogContext LogFor(const grpc::CallbackServerContext& context) {
-  LogContext log;
-  log.request_id = RequestId(context);
-  return log;
+// The stream's span: a child of the caller's trace context (W3C traceparent, tracestate), or of a
+// new trace when the call brings none or an invalid one.
+TraceContext StreamTrace(const grpc::CallbackServerContext& context) {
+  std::optional<TraceContext> caller = TraceContext::Parse(MetadataValue(context, "traceparent"),
+                                                           MetadataValue(context, "tracestate"));
+  return caller ? caller->Child() : TraceContext::New();
 }
 
 }  // namespace
@@ -176,8 +179,12 @@ class StreamContactsReactor final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamContactsReactor(ContactService& service, grpc::CallbackServerContext* context)
-      : service_(service), context_(context), log_(LogFor(*context)) {
+      : service_(service), context_(context), trace_(StreamTrace(*context)) {
+    log_.request_id = RequestId(*context);
+    log_.trace_id = trace_.trace_id;
+    log_.span_id = trace_.span_id;
     context->AddInitialMetadata("x-request-id", log_.request_id);
+    context->AddInitialMetadata("traceparent", trace_.Traceparent());
     StartRead(&request_);
   }
 
@@ -213,6 +220,7 @@ class StreamContactsReactor final
     absl::Status started = setup.status();
     if (setup.ok()) {
       setup_ = *std::move(setup);
+      setup_->base.trace = trace_;
       log_.stream_id = setup_->base.stream_id;
       log_.list_id = setup_->base.list_id;
       log_.account_id = setup_->base.account_id;
@@ -428,6 +436,7 @@ class StreamContactsReactor final
   ContactService& service_;
   grpc::CallbackServerContext* const context_;
   const absl::Time started_ = absl::Now();
+  const TraceContext trace_;  // the stream's span
   LogContext log_;
   grpc::ByteBuffer request_;   // gRPC's while a read is pending
   bool read_request_ = false;  // the first read completed (gRPC completes reads one at a time)

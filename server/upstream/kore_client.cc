@@ -111,6 +111,12 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
                   {"auth", request.credentials.jwt},
                   {"iid", request.credentials.app_id},
                   {"accountId", request.account_id}};
+  if (!request.trace.trace_id.empty()) {  // the stream's trace, a span of this request's own
+    http.headers.emplace_back("traceparent", request.trace.Child().Traceparent());
+    if (!request.trace.tracestate.empty()) {
+      http.headers.emplace_back("tracestate", request.trace.tracestate);
+    }
+  }
   http.deadline = request.deadline;
   const absl::Time began = absl::Now();
   http_->Get(
