@@ -108,7 +108,8 @@ TEST_F(TracingTest, TheCallersTraceReachesEveryUpstreamRequestWithASpanOfItsOwn)
     if (line.find("stream ended") != std::string::npos) stream_ended = line;
   }
   EXPECT_THAT(stream_ended, HasSubstr(absl::StrCat("\"trace_id\":\"", kTraceId, "\"")));
-  EXPECT_THAT(stream_ended, HasSubstr(absl::StrCat("\"span_id\":\"", answered.substr(36, 16), "\"")));
+  EXPECT_THAT(stream_ended,
+              HasSubstr(absl::StrCat("\"span_id\":\"", answered.substr(36, 16), "\"")));
 }
 
 TEST_F(TracingTest, ACallerWithoutATraceGetsANewOneUpstreamToo) {

@@ -24,13 +24,13 @@ TEST(TraceContextTest, ReadsTheCallersTraceparentAndTracestate) {
 TEST(TraceContextTest, RefusesMalformedTraceparents) {
   for (const char* bad : {
            "",
-           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",      // no flags
-           "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",   // upper case
-           "00-00000000000000000000000000000000-00f067aa0ba902b7-01",   // all-zero trace
-           "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",   // all-zero span
-           "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   // version ff
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",       // no flags
+           "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",    // upper case
+           "00-00000000000000000000000000000000-00f067aa0ba902b7-01",    // all-zero trace
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",    // all-zero span
+           "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",    // version ff
            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",  // 00 has no more
-           "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",   // not hex
+           "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",    // not hex
        }) {
     EXPECT_FALSE(TraceContext::Parse(bad, "").has_value()) << bad;
   }
