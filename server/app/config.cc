@@ -90,6 +90,15 @@ std::string ReadSecretFile(const std::string& path, std::string* out) {
   return "";
 }
 
+std::string ReadResumeTokenKeys(const std::string& path, StreamOptions* out) {
+  std::string text;
+  if (std::string problem = ReadSecretFile(path, &text); !problem.empty()) return problem;
+  absl::StatusOr<std::shared_ptr<const ResumeTokenKeys>> keys = ResumeTokenKeys::Parse(text);
+  if (!keys.ok()) return std::string(keys.status().message());
+  out->resume_token_keys = *std::move(keys);
+  return "";
+}
+
 #define STRING(field)                   \
   [](Config& c, const std::string& v) { \
     c.field = v;                        \
@@ -203,6 +212,12 @@ const std::vector<Setting>& Settings() {
        "File holding the client secret (e.g. a mounted Kubernetes Secret).",
        [](Config& c, const std::string& v) { return ReadSecretFile(v, &c.client_secret); },
        nullptr},
+      {"resume-token-key-file", "FILE",
+       "Keys that sign resume tokens (HMAC-SHA256), one per line, at least 32 bytes each, the "
+       "signing key first (others are still accepted, for rotation); the same file for every "
+       "replica. Without it a random key per process: tokens do not survive a restart.",
+       [](Config& c, const std::string& v) { return ReadResumeTokenKeys(v, &c.stream); },
+       [](const Config&) { return std::string(); }},
       {"credentials-file", "FILE",
        "JSON file of per-account upstream credentials and the callers allowed to use them (see "
        "README); re-read when it changes.",

@@ -95,6 +95,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
     }
     gateway->authorizer_ = std::make_unique<Authorizer>(*gateway->credentials_, config.authz);
   }
+  if (config.stream.resume_token_keys == ResumeTokenKeys::ProcessRandom()) {
+    Log(Severity::kWarning,
+        "no --resume-token-key-file: resume tokens are signed with a random key of this process, "
+        "so they do not survive a restart and other replicas refuse them");
+  }
   gateway->service_ =
       std::make_unique<ContactService>(*gateway->cache_, gateway->authorizer_.get(), config.stream);
   for (int i = 0; i < config.io_threads; ++i) {

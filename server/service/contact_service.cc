@@ -97,7 +97,7 @@ absl::StatusOr<StreamSetup> Setup(const StreamOptions& options,
   setup.base.caller_credentials = setup.credentials.pass_through();
   if (!request->resume_token().empty()) {
     absl::StatusOr<ResumePoint> point =
-        DecodeResumeToken(request->resume_token(), setup.fingerprint);
+        DecodeResumeToken(request->resume_token(), setup.fingerprint, *options.resume_token_keys);
     if (!point.ok()) return point.status();
     setup.start = *std::move(point);
   }
@@ -317,7 +317,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
 
   // Resumes right after the last contact written.
   std::string ResumeToken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return EncodeResumeToken(window_->resume_point(), setup_->fingerprint);
+    return EncodeResumeToken(window_->resume_point(), setup_->fingerprint,
+                             *service_.options_.resume_token_keys);
   }
 
   grpc::Status FinalStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 
 namespace contacts::gateway {
@@ -103,6 +104,36 @@ TEST(ConfigTest, SecretsNeverAppearInErrorsOrHelp) {
   EXPECT_EQ(config->client_secret, "hunter2-secret");
   EXPECT_THAT(HelpText(), HasSubstr("CONTACTS_GATEWAY_CLIENT_SECRET_FILE"));
   EXPECT_THAT(HelpText(), Not(HasSubstr("hunter2")));
+}
+
+TEST(ConfigTest, ResumeTokenKeysComeFromAFileThatIsNeverQuoted) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->stream.resume_token_keys, ResumeTokenKeys::ProcessRandom());
+
+  const std::string dir = ::testing::TempDir();
+  const std::string good = dir + "/config_test_resume.keys";
+  const std::string key = "config-test-signing-key-0123456789abcdef";
+  std::ofstream(good) << key << "\n";
+  config = Parse({}, {{"CONTACTS_GATEWAY_RESUME_TOKEN_KEY_FILE", good}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_NE(config->stream.resume_token_keys, ResumeTokenKeys::ProcessRandom());
+  const uint64_t list = ListFingerprint("st", "cl", "acct");
+  absl::StatusOr<std::shared_ptr<const ResumeTokenKeys>> same = ResumeTokenKeys::Create({key});
+  ASSERT_TRUE(same.ok());
+  EXPECT_TRUE(DecodeResumeToken(EncodeResumeToken({}, list, *config->stream.resume_token_keys),
+                                list, **same)
+                  .ok());
+
+  const std::string bad = dir + "/config_test_short.keys";
+  std::ofstream(bad) << "too-short-S3CR3T\n";
+  absl::StatusOr<Config> refused = Parse({"--resume-token-key-file", bad});
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("--resume-token-key-file: line 1: a key needs at least 32 bytes"));
+  EXPECT_THAT(refused.status().message(), Not(HasSubstr("S3CR3T")));
+  EXPECT_THAT(Parse({"--resume-token-key-file=/nonexistent/keys"}).status().message(),
+              HasSubstr("cannot read the file"));
+  EXPECT_THAT(HelpText(), HasSubstr("CONTACTS_GATEWAY_RESUME_TOKEN_KEY_FILE, default (none)"));
 }
 
 TEST(ConfigTest, SecurityFlagsGoTogetherAndDefaultToClosed) {
