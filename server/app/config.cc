@@ -229,8 +229,37 @@ const std::vector<Setting>& Settings() {
        "INSECURE, for local development and demos: callers that do not authenticate may use the "
        "gateway's upstream credentials for any account.",
        BOOL(authz.allow_unauthenticated)},
-      {"max-streams-per-caller", "N", "Concurrent streams one authenticated caller may hold.",
+      {"max-streams-per-caller", "N",
+       "Concurrent streams one caller may hold: an authenticated one, or one that sends its own "
+       "JWT (told apart by its verified identity, else by the JWT).",
        INT(authz.max_streams_per_caller, 1, 1000000)},
+      {"pass-through-requires-auth", "auto|true|false",
+       "Callers that send their own JWT must also authenticate to the gateway (bearer token or "
+       "mTLS) with a caller rule that lists the account; auto: whenever --credentials-file lists "
+       "callers.",
+       [](Config& c, const std::string& v) {
+         static const std::pair<const char*, PassThroughAuth> kValues[] = {
+             {"auto", PassThroughAuth::kAuto},
+             {"true", PassThroughAuth::kRequired},
+             {"false", PassThroughAuth::kOptional}};
+         for (auto [name, value] : kValues) {
+           if (absl::AsciiStrToLower(v) == name) {
+             c.authz.pass_through_auth = value;
+             return std::string();
+           }
+         }
+         return std::string("expected auto, true or false");
+       },
+       [](const Config& c) {
+         switch (c.authz.pass_through_auth) {
+           case PassThroughAuth::kRequired:
+             return std::string("true");
+           case PassThroughAuth::kOptional:
+             return std::string("false");
+           default:
+             return std::string("auto");
+         }
+       }},
       {"tls-cert", "FILE", "PEM certificate chain to serve gRPC over TLS (plaintext without it).",
        STRING(tls.cert_file)},
       {"tls-key", "FILE", "PEM private key of --tls-cert.", STRING(tls.key_file)},
@@ -324,6 +353,10 @@ absl::Status Check(const Config& c) {
   }
   if (c.tls.require_client_cert && c.tls.client_ca_file.empty()) {
     return absl::InvalidArgumentError("--tls-require-client-cert needs --tls-client-ca");
+  }
+  if (c.authz.pass_through_auth == PassThroughAuth::kRequired && c.credentials_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--pass-through-requires-auth=true needs --credentials-file with the callers");
   }
   if (c.credentials_reload_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--credentials-reload-interval: must be above 0");

@@ -93,8 +93,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
           "the gateway mints upstream credentials but no callers may use them: list callers in "
           "--credentials-file, or pass --allow-unauthenticated-callers (local development only)");
     }
-    gateway->authorizer_ = std::make_unique<Authorizer>(*gateway->credentials_, config.authz);
   }
+  AuthzOptions authz = config.authz;
+  authz.max_metadata_bytes = static_cast<size_t>(config.max_metadata_bytes);
+  gateway->authorizer_ = std::make_unique<Authorizer>(*gateway->credentials_, authz);
   if (config.stream.resume_token_keys == ResumeTokenKeys::ProcessRandom()) {
     Log(Severity::kWarning,
         "no --resume-token-key-file: resume tokens are signed with a random key of this process, "

@@ -56,7 +56,7 @@ class GatewayServer {
   std::unique_ptr<PageStore> store_;
   std::unique_ptr<PageSource> cache_;
   std::unique_ptr<CredentialStore> credentials_;
-  std::unique_ptr<Authorizer> authorizer_;  // null when the gateway mints nothing
+  std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

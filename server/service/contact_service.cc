@@ -95,6 +95,7 @@ absl::StatusOr<StreamSetup> Setup(const StreamOptions& options,
   if (!credentials.ok()) return credentials.status();
   setup.credentials = *std::move(credentials);
   setup.base.caller_credentials = setup.credentials.pass_through();
+  setup.base.caller = setup.credentials.caller();
   if (!request->resume_token().empty()) {
     absl::StatusOr<ResumePoint> point =
         DecodeResumeToken(request->resume_token(), setup.fingerprint, *options.resume_token_keys);

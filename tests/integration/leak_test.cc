@@ -116,9 +116,13 @@ TEST(LeakTest, NoSecretInLogsErrorsOrHelp) {
   EXPECT_EQ(call("acct-ok", {{"authorization", absl::StrCat("Bearer ", kFileSecret)}}),
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(call("acct-ok", {}), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(call("acct-ok", {{"auth", minted_like}, {"iid", "cs-leak"}}), grpc::StatusCode::OK);
-  EXPECT_EQ(call("acct-ok", {{"auth", forged}, {"iid", "cs-leak"}}),
+  // Pass-through: the file lists callers, so a caller sending its own JWT authenticates too.
+  EXPECT_EQ(call("acct-ok", {{"auth", minted_like}, {"iid", "cs-leak"}, {"authorization", bearer}}),
+            grpc::StatusCode::OK);
+  EXPECT_EQ(call("acct-ok", {{"auth", minted_like}, {"iid", "cs-leak"}}),
             grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(call("acct-ok", {{"auth", forged}, {"iid", "cs-leak"}, {"authorization", bearer}}),
+            grpc::StatusCode::UNAUTHENTICATED);  // upstream 401
   EXPECT_EQ(call("acct-ok", {{"auth", minted_like}}), grpc::StatusCode::INVALID_ARGUMENT);
 
   // A reload that fails, with secrets in the broken file.

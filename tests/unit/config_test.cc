@@ -158,6 +158,18 @@ TEST(ConfigTest, SecurityFlagsGoTogetherAndDefaultToClosed) {
   EXPECT_TRUE(config->authz.allow_unauthenticated);
   EXPECT_EQ(config->authz.max_streams_per_caller, 3);
   EXPECT_EQ(config->credentials_file, "f");
+  EXPECT_EQ(config->authz.pass_through_auth, PassThroughAuth::kAuto);
+  config = Parse({"--pass-through-requires-auth=false"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->authz.pass_through_auth, PassThroughAuth::kOptional);
+  EXPECT_THAT(Parse({"--pass-through-requires-auth=true"}).status().message(),
+              HasSubstr("needs --credentials-file"));
+  config = Parse({"--pass-through-requires-auth", "TRUE", "--credentials-file=f"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->authz.pass_through_auth, PassThroughAuth::kRequired);
+  EXPECT_THAT(Parse({"--pass-through-requires-auth=maybe"}).status().message(),
+              HasSubstr("expected auto, true or false"));
+  EXPECT_THAT(HelpText(), HasSubstr("CONTACTS_GATEWAY_PASS_THROUGH_REQUIRES_AUTH, default auto"));
 }
 
 TEST(ConfigTest, RateLimitsPerAccountAddUp) {
