@@ -192,6 +192,13 @@ const std::vector<Setting>& Settings() {
        "Per-account --rate-limit (the request's account_id); repeatable; N = 0 means no limit.",
        [](Config& c, const std::string& v) { return ParseAccountLimits(v, &c.rate.per_account); },
        [](const Config&) { return std::string(); }},
+      {"rejected-credentials-ttl", "DURATION",
+       "How long a caller's own JWT that the upstream refused (401/403) for an account is refused "
+       "by the gateway itself, without spending the account's budget; 0 = never remembered.",
+       DURATION(credential_memory.ttl)},
+      {"rejected-credentials-max", "N",
+       "Most JWT verdicts remembered (as hashes) at once; the oldest go first.",
+       INT(credential_memory.max_entries, 1, 10000000)},
       {"page-cache-bytes", "N",
        "Memory for recently fetched pages, shared by streams of the same list; 0 = no cache "
        "(identical requests in flight are shared anyway).",

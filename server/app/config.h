@@ -10,6 +10,7 @@
 #include "server/core/log.h"
 #include "server/service/authz.h"
 #include "server/service/contact_service.h"
+#include "server/stream/credential_memory.h"
 #include "server/stream/local_rate_budget.h"
 #include "server/stream/page_cache.h"
 #include "server/stream/retry.h"
@@ -47,6 +48,7 @@ struct Config {
   KoreClientOptions upstream;
   RetryOptions retry;
   RateBudgetOptions rate;
+  CredentialMemoryOptions credential_memory;
   PageCacheOptions cache;
   std::string client_id;
   std::string client_secret;  // never printed

@@ -18,6 +18,7 @@
 #include "server/service/contact_service.h"
 #include "server/service/grpc_metrics.h"
 #include "server/stream/budgeted_page_source.h"
+#include "server/stream/credential_memory.h"
 #include "server/stream/local_rate_budget.h"
 #include "server/stream/page_cache.h"
 #include "server/stream/retry.h"
@@ -70,8 +71,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   gateway->rate_budget_ = std::make_unique<LocalRateBudget>(gateway->io_, config.rate);
   gateway->budgeted_ =
       std::make_unique<BudgetedPageSource>(*gateway->rate_budget_, *gateway->upstream_);
-  gateway->retry_ =
-      std::make_unique<RetryingPageSource>(gateway->io_, *gateway->budgeted_, config.retry);
+  // Before the budget: a JWT the upstream refused lately is refused without spending a request.
+  gateway->credential_memory_ = std::make_unique<CredentialMemoryPageSource>(
+      gateway->io_, *gateway->budgeted_, config.credential_memory);
+  gateway->retry_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->credential_memory_,
+                                                         config.retry);
   gateway->store_ = std::make_unique<LocalPageStore>(config.cache);
   gateway->cache_ =
       std::make_unique<CachingPageSource>(gateway->io_, *gateway->store_, *gateway->retry_);

@@ -94,6 +94,19 @@ TEST(ConfigTest, UpstreamMaxConnectionsFromFlagOrEnvironment) {
   EXPECT_THAT(HelpText(), HasSubstr("env CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS, default 64"));
 }
 
+TEST(ConfigTest, RejectedCredentialsAreRememberedForAShortBoundedTime) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->credential_memory.ttl, absl::Seconds(30));
+  EXPECT_EQ(config->credential_memory.max_entries, 10000u);
+  config = Parse({"--rejected-credentials-ttl=0", "--rejected-credentials-max=50"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->credential_memory.ttl, absl::ZeroDuration());
+  EXPECT_EQ(config->credential_memory.max_entries, 50u);
+  EXPECT_THAT(Parse({"--rejected-credentials-max=0"}).status().message(),
+              HasSubstr("--rejected-credentials-max"));
+}
+
 TEST(ConfigTest, SecretsNeverAppearInErrorsOrHelp) {
   absl::StatusOr<Config> config = Parse({"--client-secret-file=/nonexistent/secret"});
   EXPECT_FALSE(config.ok());
