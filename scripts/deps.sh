@@ -3,7 +3,8 @@
 #   scripts/deps.sh          build and demo: compiler, CMake, gRPC, protobuf, Boost, OpenSSL, GoogleTest,
 #                            ..., and the googleapis .proto files (npm google-proto-files)
 #   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, Go with grpc-go, buf + grpc-js
-#                            (npm), and the manifest checks: yamllint, kubernetes-models + yaml (npm), kubectl
+#                            (npm), the manifest checks: yamllint, kubernetes-models + yaml (npm), kubectl,
+#                            and raw HTTP/2 clients (python3-h2, nghttp2-client's h2load)
 #   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap
 #   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts
 set -euo pipefail
@@ -15,6 +16,8 @@ command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node f
 if [[ ${1:-} == --test ]]; then
   packages+=(nlohmann-json3-dev rapidjson-dev python3
     python3-grpcio clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint)
+  # Raw HTTP/2 clients for integration.http2_limits.
+  packages+=(python3-h2 nghttp2-client)
   # examples/go (GOPATH mode, offline). protobuf 1.5 named: grpc-go would pull in the older 1.3.
   packages+=(golang-go golang-google-grpc-dev golang-google-genproto-dev golang-google-protobuf-dev
     golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc)

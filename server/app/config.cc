@@ -140,6 +140,17 @@ const std::vector<Setting>& Settings() {
       {"max-concurrent-streams", "N",
        "Most calls at once on one client connection (more wait for a slot).",
        INT(connections.max_concurrent_streams, 1, 1 << 20)},
+      {"max-request-bytes", "N",
+       "Largest request message a caller may send (a request is a few hundred bytes; larger ones "
+       "end with RESOURCE_EXHAUSTED).",
+       INT(connections.max_request_bytes, 256, 1 << 20)},
+      {"memory-quota", "BYTES",
+       "Memory gRPC may use for all client connections and calls together (socket reads, HTTP/2 "
+       "buffers, calls); under pressure it refuses streams and closes connections.",
+       INT(connections.memory_quota, size_t{1} << 20, size_t{1} << 40)},
+      {"max-connection-idle", "DURATION",
+       "Close client connections without calls for this long (GOAWAY); 0 = never.",
+       DURATION(connections.max_idle)},
       {"admin-listen", "HOST:PORT",
        "Address of the admin HTTP port (GET /metrics for Prometheus, GET /healthz); port 0 picks a "
        "free "

@@ -107,6 +107,23 @@ TEST(ConfigTest, RejectedCredentialsAreRememberedForAShortBoundedTime) {
               HasSubstr("--rejected-credentials-max"));
 }
 
+TEST(ConfigTest, BoundsOnWhatCallersCanMakeTheGatewayHold) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->connections.max_request_bytes, 4096);
+  EXPECT_EQ(config->connections.memory_quota, size_t{64} << 20);
+  EXPECT_EQ(config->connections.max_idle, absl::Minutes(2));
+  config =
+      Parse({"--max-request-bytes=8192", "--memory-quota=33554432", "--max-connection-idle=0"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->connections.max_request_bytes, 8192);
+  EXPECT_EQ(config->connections.memory_quota, size_t{32} << 20);
+  EXPECT_EQ(config->connections.max_idle, absl::ZeroDuration());
+  EXPECT_THAT(Parse({"--max-request-bytes=100"}).status().message(),
+              HasSubstr("--max-request-bytes"));
+  EXPECT_THAT(Parse({"--memory-quota=1000"}).status().message(), HasSubstr("--memory-quota"));
+}
+
 TEST(ConfigTest, SecretsNeverAppearInErrorsOrHelp) {
   absl::StatusOr<Config> config = Parse({"--client-secret-file=/nonexistent/secret"});
   EXPECT_FALSE(config.ok());
