@@ -30,18 +30,19 @@ using contacts::gateway::ResumeTokenKeys;
 constexpr char kKey[] = "fuzz_resume_token-key-0123456789abcdef";
 constexpr char kOtherKey[] = "fuzz_resume_token-other-key-0123456789";
 
-const ResumeTokenKeys& Keys(const char* key) {
+// Made once, kept for the process (a static pointer, so LeakSanitizer sees them reachable).
+const std::shared_ptr<const ResumeTokenKeys>* Keys(const char* key) {
   absl::StatusOr<std::shared_ptr<const ResumeTokenKeys>> keys = ResumeTokenKeys::Create({key});
   if (!keys.ok()) std::abort();
-  return **new std::shared_ptr<const ResumeTokenKeys>(*keys);
+  return new std::shared_ptr<const ResumeTokenKeys>(*std::move(keys));
 }
 const ResumeTokenKeys& TheKeys() {
-  static const ResumeTokenKeys& keys = Keys(kKey);
-  return keys;
+  static const std::shared_ptr<const ResumeTokenKeys>* keys = Keys(kKey);
+  return **keys;
 }
 const ResumeTokenKeys& OtherKeys() {
-  static const ResumeTokenKeys& keys = Keys(kOtherKey);
-  return keys;
+  static const std::shared_ptr<const ResumeTokenKeys>* keys = Keys(kOtherKey);
+  return **keys;
 }
 
 constexpr uint64_t kMaxCounter = uint64_t{1} << 48;  // resume_token.cc's bound on the counters
