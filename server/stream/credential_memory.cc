@@ -77,12 +77,14 @@ void CredentialMemoryPageSource::Fetch(PageRequest request, std::shared_ptr<Canc
   }
   // Waiting: a cancelled call leaves the queue at once.
   Cancellation::Handle handle = cancel->OnCancel([this, key, waiter] { Leave(key, waiter); });
-  absl::MutexLock lock(&mu_);
-  if (auto it = entries_.find(key); it != entries_.end()) {
-    for (Waiter& w : it->second.queue) {
-      if (w.id == waiter) {
-        w.handle = handle;
-        return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      for (Waiter& w : it->second.queue) {
+        if (w.id == waiter) {
+          w.handle = handle;
+          return;
+        }
       }
     }
   }
