@@ -195,11 +195,9 @@ absl::StatusOr<StreamCredentials> ChooseCredentials(const grpc::ServerContextBas
     return credentials;
   }
   if (authorizer == nullptr || !authorizer->mints()) {
-    return WithReason(
-        absl::UnauthenticatedError(
-            "no upstream credentials: send the app's JWT in metadata 'auth' and its client id in "
-            "'iid', or configure the gateway with --credentials-file or --client-id"),
-        reason::kNoCredentials);
+    return absl::UnauthenticatedError(
+        "no upstream credentials: send the app's JWT in metadata 'auth' and its client id in "
+        "'iid', or configure the gateway with --credentials-file or --client-id");
   }
   absl::StatusOr<Grant> grant = authorizer->Authorize(IdentifyCaller(context), account_id);
   if (!grant.ok()) return grant.status();
