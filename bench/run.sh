@@ -69,13 +69,19 @@ start_sim() {  # start_sim KORE_SIM_FLAGS...: kore-sim serving its pages from it
   sim_port=$(port_of "$work/sim.out")
 }
 
+# The resume token key the gateway and baseline_server share, so that their messages (each with a
+# signed resume_token) are the same bytes.
+printf 'bench-resume-token-key-0123456789abcdef\n' >"$work/resume.key"
+
 start_gw() {  # start_gw GATEWAY_FLAGS...
   rm -f "$work/gw.out"
   printf 'bench-secret-4d2\n' >"$work/secret"
+  local keys=()  # builds from before signed resume tokens have no key file
+  ! has_flag --resume-token-key-file || keys=(--resume-token-key-file "$work/resume.key")
   "$gw" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
     --client-id cs-bench --client-secret-file "$work/secret" --allow-unauthenticated-callers \
     --admin-listen 127.0.0.1:0 --max-page-size 10000 \
-    --max-batch-size 100000 --log-level warning "$@" >"$work/gw.out" 2>"$work/gw.err" &
+    --max-batch-size 100000 --log-level warning "${keys[@]}" "$@" >"$work/gw.out" 2>"$work/gw.err" &
   gw_pid=$!
   pids+=("$gw_pid")
   gw_port=$(port_of "$work/gw.out")
@@ -85,7 +91,8 @@ start_baseline() {  # start_baseline LIST...: baseline_server with those cl-sim-
   rm -f "$work/base.out"
   local lists=() l
   for l; do lists+=(--list "$l"); done
-  "$base" --listen 127.0.0.1:0 "${lists[@]}" >"$work/base.out" 2>"$work/base.err" &
+  "$base" --listen 127.0.0.1:0 --resume-token-key-file "$work/resume.key" "${lists[@]}" \
+    >"$work/base.out" 2>"$work/base.err" &
   base_pid=$!
   pids+=("$base_pid")
   base_port=$(port_of "$work/base.out")

@@ -4,7 +4,8 @@
 #                            ..., and the googleapis .proto files (npm google-proto-files)
 #   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, Go with grpc-go, buf + grpc-js
 #                            (npm), the manifest checks: yamllint, kubernetes-models + yaml (npm),
-#                            kubectl, and prometheus (promtool and the server, for tests/monitoring)
+#                            kubectl, prometheus (promtool and the server, for tests/monitoring),
+#                            and raw HTTP/2 clients (python3-h2, nghttp2-client's h2load)
 #   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap,
 #                            catatonit
 #   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts
@@ -16,7 +17,8 @@ packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev
 command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
 if [[ ${1:-} == --test ]]; then
   packages+=(nlohmann-json3-dev rapidjson-dev python3
-    python3-grpcio python3-h2 clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint prometheus)
+    python3-grpcio python3-h2 nghttp2-client clang-14 clang-format-14 libclang-rt-14-dev
+    libfuzzer-14-dev yamllint prometheus)
   # examples/go (GOPATH mode, offline). protobuf 1.5 named: grpc-go would pull in the older 1.3.
   packages+=(golang-go golang-google-grpc-dev golang-google-genproto-dev golang-google-protobuf-dev
     golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc)

@@ -53,16 +53,18 @@ class GatewayServer {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
       io_.get_executor()};
   std::vector<std::thread> io_threads_;
-  // Callers → cache_ (shares pages through store_) → retry_ → budgeted_ (asks rate_budget_ before
-  // every attempt) → upstream_ (the Kore.ai adapter).
+  // Callers → cache_ (shares pages through store_) → retry_ → credential_memory_ (refuses callers'
+  // JWTs the upstream refused lately) → budgeted_ (asks rate_budget_ before every attempt) →
+  // upstream_ (the Kore.ai adapter).
   std::unique_ptr<PageSource> upstream_;
   std::unique_ptr<RateBudget> rate_budget_;
   std::unique_ptr<PageSource> budgeted_;
+  std::unique_ptr<PageSource> credential_memory_;
   std::unique_ptr<PageSource> retry_;
   std::unique_ptr<PageStore> store_;
   std::unique_ptr<PageSource> cache_;
   std::unique_ptr<CredentialStore> credentials_;
-  std::unique_ptr<Authorizer> authorizer_;  // null when the gateway mints nothing
+  std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
   // Answers UNIMPLEMENTED to every method but health's on the probe server (gRPC wants a

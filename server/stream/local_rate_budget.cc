@@ -80,39 +80,61 @@ BudgetBooks::Account& BudgetBooks::Get(const std::string& account, absl::Time no
   return it->second;
 }
 
-absl::Time BudgetBooks::Enqueue(Ticket ticket, const std::string& account, uint64_t owner,
-                                bool first_page, absl::Time now) {
-  Account& a = Get(account, now);
-  std::deque<Ticket>& queue = a.queues[owner];
-  // A new owner joins the end of the rotation (the front for a stream's first page, so that time
-  // to first message does not grow with the streams already running); an owner already waiting
-  // is served after its own.
-  int64_t ahead = 0;
+absl::Time BudgetBooks::Enqueue(Ticket ticket, const RateBudget::Ask& ask, absl::Time now) {
+  Account& a = Get(ask.account, now);
+  Caller& c = a.callers[ask.caller];
+  if (c.waiting == 0) a.rotation.push_back(ask.caller);
+  std::deque<Ticket>& queue = c.queues[ask.owner];
+  // This caller's grants before this ticket's. A new owner joins the end of its caller's turn (the
+  // front for a stream's first page); an owner already waiting is served after its own.
+  int64_t turns = 0;
   if (!queue.empty()) {
-    ahead = static_cast<int64_t>(queue.size());
-  } else if (first_page) {
-    a.rotation.push_front(owner);
+    turns = static_cast<int64_t>(queue.size());
+  } else if (ask.first_page) {
+    c.rotation.push_front(ask.owner);
   } else {
-    ahead = static_cast<int64_t>(a.rotation.size());
-    a.rotation.push_back(owner);
+    turns = static_cast<int64_t>(c.rotation.size());
+    c.rotation.push_back(ask.owner);
   }
   queue.push_back(ticket);
-  waiting_.emplace(ticket, Waiting{account, owner});
+  ++c.waiting;
+  waiting_.emplace(ticket, Waiting{ask.account, ask.caller, ask.owner});
+  // Each other caller is served once before each of those turns (and once more before this one
+  // when it comes first in the rotation), as long as it has tickets waiting.
+  int64_t ahead = turns;
+  bool before = true;
+  for (const std::string& other : a.rotation) {
+    if (other == ask.caller) {
+      before = false;
+      continue;
+    }
+    ahead += std::min(static_cast<int64_t>(a.callers.at(other).waiting), turns + (before ? 1 : 0));
+  }
   return a.bucket.Ready(now, ahead + 1);
+}
+
+void BudgetBooks::Drop(Account& a, const std::string& caller, uint64_t owner, Ticket ticket) {
+  auto it = a.callers.find(caller);
+  Caller& c = it->second;
+  std::deque<Ticket>& queue = c.queues[owner];
+  queue.erase(std::find(queue.begin(), queue.end(), ticket));
+  --c.waiting;
+  if (queue.empty()) {
+    c.queues.erase(owner);
+    c.rotation.erase(std::find(c.rotation.begin(), c.rotation.end(), owner));
+  }
+  if (c.waiting == 0) {
+    a.callers.erase(it);
+    a.rotation.erase(std::find(a.rotation.begin(), a.rotation.end(), caller));
+  }
 }
 
 bool BudgetBooks::Remove(Ticket ticket) {
   auto it = waiting_.find(ticket);
   if (it == waiting_.end()) return false;
-  Account& a = accounts_.at(it->second.account);
-  const uint64_t owner = it->second.owner;
+  const Waiting waiting = std::move(it->second);
   waiting_.erase(it);
-  std::deque<Ticket>& queue = a.queues[owner];
-  queue.erase(std::find(queue.begin(), queue.end(), ticket));
-  if (queue.empty()) {
-    a.queues.erase(owner);
-    a.rotation.erase(std::find(a.rotation.begin(), a.rotation.end(), owner));
-  }
+  Drop(accounts_.at(waiting.account), waiting.caller, waiting.owner, ticket);
   return true;
 }
 
@@ -121,17 +143,19 @@ std::vector<BudgetBooks::Ticket> BudgetBooks::Grant(absl::Time now, absl::Time* 
   *wake = absl::InfiniteFuture();
   for (auto& [name, a] : accounts_) {
     while (!a.rotation.empty() && a.bucket.Ready(now) <= now) {
-      const uint64_t owner = a.rotation.front();
+      // The next caller's next owner's oldest ticket; both go to the end of their turns (Drop
+      // takes them out when that was their last).
+      const std::string caller = a.rotation.front();
       a.rotation.pop_front();
-      std::deque<Ticket>& queue = a.queues[owner];
-      granted.push_back(queue.front());
-      waiting_.erase(queue.front());
-      queue.pop_front();
-      if (queue.empty()) {
-        a.queues.erase(owner);
-      } else {
-        a.rotation.push_back(owner);
-      }
+      a.rotation.push_back(caller);
+      Caller& c = a.callers.at(caller);
+      const uint64_t owner = c.rotation.front();
+      c.rotation.pop_front();
+      c.rotation.push_back(owner);
+      const Ticket ticket = c.queues.at(owner).front();
+      granted.push_back(ticket);
+      waiting_.erase(ticket);
+      Drop(a, caller, owner, ticket);
       a.bucket.Take(now);
       ++a.in_flight;
     }
@@ -183,7 +207,7 @@ void LocalRateBudget::Acquire(Ask ask, std::shared_ptr<Cancellation> cancel, Cal
   std::optional<Decision> refused;
   {
     absl::MutexLock lock(&mu_);
-    absl::Time ready = books_.Enqueue(ticket, ask.account, ask.owner, ask.first_page, now);
+    absl::Time ready = books_.Enqueue(ticket, ask, now);
     if (ready > ask.deadline) {
       books_.Remove(ticket);
       refused = Decision{absl::DeadlineExceededError(absl::StrCat(

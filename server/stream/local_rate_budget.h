@@ -62,8 +62,12 @@ class TokenBucket {
 
 // The books of all accounts' budgets, pure logic (no I/O, no clock of its own, not thread-safe):
 // which waiting request may go when. Waiters of one account are served round-robin between their
-// owners (streams), one grant per owner per turn, so a stream with many pages in flight does not
-// crowd out a stream with one; an owner asking for its first page joins at the front.
+// callers (RateBudget::Ask::caller), one grant per caller per turn, and within a caller round-robin
+// between its owners (streams), one grant per owner per turn: a caller with many streams gets no
+// more of the account's budget than one with a single stream, and a stream with many pages in
+// flight no more than its caller's other streams. An owner asking for its first page goes first
+// among its caller's streams; a caller always joins the end of the account's turn, so that opening
+// streams never jumps the queue.
 class BudgetBooks {
  public:
   using Ticket = uint64_t;
@@ -75,10 +79,9 @@ class BudgetBooks {
   // their number has doubled, so that a gateway serving many accounts over time stays bounded.
   size_t accounts() const { return accounts_.size(); }
 
-  // Queues a request of `owner` for `account` (Limited) and returns when it would go at the
-  // earliest (an estimate: the owners ahead in the rotation are each served first).
-  absl::Time Enqueue(Ticket ticket, const std::string& account, uint64_t owner, bool first_page,
-                     absl::Time now);
+  // Queues a request (ask.account must be Limited) and returns when it would go at the earliest
+  // (an estimate: the callers and owners ahead in the turns are each served first).
+  absl::Time Enqueue(Ticket ticket, const RateBudget::Ask& ask, absl::Time now);
   // Removes a waiting ticket; false when it is not waiting.
   bool Remove(Ticket ticket);
   // The tickets that may go at `now`, in grant order; *wake is when the next waiting ticket may
@@ -90,18 +93,29 @@ class BudgetBooks {
   void Answered(const std::string& account, const RateLimitFacts& facts, absl::Time now);
 
  private:
+  // One caller's waiting tickets, by owner. A caller is in its account's books only while it has
+  // some.
+  struct Caller {
+    std::deque<uint64_t> rotation;  // owners with waiting tickets, next to serve first
+    absl::flat_hash_map<uint64_t, std::deque<Ticket>> queues;
+    size_t waiting = 0;  // tickets in queues
+  };
   struct Account {
     explicit Account(TokenBucket b) : bucket(b) {}
     TokenBucket bucket;
-    std::deque<uint64_t> rotation;  // owners with waiting tickets, next to serve first
-    absl::flat_hash_map<uint64_t, std::deque<Ticket>> queues;
+    std::deque<std::string> rotation;  // callers with waiting tickets, next to serve first
+    absl::flat_hash_map<std::string, Caller> callers;
     int64_t in_flight = 0;  // granted, not answered yet
   };
   struct Waiting {
     std::string account;
+    std::string caller;
     uint64_t owner;
   };
   Account& Get(const std::string& account, absl::Time now);
+  // Takes `ticket` of `owner` out of `caller`'s books, and the owner and the caller out of their
+  // turns when they have nothing else waiting.
+  static void Drop(Account& a, const std::string& caller, uint64_t owner, Ticket ticket);
 
   const RateBudgetOptions options_;
   absl::flat_hash_map<std::string, Account> accounts_;
