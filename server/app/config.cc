@@ -326,6 +326,10 @@ const std::vector<Setting>& Settings() {
        "off.",
        INT(stream.seam_overlap, 0, 1000)},
       {"io-threads", "N", "Threads doing upstream I/O.", INT(io_threads, 1, 64)},
+      {"memory-trim-interval", "DURATION",
+       "How often the gateway checks whether malloc holds much free memory (over 16 MiB) and gives "
+       "it back to the system (after a burst of load); 0 = never.",
+       DURATION(memory_trim_interval)},
       {"drain-timeout", "DURATION",
        "On SIGTERM/SIGINT, how long streams in flight may take to finish.",
        DURATION(drain_timeout)},

@@ -78,6 +78,7 @@ struct Config {
   JwtOptions jwt;
   StreamOptions stream;
   int io_threads = 2;
+  absl::Duration memory_trim_interval = absl::Seconds(10);  // 0 = never (see MemoryTrimmer)
   absl::Duration drain_timeout = absl::Seconds(20);
   Severity log_level = Severity::kInfo;
 };

@@ -134,6 +134,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   for (int i = 0; i < config.io_threads; ++i) {
     gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
   }
+  gateway->trimmer_ = std::make_unique<MemoryTrimmer>(gateway->io_, config.memory_trim_interval,
+                                                      kMemoryTrimThreshold);
 
   // Reflection serves the descriptors linked into this binary; referencing the health proto keeps
   // its descriptor linked, so `describe grpc.health.v1.Health` works.
@@ -246,6 +248,7 @@ void GatewayServer::Shutdown(absl::Duration drain) {
     probe_server_->Wait();
   }
   // Let what is already queued run (cancelled fetches hand their streams back), then stop.
+  trimmer_.reset();
   work_.reset();
   const absl::Time give_up = absl::Now() + absl::Seconds(1);
   while (!io_.stopped() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/app/config.h"
+#include "server/app/memory_trim.h"
 #include "server/core/page_store.h"
 #include "server/core/rate_budget.h"
 #include "server/service/contact_service.h"
@@ -53,6 +54,7 @@ class GatewayServer {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
       io_.get_executor()};
   std::vector<std::thread> io_threads_;
+  std::unique_ptr<MemoryTrimmer> trimmer_;  // on io_, stopped before it
   // Callers → cache_ (shares pages through store_) → retry_ → credential_memory_ (refuses callers'
   // JWTs the upstream refused lately) → budgeted_ (asks rate_budget_ before every attempt) →
   // upstream_ (the Kore.ai adapter).
