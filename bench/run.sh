@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The end-to-end benchmarks, one command each (method, targets, results: bench/REPORT.md).
-#   bench/run.sh b1|b2|b3|b4|b5|b6|all  builds build-release/, starts kore-sim and the gateway (B2:
+#   bench/run.sh b1|b2|b3|b4|b5|b6|b9|all  builds build-release/, starts kore-sim and the gateway (B2:
 #                                     and baseline_server), repeats each measurement BENCH_RUNS
 #                                     times (default 5), prints medians, writes
 #                                     bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
@@ -78,7 +78,7 @@ start_gw() {  # start_gw GATEWAY_FLAGS...
   printf 'bench-secret-4d2\n' >"$work/secret"
   local keys=()  # builds from before signed resume tokens have no key file
   ! has_flag --resume-token-key-file || keys=(--resume-token-key-file "$work/resume.key")
-  "$gw" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
+  env "${gw_env[@]}" "$gw" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
     --client-id cs-bench --client-secret-file "$work/secret" --allow-unauthenticated-callers \
     --admin-listen 127.0.0.1:0 --max-page-size 10000 \
     --max-batch-size 100000 --log-level warning "${keys[@]}" "$@" >"$work/gw.out" 2>"$work/gw.err" &
@@ -428,9 +428,46 @@ smoke() {
   echo "bench smoke: ok"
 }
 
+b9() {  # memory after a burst, and B1's throughput, for each allocator Debian offers
+  begin b9
+  start_sim
+  local n=${BENCH_B1_CONTACTS:-1000000} run variant rss_idle rss_after flags
+  load_with() { load_from "$gw_port" --gateway-pid "$gw_pid" "$@"; }
+  for run in $(seq "$runs"); do
+    for variant in glibc trimmer arena2 jemalloc tcmalloc; do
+      gw_env=() flags=(--memory-trim-interval 0)
+      case $variant in
+        trimmer) flags=() ;;  # the gateway's default: --memory-trim-interval 10s
+        arena2) gw_env=(MALLOC_ARENA_MAX=2) ;;
+        jemalloc) gw_env=(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2) ;;
+        tcmalloc) gw_env=(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4) ;;
+      esac
+      start_gw "${no_limit[@]}" --page-cache-bytes 0 "${flags[@]}"
+      load_with --list cl-sim-$n --page-size 1000 --batch-size 1000 >/dev/null  # warm
+      measure "$variant" "$run" load_with --list cl-sim-$n --page-size 1000 --batch-size 1000
+      rss_idle=$(awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$gw_pid/status")
+      # The burst: 1,000 streams at once over 16 connections.
+      load_with --list cl-sim-20000 --streams 1000 --channels 16 --page-size 500 --batch-size 100 \
+        >/dev/null
+      sleep 12  # more than one trimmer interval
+      rss_after=$(awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$gw_pid/status")
+      record "rss-$variant" "$run" "rss_mib_before=$rss_idle rss_mib_after=$rss_after"
+      stop "$gw_pid"
+    done
+  done
+  gw_env=()
+  summarize b9
+  local v
+  for v in glibc trimmer arena2 jemalloc tcmalloc; do
+    echo "B9 $v: RSS after the burst $(median b9 rss-$v rss_mib_after) MiB [$(spread b9 rss-$v rss_mib_after)] (before: $(median b9 rss-$v rss_mib_before)); B1 $(median b9 $v contacts_per_s) contacts/s [$(spread b9 $v contacts_per_s)], gateway $(median b9 $v gw_cpu_ns_per_contact) ns/contact"
+  done
+  stop "$sim_pid"
+}
+
+gw_env=()
 case ${1:-} in
-  b1 | b2 | b3 | b4 | b5 | b6) build; budget_flags; "$1" ;;
-  all) build; budget_flags; b1; b2; b3; b4; b5; b6 ;;
+  b1 | b2 | b3 | b4 | b5 | b6 | b9) build; budget_flags; "$1" ;;
+  all) build; budget_flags; b1; b2; b3; b4; b5; b6; b9 ;;
   smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
   *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|all|smoke BUILD_DIR" ;;
 esac

@@ -8,7 +8,7 @@
 #                            and raw HTTP/2 clients (python3-h2, nghttp2-client's h2load)
 #   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap,
 #                            catatonit
-#   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts
+#   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts, and jemalloc and tcmalloc for B9
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev protobuf-compiler-grpc
@@ -26,7 +26,7 @@ fi
 if [[ ${1:-} == --image ]]; then
   packages+=(podman runc debootstrap uidmap catatonit)  # catatonit: kube play's pause image
 fi
-if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox); fi
+if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox libjemalloc2 libtcmalloc-minimal4); fi
 
 missing=()
 for p in "${packages[@]}"; do
