@@ -20,6 +20,7 @@
 #include "server/service/contact_service.h"
 #include "server/service/grpc_metrics.h"
 #include "server/stream/budgeted_page_source.h"
+#include "server/stream/local_page_size_memory.h"
 #include "server/stream/local_rate_budget.h"
 #include "server/stream/page_cache.h"
 #include "server/stream/retry.h"
@@ -115,8 +116,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
     }
     gateway->authorizer_ = std::make_unique<Authorizer>(*gateway->credentials_, config.authz);
   }
-  gateway->service_ =
-      std::make_unique<ContactService>(*gateway->cache_, gateway->authorizer_.get(), config.stream);
+  gateway->page_sizes_ = std::make_unique<LocalPageSizeMemory>();
+  gateway->service_ = std::make_unique<ContactService>(*gateway->cache_, gateway->authorizer_.get(),
+                                                       config.stream, gateway->page_sizes_.get());
   for (int i = 0; i < config.io_threads; ++i) {
     gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
   }
