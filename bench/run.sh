@@ -411,12 +411,11 @@ b8() {
   # a budget of exactly R draws a 429 whenever a request reaches kore-sim later than the one R
   # requests after it, a new connection suffices), burst 1. Each run: a fresh gateway (nothing
   # learned), one caller that sets no page size, cancelled after `windows` windows. page50 is the
-  # same caller with --page-size 50, the old default (3 runs: for comparison).
+  # same caller with --page-size 50, the old default, for comparison.
   start_sim --rate-limit "$rate" --rate-window "$window"
   for run in $(seq "$runs"); do
     for c in cap-100 reject-100 page50-100 cap-1000 reject-1000 page50-1000; do
       kind=${c%-*} cap=${c##*-}
-      [[ $kind != page50 ]] || ((run <= 3)) || continue
       sim_reset
       if [[ $kind == reject ]]; then sim_post "config?reject_limit_above=$cap"; else sim_post "config?max_limit=$cap"; fi
       local flags=(--rate-limit "$per_minute")
