@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The end-to-end benchmarks, one command each (method, targets, results: bench/REPORT.md).
-#   bench/run.sh b1|b2|b3|b4|b5|b6|b9|all  builds build-release/, starts kore-sim and the gateway (B2:
+#   bench/run.sh b1|..|b6|b8|b9|all    builds build-release/, starts kore-sim and the gateway (B2:
 #                                     and baseline_server), repeats each measurement BENCH_RUNS
 #                                     times (default 5), prints medians, writes
 #                                     bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
@@ -9,7 +9,9 @@
 #                                     gateway's, no timing
 # Environment: BENCH_RUNS (default 5), BENCH_BUILD_DIR (default build-release), BENCH_B1_CONTACTS
 #   (B1's list size, default 1000000; B2's is a fifth), BENCH_B4_RATE (600/min), BENCH_B4_SECONDS
-#   (20), BENCH_B5_STREAMS (10000): smaller values for a quick check on a busy machine.
+#   (20), BENCH_B5_STREAMS (10000), BENCH_B8_RATE (60 requests per BENCH_B8_WINDOW, 6 s),
+#   BENCH_B8_WINDOWS (4 per run), BENCH_B8_BUDGET_PCT (99, the gateway's budget as a share of
+#   kore-sim's rate): smaller values for a quick check on a busy machine.
 #   BENCH_BASELINE=1  for a gateway without the rate budget and page cache flags: run without
 #                     them. Otherwise every benchmark needs them (all but B4's budget part run with
 #                     --rate-limit 0) and a gateway lacking one fails at once, naming it. (B2's
@@ -162,9 +164,10 @@ s = json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/_sim/stats
 print(s["by_status"].get(sys.argv[2], 0) if sys.argv[2].isdigit() else s[sys.argv[2]])' \
     "$sim_port" "$1"
 }
-sim_reset() { /usr/bin/python3 -c 'import sys, urllib.request
+sim_post() { /usr/bin/python3 -c 'import sys, urllib.request
 urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST"))' \
-  "http://127.0.0.1:$sim_port/_sim/reset" >/dev/null; }
+  "http://127.0.0.1:$sim_port/_sim/$1" >/dev/null; }  # sim_post PATH: e.g. reset, config?max_limit=N
+sim_reset() { sim_post reset; }
 
 parse_only() {  # parse-only ns per contact of 1000-contact kore-sim pages (parser_bench, one run)
   "$parser" --benchmark_filter='BM_KoreSimPages/1000$' --benchmark_format=json 2>/dev/null |
@@ -403,6 +406,43 @@ b6() {
   done
 }
 
+# --- B8: budget-bound throughput: contacts per rate window against the limit R x C -----------
+b8() {
+  local rate=${BENCH_B8_RATE:-60} window=${BENCH_B8_WINDOW:-6} windows=${BENCH_B8_WINDOWS:-4}
+  local budget_pct=${BENCH_B8_BUDGET_PCT:-99} seconds run c kind cap line contacts per_minute
+  seconds=$((window * windows))
+  per_minute=$((rate * 60 * budget_pct / (window * 100)))
+  begin b8
+  # kore-sim admits R requests per sliding window of W s per account and caps pages at C silently
+  # (cap) or refuses larger ones with 400 (reject). The gateway's budget is a hair under R (99%:
+  # a budget of exactly R draws a 429 whenever a request reaches kore-sim later than the one R
+  # requests after it, a new connection suffices), burst 1. Each run: a fresh gateway (nothing
+  # learned), one caller that sets no page size, cancelled after `windows` windows. page50 is the
+  # same caller with --page-size 50, the old default, for comparison.
+  start_sim --rate-limit "$rate" --rate-window "$window"
+  for run in $(seq "$runs"); do
+    for c in cap-100 reject-100 page50-100 cap-1000 reject-1000 page50-1000; do
+      kind=${c%-*} cap=${c##*-}
+      sim_reset
+      if [[ $kind == reject ]]; then sim_post "config?reject_limit_above=$cap"; else sim_post "config?max_limit=$cap"; fi
+      local flags=(--rate-limit "$per_minute")
+      [[ $kind != page50 ]] || flags+=(--page-size 50)
+      start_gw "${flags[@]}"
+      line=$(load --list cl-sim-1000000 --batch-size 1000 --cancel-after-s "$seconds")
+      contacts=$(kv contacts <<<"$line")
+      record "$c" "$run" "$(awk -v n="$contacts" -v s="$seconds" -v w="$window" -v r="$rate" -v c="$cap" 'BEGIN {
+        printf "contacts=%d contacts_per_window=%.0f share_of_limit_pct=%.1f", n, n * w / s, 100 * n * w / s / (r * c) }') wasted_requests=$(sim_stat 400) upstream_429=$(sim_stat 429) upstream_requests=$(sim_stat list_requests)"
+      stop "$gw_pid"
+    done
+  done
+  stop "$sim_pid"
+  summarize b8
+  echo "B8 kore-sim R = $rate requests per ${window}s window, gateway --rate-limit $per_minute/min (${budget_pct}%), ${seconds}s per run; contacts per window against R x C:"
+  for c in cap-100 reject-100 cap-1000 reject-1000 page50-100 page50-1000; do
+    echo "B8 $c: $(median b8 "$c" contacts_per_window) [$(spread b8 "$c" contacts_per_window)] = $(median b8 "$c" share_of_limit_pct)% of $rate x ${c##*-} [$(spread b8 "$c" share_of_limit_pct)], wasted requests $(median b8 "$c" wasted_requests) [$(spread b8 "$c" wasted_requests)], 429s $(median b8 "$c" upstream_429) [$(spread b8 "$c" upstream_429)]$([[ $c == page50-* ]] && echo "  (the old default, for comparison)" || echo "  target >= 97%, wasted <= 3")"
+  done
+}
+
 # --- smoke: CTest's check that the harness runs and counts every contact (no timing) ----------
 smoke() {
   binaries "$1"
@@ -466,8 +506,8 @@ b9() {  # memory after a burst, and B1's throughput, for each allocator Debian o
 
 gw_env=()
 case ${1:-} in
-  b1 | b2 | b3 | b4 | b5 | b6 | b9) build; budget_flags; "$1" ;;
-  all) build; budget_flags; b1; b2; b3; b4; b5; b6; b9 ;;
+  b1 | b2 | b3 | b4 | b5 | b6 | b8 | b9) build; budget_flags; "$1" ;;
+  all) build; budget_flags; b1; b2; b3; b4; b5; b6; b8; b9 ;;
   smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
-  *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|all|smoke BUILD_DIR" ;;
+  *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|b8|b9|all|smoke BUILD_DIR" ;;
 esac

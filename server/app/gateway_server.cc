@@ -22,6 +22,7 @@
 #include "server/service/grpc_metrics.h"
 #include "server/stream/budgeted_page_source.h"
 #include "server/stream/credential_memory.h"
+#include "server/stream/local_page_size_memory.h"
 #include "server/stream/local_rate_budget.h"
 #include "server/stream/page_cache.h"
 #include "server/stream/retry.h"
@@ -129,8 +130,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
         "no --resume-token-key-file: resume tokens are signed with a random key of this process, "
         "so they do not survive a restart and other replicas refuse them");
   }
-  gateway->service_ =
-      std::make_unique<ContactService>(*gateway->cache_, gateway->authorizer_.get(), config.stream);
+  gateway->page_sizes_ = std::make_unique<LocalPageSizeMemory>();
+  gateway->service_ = std::make_unique<ContactService>(*gateway->cache_, gateway->authorizer_.get(),
+                                                       config.stream, gateway->page_sizes_.get());
   for (int i = 0; i < config.io_threads; ++i) {
     gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
   }

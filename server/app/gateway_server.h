@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "server/app/config.h"
 #include "server/app/memory_trim.h"
+#include "server/core/page_size_memory.h"
 #include "server/core/page_store.h"
 #include "server/core/rate_budget.h"
 #include "server/service/contact_service.h"
@@ -67,6 +68,7 @@ class GatewayServer {
   std::unique_ptr<PageSource> cache_;
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<PageSizeMemory> page_sizes_;  // the largest page the upstream serves, per account
   std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
   // Answers UNIMPLEMENTED to every method but health's on the probe server (gRPC wants a

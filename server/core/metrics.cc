@@ -310,6 +310,16 @@ GatewayMetrics::GatewayMetrics()
           "Upstream requests that waited for the account's rate budget, per account "
           "(--metrics-accounts; later accounts as \"(other)\").",
           {"account"})),
+      account_page_size(registry.Add<Gauge>(
+          "contacts_gateway_account_upstream_page_size",
+          "The largest page the upstream serves, per account, as the gateway learned it "
+          "(--metrics-accounts; later accounts have no series).",
+          {"account"})),
+      page_size_refusals(registry
+                             .Add<Counter>("contacts_gateway_upstream_page_size_refusals_total",
+                                           "Upstream 400 answers that refused the page size; the "
+                                           "stream asked again with a smaller one.")
+                             .With({})),
       build_info(registry.Add<Gauge>("contacts_gateway_build_info",
                                      "The gateway's version and source revision; always 1.",
                                      {"version", "revision"})) {
@@ -340,6 +350,12 @@ void GatewayMetrics::AccountThrottled(std::string_view account) {
 void GatewayMetrics::AccountBudgetWait(std::string_view account) {
   if (std::string label = AccountLabel(account); !label.empty()) {
     account_budget_waits.With({label}).Increment();
+  }
+}
+
+void GatewayMetrics::AccountPageSize(std::string_view account, int64_t size) {
+  if (std::string label = AccountLabel(account); !label.empty() && label != "(other)") {
+    account_page_size.With({label}).Set(size);
   }
 }
 

@@ -170,6 +170,9 @@ struct GatewayMetrics {
   void AccountThrottled(std::string_view account);
   // A request of `account` waited for the account's rate budget.
   void AccountBudgetWait(std::string_view account);
+  // The largest page the upstream serves for `account`, as remembered (accounts past the first N
+  // have no series: a gauge of "(other)" would mean nothing).
+  void AccountPageSize(std::string_view account, int64_t size);
 
   Registry registry;
 
@@ -198,6 +201,8 @@ struct GatewayMetrics {
   Gauge& draining;                        // 1 from the start of a drain
   Family<Counter>& account_throttled;     // account (SetAccountLabels)
   Family<Counter>& account_budget_waits;  // account (SetAccountLabels)
+  Family<Gauge>& account_page_size;       // account (SetAccountLabels), no "(other)"
+  Counter& page_size_refusals;            // 400s that refused a page size, asked again smaller
   Family<Gauge>& build_info;              // version, revision: one series, value 1
 
  private:

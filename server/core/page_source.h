@@ -32,6 +32,15 @@ struct RateLimitFacts {
   std::optional<absl::Duration> reset{};  // RateLimit-Reset, from the answer until refill
 };
 
+// What an HTTP 400 answer said about the page size, for the Pager to decide whether a smaller page
+// would be served (docs/upstream.md, "The largest page size").
+struct LimitRefusal {
+  bool names_limit = false;  // the upstream's message names the limit parameter
+  // The largest number in that message below the limit asked, e.g. 100 of "limit must be between 1
+  // and 100"; only when it names the limit parameter.
+  std::optional<int32_t> allowed{};
+};
+
 // One page of one contact list, as the upstream is asked for it.
 struct PageRequest {
   std::string stream_id;
@@ -53,6 +62,7 @@ struct PageRequest {
 struct PageResult {
   absl::StatusOr<Page> page;
   RateLimitFacts rate_limit;
+  std::optional<LimitRefusal> limit_refusal{};  // HTTP 400 answers only
 };
 
 // Where pages come from. The gateway stacks decorators (stream/: page cache, retries, rate budget)

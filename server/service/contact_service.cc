@@ -143,15 +143,18 @@ absl::StatusOr<StreamSetup> Setup(const StreamOptions& options,
     setup.start = *std::move(point);
     setup.resumed = true;
   }
-  const int32_t page_size =
+  const int32_t asked =
       request->page_size() == 0 ? options.default_page_size : request->page_size();
+  // 0: the largest the upstream serves (the Pager asks for the ceiling, then learns).
+  const int32_t page_size = asked == 0 ? options.max_page_size : asked;
   const int32_t batch_size =
       request->max_batch_size() == 0 ? options.default_batch_size : request->max_batch_size();
   setup.batch_size = static_cast<size_t>(std::min(batch_size, options.max_batch_size));
   setup.max_batch_bytes = options.max_batch_bytes;
   setup.window.window = std::max(1, options.prefetch_pages);
-  setup.window.pager = PagerOptions{std::min(page_size, options.max_page_size), options.max_pages,
-                                    request->max_contacts(), options.seam_overlap};
+  setup.window.pager =
+      PagerOptions{std::min(page_size, options.max_page_size), options.max_pages,
+                   request->max_contacts(), options.seam_overlap, options.max_page_size};
   return setup;
 }
 
@@ -168,9 +171,10 @@ TraceContext StreamTrace(const grpc::CallbackServerContext& context) {
 // One StreamContacts call. It only reacts: to gRPC (a write done, a cancellation, the end) and to
 // pages arriving; what to fetch, in which order pages count and where a stream resumes is the
 // PrefetchWindow's. gRPC holds one reference until OnDone; each upstream fetch in flight holds
-// another, so a page arriving after the call ended finds the reactor alive. gRPC and the page
-// source call in on their own threads; the state is guarded by mu_, and no lock is held while
-// calling StartWrite, Finish or Fetch.
+// another, and so does the PageSizeMemory's answer while it is awaited (the window opens with
+// it), so a page or an answer arriving after the call ended finds the reactor alive. gRPC, the
+// page source and the memory call in on their own threads; the state is guarded by mu_, and no
+// lock is held while calling StartWrite, Finish, Fetch, Recall or Learn.
 //
 // The method is registered as bidirectional streaming, though callers see (and the proto declares)
 // a server stream: the reactor reads the request itself, so that it can tell a call that brought
@@ -232,8 +236,16 @@ class StreamContactsReactor final
       if (setup_->resumed) Metrics().resumed_streams.Increment();
       StartSendInitialMetadata();  // tells the caller at once that the stream was taken
       StartRead(&request_);        // for the half-close
-      absl::MutexLock lock(&mu_);
-      window_.emplace(setup_->window, setup_->start);
+      if (service_.page_sizes_ != nullptr) {
+        Ref();  // until the memory answers (inside Recall, or later on a thread of its own)
+        service_.page_sizes_->Recall(setup_->base.account_id, [this](std::optional<int32_t> size) {
+          OpenWindow(size);
+          Pump();
+          Unref();
+        });
+        return;
+      }
+      OpenWindow(std::nullopt);
     } else {
       absl::MutexLock lock(&mu_);
       refused_ = started;
@@ -365,7 +377,21 @@ class StreamContactsReactor final
     }
   }
 
+  // Opens the upstream side, with the largest page the upstream serves if it is remembered.
+  void OpenWindow(std::optional<int32_t> upstream_serves) {
+    PrefetchWindow::Options options = setup_->window;
+    if (upstream_serves) {
+      options.pager.upstream_serves = *upstream_serves;
+      Metrics().AccountPageSize(setup_->base.account_id, *upstream_serves);
+    }
+    absl::MutexLock lock(&mu_);
+    reported_page_size_ = upstream_serves;
+    window_.emplace(options, setup_->start);
+  }
+
   void OnPage(uint64_t slot, PageResult result) {
+    std::optional<int32_t> learned;
+    std::string why;
     {
       absl::MutexLock lock(&mu_);
       const bool changed = window_->list_changed();
@@ -374,6 +400,21 @@ class StreamContactsReactor final
         Log(Severity::kWarning,
             absl::StrCat("the list changed during the stream: ", window_->change()), log_);
       }
+      if (const std::optional<int32_t>& size = window_->learned_page_size();
+          size && size != reported_page_size_) {
+        learned = reported_page_size_ = size;
+        why = window_->learned_why();
+      }
+    }
+    if (learned && service_.page_sizes_ != nullptr) {
+      const std::string& account = setup_->base.account_id;
+      if (service_.page_sizes_->Learn(account, *learned)) {
+        Log(Severity::kInfo,
+            absl::StrCat("the upstream serves pages of at most ", *learned, " for account ",
+                         account, ": ", why),
+            log_);
+      }
+      Metrics().AccountPageSize(account, *learned);
     }
     Pump();
     Unref();
@@ -448,8 +489,10 @@ class StreamContactsReactor final
 
   absl::Mutex mu_;
   std::optional<PrefetchWindow> window_ ABSL_GUARDED_BY(mu_);  // set unless setup_ failed
-  std::optional<absl::Status> refused_ ABSL_GUARDED_BY(mu_);   // the call was not taken
-  std::optional<absl::Status> abort_ ABSL_GUARDED_BY(mu_);     // draining: end after this write
+  // The largest page size the memory told or was told (PageSizeMemory), for the window's news.
+  std::optional<int32_t> reported_page_size_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> refused_ ABSL_GUARDED_BY(mu_);  // the call was not taken
+  std::optional<absl::Status> abort_ ABSL_GUARDED_BY(mu_);    // draining: end after this write
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -460,8 +503,9 @@ class StreamContactsReactor final
   HandOver write_hand_over_;  // StartWrite -> OnWriteDone, for TSan (server/core/sync.h)
 };
 
-ContactService::ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options)
-    : source_(source), authorizer_(authorizer), options_(options) {
+ContactService::ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options,
+                               PageSizeMemory* page_sizes)
+    : source_(source), authorizer_(authorizer), page_sizes_(page_sizes), options_(options) {
   static const std::string kMethod =
       absl::StrCat("/", contacts::v1::ContactService::service_full_name(), "/StreamContacts");
   AddMethod(new grpc::internal::RpcServiceMethod(

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "contacts/v1/contacts.grpc.pb.h"
+#include "server/core/page_size_memory.h"
 #include "server/core/page_source.h"
 #include "server/service/authz.h"
 #include "server/stream/resume_token.h"
@@ -19,8 +20,9 @@
 namespace contacts::gateway {
 
 struct StreamOptions {
-  int32_t default_page_size = 50;
-  int32_t max_page_size = 1000;
+  // 0: the largest page the upstream serves, up to max_page_size (Pager, PageSizeMemory).
+  int32_t default_page_size = 0;
+  int32_t max_page_size = 1000;  // also the largest limit any request asks for
   int32_t default_batch_size = 500;
   int32_t max_batch_size = 10000;
   size_t max_batch_bytes = 1 << 20;  // a response message stays well below gRPC's 4 MiB default
@@ -37,7 +39,8 @@ class StreamContactsReactor;
 // (contact_service.cc) that asks `source` for pages through a PrefetchWindow and writes one
 // message at a time, with no thread of its own. Callers that bring no upstream credentials
 // (metadata `auth` + `iid`) get the gateway's own if `authorizer` (may be null: pass-through only)
-// allows it. Both must outlive the service.
+// allows it. `page_sizes` (may be null: nothing remembered) tells each stream the largest page
+// the upstream serves for its account, and learns it from them. All must outlive the service.
 //
 // The method is registered raw (request and responses as bytes) so that the gateway parses the
 // request itself, naming the field when a string is not UTF-8, and writes each response from the
@@ -46,7 +49,8 @@ class StreamContactsReactor;
 // describes it from the proto: a server stream.
 class ContactService final : public grpc::Service {
  public:
-  ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options);
+  ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options,
+                 PageSizeMemory* page_sizes = nullptr);
 
   // For draining: ends every stream in flight with `status` once its current write is done (the
   // trailing metadata `contacts-resume-token` says where to resume), and refuses new streams
@@ -62,6 +66,7 @@ class ContactService final : public grpc::Service {
 
   PageSource& source_;
   Authorizer* const authorizer_;
+  PageSizeMemory* const page_sizes_;
   const StreamOptions options_;
   mutable absl::Mutex mu_;
   absl::flat_hash_set<StreamContactsReactor*> active_ ABSL_GUARDED_BY(mu_);

@@ -7,8 +7,35 @@
 
 namespace contacts::gateway {
 
+namespace {
+
+// After a refusal that names the limit but no smaller number: the sibling voice-campaign API's
+// documented maximum, then the documented sample page size.
+constexpr int32_t kPageSizeLadder[] = {100, 50};
+
+}  // namespace
+
+std::optional<int32_t> SmallerPageSize(int32_t refused, const LimitRefusal& refusal, int32_t served,
+                                       int32_t remembered) {
+  if (refusal.names_limit) {
+    if (refused <= served) return std::nullopt;  // this stream was served that much
+    if (refusal.allowed && *refusal.allowed < refused) return std::max(*refusal.allowed, served);
+    for (int32_t step : kPageSizeLadder) {
+      if (step < refused) return std::max(step, served);
+    }
+    return std::nullopt;
+  }
+  const int32_t known = std::max({served, remembered, kPageSizeLadder[1]});
+  if (refused > known) return known;
+  return std::nullopt;
+}
+
 Pager::Pager(PagerOptions options, ResumePoint start)
     : options_(options), next_(start.next_offset), delivered_(start.delivered) {
+  ceiling_ = options_.max_limit;
+  if (options_.upstream_serves > 0 && (ceiling_ == 0 || options_.upstream_serves < ceiling_)) {
+    ceiling_ = options_.upstream_serves;
+  }
   if (!start.last_ids.empty()) {
     EncodedContacts ids;
     for (const std::string& id : start.last_ids) {
@@ -31,12 +58,30 @@ std::optional<Pager::Request> Pager::Next() const {
   return After(next_, back_);
 }
 
+int32_t Pager::Overlap() const {
+  return ceiling_ > 0 ? std::min(options_.seam_overlap, ceiling_ - 1) : options_.seam_overlap;
+}
+
+bool Pager::AtCeiling() const {
+  return ceiling_ > 0 && int64_t{options_.page_size} + Overlap() >= ceiling_;
+}
+
+int32_t Pager::page_size() const {
+  return AtCeiling() ? ceiling_ - Overlap() : std::max(1, options_.page_size);
+}
+
 Pager::Request Pager::After(int64_t next, int64_t back) const {
+  const int64_t size = page_size();
+  const int64_t shift = AtCeiling() ? Overlap() : 0;  // see Next()
+  const int64_t end = next < shift ? size + shift : ((next - shift) / size + 1) * size + shift;
   int64_t skip = std::max<int64_t>(0, next - back);
-  // Once the upstream capped a page, ask for that much: keeping to page-size multiples would then
-  // mean a short page after every capped one.
-  if (upstream_cap_) return Request{skip, *upstream_cap_};
-  int64_t end = (next / options_.page_size + 1) * options_.page_size;
+  if (ceiling_ > 0 && end - skip > ceiling_) {
+    // Re-reading further back after the list shifted: keep the start. Re-reading a resume
+    // token's last ids: keep the end (the pages streams share), and re-read fewer of them; the
+    // seam overlap still fits.
+    if (rereads_ > 0) return Request{skip, ceiling_};
+    skip = end - ceiling_;
+  }
   return Request{skip, static_cast<int32_t>(end - skip)};
 }
 
@@ -46,7 +91,7 @@ std::optional<Pager::Request> Pager::Ahead(int ahead) const {
   int64_t start = next_;  // the first new contact of `request`
   for (int i = 0; i < ahead; ++i) {
     start = request.skip + request.limit;
-    request = After(start, std::min<int64_t>(options_.seam_overlap, start));
+    request = After(start, std::min<int64_t>(Overlap(), start));
   }
   if (start >= *total_results_ || pages_ + ahead >= options_.max_pages ||
       (options_.max_contacts > 0 && delivered_ + (start - next_) >= options_.max_contacts)) {
@@ -91,8 +136,7 @@ bool Pager::Remember(std::string_view id, const EncodedContacts& page) {
     newer_.pages.push_back(page.Retain());
     newer_.holds_last_page = true;
   }
-  const size_t generation =
-      std::max<size_t>(2 * static_cast<size_t>(options_.page_size), kMaxResumeIds);
+  const size_t generation = std::max<size_t>(2 * static_cast<size_t>(page_size()), kMaxResumeIds);
   if (newer_.ids.size() >= generation) {
     older_ = std::move(newer_);
     newer_ = Generation{};
@@ -163,7 +207,7 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
     // Contacts were removed before the seam: look for the last delivered ones a page further back.
     ++rereads_;
     ++rereads_total_;
-    back_ += options_.page_size;
+    back_ += page_size();
     return absl::OkStatus();
   }
   if (count > 0) anchor_ = page.contacts.id(count - 1);
@@ -182,15 +226,25 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
     extend = true;
   }
 
-  // A short page with more after it: the upstream caps the page size.
-  if (count > 0 && count < static_cast<size_t>(asked.limit) &&
+  // A short page with more after it: the upstream serves at most `count`.
+  const bool capped =
+      count > 0 && count < static_cast<size_t>(asked.limit) &&
       (page.has_more.value_or(false) ||
-       (total_results_ && asked.skip + static_cast<int64_t>(count) < *total_results_))) {
-    upstream_cap_ = static_cast<int32_t>(count);
+       (total_results_ && asked.skip + static_cast<int64_t>(count) < *total_results_));
+  if (capped) {
+    ceiling_ = static_cast<int32_t>(count);
+    learned_why_ = absl::StrCat("a page of ", asked.limit, " came back with ", count,
+                                " contacts and more to follow");
+    unconfirmed_ = true;
+  }
+  served_ = std::max(served_, capped ? static_cast<int32_t>(count) : asked.limit);
+  if (unconfirmed_) {
+    learned_ = ceiling_;
+    unconfirmed_ = false;
   }
   // Offsets are those of the list as it is now: continue after this page.
   next_ = asked.skip + static_cast<int64_t>(count);
-  back_ = anchor_ ? std::min<int64_t>(options_.seam_overlap, next_) : 0;
+  back_ = anchor_ ? std::min<int64_t>(Overlap(), next_) : 0;
   rereads_ = 0;
 
   const bool more = page.has_more.value_or(
@@ -203,6 +257,18 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
     done_ = true;
   }
   return absl::OkStatus();
+}
+
+bool Pager::Refused(const Request& asked, const LimitRefusal& refusal) {
+  if (done_) return false;
+  std::optional<int32_t> smaller =
+      SmallerPageSize(asked.limit, refusal, served_, options_.upstream_serves);
+  if (!smaller) return false;
+  ceiling_ = *smaller;
+  learned_why_ = absl::StrCat("a page of ", asked.limit, " was refused (HTTP 400), one of ",
+                              *smaller, " was served");
+  unconfirmed_ = true;
+  return true;
 }
 
 }  // namespace contacts::gateway

@@ -13,16 +13,33 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "server/core/page.h"
+#include "server/core/page_source.h"
 #include "server/stream/resume_token.h"
 
 namespace contacts::gateway {
 
 struct PagerOptions {
-  int32_t page_size = 50;      // new contacts asked of the upstream per page
+  int32_t page_size = 50;      // new contacts asked of the upstream per page (see max_limit)
   int64_t max_pages = 100000;  // loop guard: no stream fetches more pages than this
   int64_t max_contacts = 0;  // stop after this many delivered contacts (resumes included); 0 = all
   int32_t seam_overlap = 1;  // contacts re-read at each page seam to check the list did not shift
+  // The largest limit a request asks for (--max-page-size), seam contacts included; 0 = none.
+  int32_t max_limit = 0;
+  // The largest page the upstream is known to serve (PageSizeMemory), which lowers max_limit;
+  // 0 = not known.
+  int32_t upstream_serves = 0;
 };
+
+// The page size to try after the upstream answered HTTP 400 to a page of `refused`, or nullopt
+// when the 400 is not about the page size (it then goes to the caller). `served` is the largest
+// page this stream was served; `remembered` the PageSizeMemory's (0: none). A 400 whose message
+// names the limit parameter refuses the page size: the stream goes on with the largest number of
+// the message below `refused` (100 of "limit must be between 1 and 100"), else with the next step
+// of the ladder (100, the sibling API's documented maximum, then 50, the documented sample). Any
+// other 400 may be about the page size only when `refused` is above every size known to work (what
+// was remembered, or 50): it is tried once more at that size. Never `refused` or more again.
+std::optional<int32_t> SmallerPageSize(int32_t refused, const LimitRefusal& refusal, int32_t served,
+                                       int32_t remembered);
 
 // Contacts [begin, end) of one page, ready for the caller. The contact at index i sat at upstream
 // offset skip + i, so a stream resumes after it at skip + i + 1.
@@ -63,9 +80,11 @@ class Pager {
   Pager(PagerOptions options, ResumePoint start);
 
   // The page to fetch next, or nullopt once the stream is complete. Pages end on multiples of
-  // page_size, so that streams of the same list (resumed ones too) ask for the same pages and can
-  // share them (see CachingPageSource); once the upstream answered a short page with more after
-  // it (it caps the page size), pages are of that size instead.
+  // page_size(), so that streams of the same list (resumed ones too) ask for the same pages and can
+  // share them (see CachingPageSource). No request asks for more than the ceiling (max_limit, or
+  // what the upstream serves, once known): when the page size and the seam overlap do not fit
+  // under it, pages end on multiples of (ceiling - overlap) plus the overlap, so that every
+  // request, its re-read seam contacts included, asks for exactly the ceiling.
   std::optional<Request> Next() const;
 
   // The request `ahead` pages after Next() (ahead ≥ 1), as it will be if every page until then
@@ -81,6 +100,17 @@ class Pager {
   // answered the same page twice, or the page cap was reached.
   absl::Status Accept(const Request& asked, const Page& page, std::deque<ContactRun>* out);
 
+  // Takes an HTTP 400 answer to Next(): true when it refused the page size (SmallerPageSize) and
+  // the stream goes on with a smaller one (Next() changes); false when the 400 ends the stream.
+  bool Refused(const Request& asked, const LimitRefusal& refusal);
+
+  // New contacts per page, as the pages are laid out now (see Next()).
+  int32_t page_size() const;
+  // The largest page the upstream serves, as this stream found it: set once the ceiling came
+  // down (a page came back capped, or a smaller page was served after a refusal), with why.
+  const std::optional<int32_t>& learned_page_size() const { return learned_; }
+  const std::string& learned_why() const { return learned_why_; }
+
   bool done() const { return done_; }
   int64_t total_results() const { return total_results_.value_or(0); }
   int64_t delivered() const { return delivered_; }
@@ -89,10 +119,15 @@ class Pager {
   const std::string& change() const { return change_; }
   int64_t duplicates_dropped() const { return duplicates_dropped_; }
   int64_t rereads() const { return rereads_total_; }
+  int64_t pages() const { return pages_; }  // answers accepted
 
  private:
   // The request for the page whose first new contact is at `next`, re-reading `back` before it.
   Request After(int64_t next, int64_t back) const;
+  // Contacts re-read at a seam: seam_overlap, less when the ceiling is that small.
+  int32_t Overlap() const;
+  // Whether the page size and the overlap do not fit under the ceiling (see Next()).
+  bool AtCeiling() const;
   // Remembers id, which lies in `page`; false when it was known already.
   bool Remember(std::string_view id, const EncodedContacts& page);
   bool IsRecent(std::string_view id) const;
@@ -113,7 +148,12 @@ class Pager {
   bool done_ = false;
   std::string change_;
   std::optional<int64_t> total_results_;
-  std::optional<int32_t> upstream_cap_;  // page size the upstream answers at most, once seen
+  // The largest limit asked (0: none): max_limit, lowered to what the upstream serves.
+  int32_t ceiling_ = 0;
+  int32_t served_ = 0;        // the largest page the upstream answered in this stream
+  bool unconfirmed_ = false;  // the ceiling came down on a refusal; no page was served since
+  std::optional<int32_t> learned_;
+  std::string learned_why_;
   // Fingerprint of the last page: offset, first id, last id, size.
   int64_t last_skip_ = -1;
   std::string last_first_id_, last_last_id_;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "server/core/error_reason.h"
+#include "server/core/metrics.h"
 
 namespace contacts::gateway {
 
@@ -20,7 +21,7 @@ PrefetchWindow::PrefetchWindow(Options options, ResumePoint start)
 std::vector<PrefetchWindow::Fetch> PrefetchWindow::Refill() {
   std::vector<Fetch> out;
   if (end_) return out;
-  const size_t page = static_cast<size_t>(std::max(1, options_.pager.page_size));
+  const size_t page = static_cast<size_t>(pager_.page_size());
   const size_t window = static_cast<size_t>(std::max(1, options_.window));
   for (;;) {
     std::optional<Pager::Request> next =
@@ -28,7 +29,8 @@ std::vector<PrefetchWindow::Fetch> PrefetchWindow::Refill() {
     const size_t buffered = (ready_count_ + page - 1) / page;
     if (!next || slots_.size() + buffered >= window) break;
     slots_.push_back(Slot{++last_slot_, *next, std::nullopt});
-    out.push_back(Fetch{last_slot_, *next, last_slot_ == 1});
+    // The first page may be asked again with a smaller size (Pager::Refused): still the first.
+    out.push_back(Fetch{last_slot_, *next, pager_.pages() == 0});
   }
   return out;
 }
@@ -51,6 +53,12 @@ void PrefetchWindow::Accept(uint64_t slot, PageResult answer) {
     }
     PageResult& result = *front.answer;
     if (!result.page.ok()) {
+      if (result.limit_refusal && pager_.Refused(front.asked, *result.limit_refusal)) {
+        // Pages asked with the refused size are of no use: Refill asks again with the smaller.
+        Metrics().page_size_refusals.Increment();
+        slots_.clear();
+        break;
+      }
       end_ = result.page.status();
       end_facts_ = result.rate_limit;
       break;

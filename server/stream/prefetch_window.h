@@ -41,8 +41,10 @@ class PrefetchWindow {
   std::vector<Fetch> Refill();
 
   // Takes the answer of `slot`, then accepts the answered pages at the front, in order. A failed
-  // page ends the upstream side with its status; a page prefetched for a list that then shifted
-  // is dropped (Refill asks again from where the Pager is now).
+  // page ends the upstream side with its status, unless it was a 400 that refused the page size
+  // and the Pager goes on with a smaller one (Pager::Refused); a page prefetched for a list that
+  // then shifted, or with a refused size, is dropped (Refill asks again from where the Pager is
+  // now).
   void Accept(uint64_t slot, PageResult answer);
 
   // Contacts ready to send.
@@ -67,6 +69,9 @@ class PrefetchWindow {
   int64_t pages() const { return pages_; }  // answers received
   int64_t total_results() const { return pager_.total_results(); }
   bool list_changed() const { return pager_.list_changed(); }
+  // The largest page the upstream serves, once this stream found it out (Pager).
+  const std::optional<int32_t>& learned_page_size() const { return pager_.learned_page_size(); }
+  const std::string& learned_why() const { return pager_.learned_why(); }
   const std::string& change() const { return pager_.change(); }
 
  private:

@@ -96,6 +96,38 @@ RateLimitFacts ParseRateLimitFacts(const HttpResponse& response, std::string_vie
   return facts;
 }
 
+LimitRefusal ReadLimitRefusal(std::string_view message, std::string_view limit_param,
+                              int32_t asked) {
+  LimitRefusal refusal;
+  auto word = [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  const std::string text = absl::AsciiStrToLower(AsAbsl(message));
+  const std::string name = absl::AsciiStrToLower(AsAbsl(limit_param));
+  for (size_t at = name.empty() ? std::string::npos : text.find(name); at != std::string::npos;
+       at = text.find(name, at + 1)) {
+    const size_t end = at + name.size();
+    if ((at == 0 || !word(text[at - 1])) && (end == text.size() || !word(text[end]))) {
+      refusal.names_limit = true;
+      break;
+    }
+  }
+  if (!refusal.names_limit) return refusal;
+  for (size_t at = 0; at < text.size();) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(text[at]))) {
+      ++at;
+      continue;
+    }
+    size_t end = at;
+    while (end < text.size() && absl::ascii_isdigit(static_cast<unsigned char>(text[end]))) ++end;
+    int64_t number = 0;
+    if (absl::SimpleAtoi(absl::string_view(text).substr(at, end - at), &number) && number >= 1 &&
+        number < asked && (!refusal.allowed || number > *refusal.allowed)) {
+      refusal.allowed = static_cast<int32_t>(number);
+    }
+    at = end;
+  }
+  return refusal;
+}
+
 absl::StatusOr<std::unique_ptr<KoreClient>> KoreClient::Create(boost::asio::io_context& io,
                                                                KoreClientOptions options) {
   options.http.body_padding = kPagePaddingBytes;  // ParsePage parses the body in place
@@ -122,7 +154,7 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
   const absl::Time began = absl::Now();
   http_->Get(
       std::move(http), std::move(cancel),
-      [request = std::move(request), began,
+      [request = std::move(request), began, limit_param = options_.limit_param,
        done = std::move(done)](absl::StatusOr<HttpResponse> response) mutable {
         const std::string what =
             absl::StrCat("contact list ", request.list_id, ", skip=", request.skip);
@@ -143,8 +175,12 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
           return;
         }
         std::string message = Redact(ParseErrorMessage(response->body), request.credentials);
-        std::move(done)(PageResult{StatusFromHttp(response->status, message, what),
-                                   ParseRateLimitFacts(*response, message, now)});
+        PageResult result{StatusFromHttp(response->status, message, what),
+                          ParseRateLimitFacts(*response, message, now)};
+        if (response->status == 400) {
+          result.limit_refusal = ReadLimitRefusal(message, limit_param, request.limit);
+        }
+        std::move(done)(std::move(result));
       });
 }
 

@@ -30,10 +30,17 @@ std::string ContactsTarget(const PageRequest& request, std::string_view skip_par
 RateLimitFacts ParseRateLimitFacts(const HttpResponse& response, std::string_view body_message,
                                    absl::Time now);
 
+// What a 400 answer's message says about the page size: whether it names `limit_param` (as a
+// word, any case), and then the largest number in it below `asked` (docs/upstream.md, "The largest
+// page size").
+LimitRefusal ReadLimitRefusal(std::string_view message, std::string_view limit_param,
+                              int32_t asked);
+
 // The Kore.ai adapter: PageSource over the getAllContacts endpoint (docs/upstream.md). Builds the
 // request (target, `auth`/`iid`/`accountId` headers), sends it through an HttpsClient, maps the
 // answer — 200 to a parsed Page, any other status to the codes of http_status.h with the
-// upstream's own message (never a credential), rate-limit headers to PageResult::rate_limit — and
+// upstream's own message (never a credential), rate-limit headers to PageResult::rate_limit, a
+// 400's message to PageResult::limit_refusal — and
 // counts each exchange in the upstream metrics. Thread-safe; callbacks run on `io`'s threads, which
 // must outlive it.
 class KoreClient final : public PageSource {

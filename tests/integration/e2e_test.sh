@@ -99,12 +99,12 @@ check "secret absent from gateway logs" bash -c "! grep -q e2e-secret-5b1d '$wor
 
 # A gateway restart mid-stream: SIGTERM drains (0.3 s here), the stream ends UNAVAILABLE with a
 # resume token, a new gateway starts on the same port, and contacts-cli resumes by itself. The list
-# is long enough (240 pages of 20 ms, 4 in parallel) to be still running at the SIGTERM.
+# is long enough (240 pages of 50 at 20 ms, 4 in parallel) to be still running at the SIGTERM.
 http_post() { /usr/bin/python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST")).read()' "$1"; }
 http_post "http://127.0.0.1:$sim_port/_sim/faults?kind=latency&ms=20&count=-1"
 start_gateway() {
   "$gateway_bin" --listen "127.0.0.1:$gw_port" --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" \
-    --upstream-allow-plain-http --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers --drain-timeout 0.3s --rate-limit 0 \
+    --upstream-allow-plain-http --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers --drain-timeout 0.3s --rate-limit 0 --page-size 50 \
     --resume-token-key-file "$work/resume.key" >"$work/gw$1.out" 2>"$work/gw$1.err" &
   gateway_pid=$!
   pids+=($gateway_pid)

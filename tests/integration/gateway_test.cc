@@ -43,6 +43,9 @@ class GatewayTest : public ::contacts::testing::SimSuite {
     config.client_secret = kSecret;
     config.authz.allow_unauthenticated = true;  // caller authorization: security_test.cc
     config.rate.per_minute = 0;                 // kore-sim here has no rate limit
+    // These tests count in pages of 50; the default (the largest page the upstream serves) is
+    // page_size_test.cc's.
+    config.stream.default_page_size = 50;
     return config;
   }
   void StartGateway(const Config& config) {

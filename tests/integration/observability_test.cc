@@ -74,6 +74,7 @@ class ObservabilityTest : public ::testing::Test {
     request.set_stream_id("st-obs");
     request.set_contact_list_id(list);
     request.set_account_id("acct-obs");
+    request.set_page_size(50);  // the tests count pages of 50
     return request;
   }
   struct Result {

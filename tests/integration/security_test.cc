@@ -62,7 +62,8 @@ class SecurityTest : public ::contacts::testing::SimSuite {
     config.upstream.http.ca_file = sim_->ca_file();
     config.credentials_file = *dir_ + "/credentials.json";
     config.credentials_reload_interval = absl::Milliseconds(50);
-    config.rate.per_minute = 0;  // kore-sim here has no rate limit
+    config.rate.per_minute = 0;            // kore-sim here has no rate limit
+    config.stream.default_page_size = 50;  // long streams: many small pages
     WriteAtomically(config.credentials_file, CredentialsJson());
     return config;
   }

@@ -46,6 +46,7 @@ class TracingTest : public ::testing::Test {
     request.set_stream_id("st-trace");
     request.set_contact_list_id(absl::StrCat("cl-sim-", size));
     request.set_account_id("acct-trace");
+    request.set_page_size(50);
     auto reader = stub_->StreamContacts(&context, request);
     contacts::v1::StreamContactsResponse response;
     while (reader->Read(&response)) {

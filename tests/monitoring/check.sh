@@ -43,7 +43,7 @@ case $check_name in
     # Retries and Retry-After short, two attempts per page; acct-budget limited to 10 requests/s;
     # pages at multiples of 50 (no seam overlap), so that a fault can name a page's skip.
     start_gateway "$gateway_bin" 1 --metrics-accounts 5 --retry-attempts 2 --retry-initial-backoff 10ms \
-      --retry-after-cap 1s --account-rate-limit acct-budget=600 --seam-overlap 0
+      --retry-after-cap 1s --account-rate-limit acct-budget=600 --page-size 50 --seam-overlap 0
     admin=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\).*/\1/p' "$work/gw1.out")
     prom_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     cat >"$work/prometheus.yml" <<CONFIG

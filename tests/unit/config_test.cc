@@ -61,8 +61,16 @@ TEST(ConfigTest, FlagsBeatEnvironmentBeatsDefaults) {
   EXPECT_EQ(config->listen, "127.0.0.1:0");
 }
 
+TEST(ConfigTest, PageSizeDefaultsToTheLargestTheUpstreamServes) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->stream.default_page_size, 0);
+  EXPECT_EQ(config->stream.max_page_size, 1000);
+}
+
 TEST(ConfigTest, RejectsBadValuesNamingTheFlag) {
-  EXPECT_THAT(Parse({"--page-size=0"}).status().message(), HasSubstr("--page-size"));
+  EXPECT_THAT(Parse({"--page-size=-1"}).status().message(), HasSubstr("--page-size"));
+  EXPECT_THAT(Parse({"--page-size=2000"}).status().message(), HasSubstr("--max-page-size"));
   EXPECT_THAT(Parse({"--prefetch-pages=abc"}).status().message(), HasSubstr("--prefetch-pages"));
   EXPECT_THAT(Parse({"--nope"}).status().message(), HasSubstr("unknown flag --nope"));
   EXPECT_THAT(Parse({"--upstream=http://127.0.0.1:1"}).status().message(), HasSubstr("plain http"));

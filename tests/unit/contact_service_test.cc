@@ -17,6 +17,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/core/error_reason.h"
+#include "server/stream/local_page_size_memory.h"
 #include "tests/unit/fake_page_source.h"
 
 namespace contacts::gateway {
@@ -35,9 +36,7 @@ class ContactServiceTest : public ::testing::Test {
       authorizer_ =
           std::make_unique<Authorizer>(*credentials_, AuthzOptions{.allow_unauthenticated = true});
     }
-    service_ = std::make_unique<ContactService>(
-        *source_, authorizer_.get(),
-        StreamOptions{.default_page_size = 50, .default_batch_size = 100});
+    service_ = std::make_unique<ContactService>(*source_, authorizer_.get(), options_, page_sizes_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -74,6 +73,8 @@ class ContactServiceTest : public ::testing::Test {
     return reader->Finish();
   }
 
+  StreamOptions options_{.default_page_size = 50, .default_batch_size = 100};
+  PageSizeMemory* page_sizes_ = nullptr;
   std::unique_ptr<FakePageSource> source_;
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<Authorizer> authorizer_;
@@ -375,6 +376,104 @@ TEST_F(ContactServiceTest, ACallerRefusalNamesTheCaller) {
   grpc::Status status = ReadAll(Request(), &ids);
   ASSERT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(DetailsOf(status).info->reason(), "CALLER_UNAUTHENTICATED");
+}
+
+// A stream without a page size asks for --max-page-size; a 400 refusing it is not the caller's
+// error, the stream goes on with the size the upstream named, and the account's next stream asks
+// for that size at once.
+TEST_F(ContactServiceTest, RemembersTheLargestPageTheUpstreamServesForTheAccountsNextStream) {
+  LocalPageSizeMemory memory;
+  options_.default_page_size = 0;
+  page_sizes_ = &memory;
+  StartServer(250);
+  source_->Script(
+      {{absl::InvalidArgumentError("upstream answered HTTP 400: limit must be between 1 "
+                                   "and 100"),
+        {},
+        LimitRefusal{.names_limit = true, .allowed = 100}}});
+  std::vector<std::string> ids;
+  ASSERT_TRUE(ReadAll(Request(), &ids).ok());
+  EXPECT_EQ(ids, Range(0, 250));
+  std::vector<PageRequest> first = source_->requests();
+  ASSERT_GE(first.size(), 2u);
+  EXPECT_EQ(first[0].limit, 1000);
+  EXPECT_EQ(first[1].skip, 0);
+  EXPECT_EQ(first[1].limit, 100);
+  EXPECT_TRUE(first[1].first_page);  // asked again, still the stream's first page
+  EXPECT_EQ(memory.Peek("acct-1"), 100);
+
+  ids.clear();
+  ASSERT_TRUE(ReadAll(Request(), &ids).ok());
+  EXPECT_EQ(ids, Range(0, 250));
+  std::vector<PageRequest> second = source_->requests();
+  second.erase(second.begin(), second.begin() + static_cast<ptrdiff_t>(first.size()));
+  ASSERT_EQ(second.size(), 3u);  // 100 + 99 + 99 >= 250
+  for (const PageRequest& request : second) EXPECT_EQ(request.limit, 100);
+}
+
+// A PageSizeMemory that answers Recall when the test says so, as a shared store answers later on
+// a thread of its own.
+class HeldPageSizeMemory final : public PageSizeMemory {
+ public:
+  void Recall(std::string_view, Callback done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.push_back(std::move(done));
+    wake_.notify_all();
+  }
+  bool Learn(std::string_view, int32_t) override { return false; }
+  // Waits (up to 10 s) until a Recall is held; false on timeout.
+  bool WaitHeld() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return wake_.wait_for(lock, std::chrono::seconds(10), [&] { return !held_.empty(); });
+  }
+  // Answers the oldest Recall held with `size`, on the calling thread.
+  bool Answer(std::optional<int32_t> size) {
+    Callback done;
+    {
+      if (!WaitHeld()) return false;
+      std::lock_guard<std::mutex> lock(mu_);
+      done = std::move(held_.front());
+      held_.pop_front();
+    }
+    std::move(done)(size);
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<Callback> held_;
+};
+
+TEST_F(ContactServiceTest, AStreamWaitsForTheMemoryAndACallCancelledMeanwhileNeverFetches) {
+  HeldPageSizeMemory memory;
+  options_.default_page_size = 0;
+  page_sizes_ = &memory;
+  StartServer(30);
+  std::vector<std::string> ids;
+  grpc::Status status;
+  std::thread caller([&] { status = ReadAll(Request(), &ids); });
+  ASSERT_TRUE(memory.Answer(20));
+  caller.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(ids, Range(0, 30));
+  ASSERT_EQ(source_->requests().size(), 2u);
+  EXPECT_EQ(source_->requests()[0].limit, 20);  // the remembered size, at once
+
+  grpc::ClientContext context;
+  auto reader = stub_->StreamContacts(&context, Request());
+  ASSERT_TRUE(memory.WaitHeld());  // the call is in, waiting for the memory
+  context.TryCancel();
+  StreamContactsResponse response;
+  EXPECT_FALSE(reader->Read(&response));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (service_->active_streams() > 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(service_->active_streams(), 0u);
+  ASSERT_TRUE(memory.Answer(std::nullopt));  // after the call ended: nothing is fetched
+  EXPECT_EQ(source_->requests().size(), 2u);
 }
 
 }  // namespace

@@ -76,5 +76,29 @@ TEST(RateLimitFactsTest, A429OrTheRateLimitMessageIsThrottledWithItsRetryAfter) 
   EXPECT_FALSE(ParseRateLimitFacts(Answer(503, {{"Retry-After", "1"}}), "", kStart).throttled);
 }
 
+TEST(LimitRefusalTest, AMessageNamingTheLimitGivesTheLargestNumberBelowTheRefusedSize) {
+  LimitRefusal refusal = ReadLimitRefusal("limit must be between 1 and 100", "limit", 1000);
+  EXPECT_TRUE(refusal.names_limit);
+  EXPECT_EQ(refusal.allowed, 100);
+  refusal = ReadLimitRefusal("Invalid 'LIMIT': use 1..250, not 0 or 5000", "limit", 5000);
+  EXPECT_TRUE(refusal.names_limit);
+  EXPECT_EQ(refusal.allowed, 250);
+  refusal = ReadLimitRefusal("limit must be at most 100", "limit", 50);  // no guide below 50
+  EXPECT_TRUE(refusal.names_limit);
+  EXPECT_EQ(refusal.allowed, std::nullopt);
+  // The configured parameter name (--upstream-limit-param).
+  EXPECT_EQ(ReadLimitRefusal("size must be between 1 and 200", "size", 999).allowed, 200);
+  EXPECT_FALSE(ReadLimitRefusal("limit must be between 1 and 200", "size", 999).names_limit);
+}
+
+TEST(LimitRefusalTest, OtherMessagesDoNotNameTheLimit) {
+  for (const char* message : {"accountId header and query parameter differ", "rateLimit exceeded",
+                              "limits apply to 100 lists", "Simulated upstream error", ""}) {
+    LimitRefusal refusal = ReadLimitRefusal(message, "limit", 1000);
+    EXPECT_FALSE(refusal.names_limit) << message;
+    EXPECT_EQ(refusal.allowed, std::nullopt) << message;
+  }
+}
+
 }  // namespace
 }  // namespace contacts::gateway

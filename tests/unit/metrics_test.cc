@@ -136,6 +136,8 @@ TEST(MetricsTest, PerAccountSeriesAreOffByDefaultAndBounded) {
   }
   metrics.AccountBudgetWait("acct-b");
   metrics.AccountBudgetWait("acct-e");
+  metrics.AccountPageSize("acct-a", 100);
+  metrics.AccountPageSize("acct-e", 50);  // a gauge of "(other)" would mean nothing: none
   const std::string text = metrics.registry.Render();
   EXPECT_THAT(text,
               HasSubstr("contacts_gateway_account_upstream_throttled_total{account=\"acct-a\"}"
@@ -149,6 +151,10 @@ TEST(MetricsTest, PerAccountSeriesAreOffByDefaultAndBounded) {
       text, HasSubstr("contacts_gateway_account_rate_budget_waits_total{account=\"(other)\"} 1\n"
                       "contacts_gateway_account_rate_budget_waits_total{account=\"acct-b\"} 1\n"));
   EXPECT_THAT(text, Not(HasSubstr("acct-c")));
+  EXPECT_THAT(text,
+              HasSubstr("contacts_gateway_account_upstream_page_size{account=\"acct-a\"} 100\n"));
+  EXPECT_THAT(text,
+              Not(HasSubstr("contacts_gateway_account_upstream_page_size{account=\"(other)")));
 }
 
 TEST(MetricsTest, StreamHistogramsReachHoursAndBuildInfoIsOne) {

@@ -395,5 +395,155 @@ TEST(PagerTest, ResumeAtMaxContactsIsDoneAtOnce) {
   EXPECT_FALSE(pager.Next().has_value());
 }
 
+// --- The largest page the upstream serves: a ceiling on every request, learned and remembered ---
+
+// Pages through a list of `size` whose upstream serves at most `cap` contacts per page; fails the
+// test on a request above `most`. Returns the delivered ids; `asked` gets every request.
+std::vector<std::string> DrainCapped(Pager& pager, int64_t size, int32_t cap, int32_t most,
+                                     std::vector<Pager::Request>* asked = nullptr) {
+  std::deque<ContactRun> out;
+  for (int count = 0; count < 1000; ++count) {
+    std::optional<Pager::Request> next = pager.Next();
+    if (!next) break;
+    EXPECT_LE(next->limit, most) << "skip=" << next->skip;
+    if (asked) asked->push_back(*next);
+    Page page = ListPage(next->skip, std::min(next->limit, cap), size);
+    EXPECT_TRUE(pager.Accept(*next, page, &out).ok());
+  }
+  return Ids(out);
+}
+
+TEST(PagerCeilingTest, AtTheCeilingEveryRequestAsksForExactlyItSeamIncluded) {
+  Pager pager(PagerOptions{.page_size = 10, .max_limit = 10}, ResumePoint{});
+  std::vector<Pager::Request> asked;
+  EXPECT_THAT(DrainCapped(pager, 50, 10, 10, &asked), ElementsAreArray(Range(0, 50)));
+  EXPECT_THAT(asked,
+              ElementsAre(Pager::Request{0, 10}, Pager::Request{9, 10}, Pager::Request{18, 10},
+                          Pager::Request{27, 10}, Pager::Request{36, 10}, Pager::Request{45, 10}));
+  EXPECT_EQ(pager.page_size(), 9);
+  EXPECT_FALSE(pager.learned_page_size().has_value());  // served in full: nothing new
+  EXPECT_FALSE(pager.list_changed()) << pager.change();
+}
+
+TEST(PagerCeilingTest, LearnsTheCapFromAShortPageAndNeverAsksAboveItAgain) {
+  Pager pager(PagerOptions{.page_size = 1000, .max_limit = 1000}, ResumePoint{});
+  std::vector<Pager::Request> asked;
+  EXPECT_THAT(DrainCapped(pager, 450, 100, 1000, &asked), ElementsAreArray(Range(0, 450)));
+  ASSERT_GE(asked.size(), 2u);
+  EXPECT_EQ(asked[0], (Pager::Request{0, 1000}));
+  EXPECT_EQ(asked[1], (Pager::Request{99, 100}));  // 99 new contacts and the seam
+  for (size_t i = 1; i < asked.size(); ++i) EXPECT_EQ(asked[i].limit, 100) << i;
+  EXPECT_EQ(asked.size(), 5u);  // 100 + 4 x 99 >= 450: no page wasted
+  EXPECT_EQ(pager.learned_page_size(), 100);
+  EXPECT_THAT(pager.learned_why(), HasSubstr("a page of 1000 came back with 100 contacts"));
+}
+
+TEST(PagerCeilingTest, ARememberedSizeIsAskedAtOnceWithTheSeamWithinIt) {
+  Pager pager(PagerOptions{.page_size = 1000, .max_limit = 1000, .upstream_serves = 100},
+              ResumePoint{});
+  std::vector<Pager::Request> asked;
+  EXPECT_THAT(DrainCapped(pager, 400, 100, 100, &asked), ElementsAreArray(Range(0, 400)));
+  EXPECT_THAT(asked,
+              ElementsAre(Pager::Request{0, 100}, Pager::Request{99, 100}, Pager::Request{198, 100},
+                          Pager::Request{297, 100}, Pager::Request{396, 100}));
+  EXPECT_FALSE(pager.learned_page_size().has_value());
+}
+
+TEST(PagerCeilingTest, ACallersSmallerPageSizeKeepsItsPagesAndALargerOneIsCut) {
+  Pager smaller(PagerOptions{.page_size = 50, .max_limit = 1000, .upstream_serves = 100},
+                ResumePoint{});
+  std::vector<Pager::Request> asked;
+  EXPECT_THAT(DrainCapped(smaller, 120, 100, 100, &asked), ElementsAreArray(Range(0, 120)));
+  EXPECT_THAT(asked,
+              ElementsAre(Pager::Request{0, 50}, Pager::Request{49, 51}, Pager::Request{99, 51}));
+  Pager larger(PagerOptions{.page_size = 500, .max_limit = 1000, .upstream_serves = 100},
+               ResumePoint{});
+  EXPECT_EQ(larger.Next(), (Pager::Request{0, 100}));
+  EXPECT_EQ(larger.page_size(), 99);
+}
+
+// A token of a stream that paged by 50 resumes under a cap of 100: its first request re-reads the
+// token's ids up to the next page end, then the stream asks for the pages a fresh one asks for.
+TEST(PagerCeilingTest, ResumesATokenOfAnotherPageSizeIntoTheSharedPages) {
+  PagerOptions options{.page_size = 1000, .max_limit = 1000, .upstream_serves = 100};
+  Pager pager(options,
+              ResumePoint{.next_offset = 137, .delivered = 137, .last_ids = Range(133, 137)});
+  std::vector<Pager::Request> asked;
+  EXPECT_THAT(DrainCapped(pager, 400, 100, 100, &asked), ElementsAreArray(Range(137, 400)));
+  EXPECT_THAT(asked, ElementsAre(Pager::Request{133, 66}, Pager::Request{198, 100},
+                                 Pager::Request{297, 100}, Pager::Request{396, 100}));
+  EXPECT_EQ(pager.delivered(), 400);
+}
+
+TEST(PagerCeilingTest, AResumeRightAfterAPageEndRereadsFewerIdsToStayWithinTheCap) {
+  PagerOptions options{.page_size = 1000, .max_limit = 1000, .upstream_serves = 100};
+  Pager pager(options,
+              ResumePoint{.next_offset = 100, .delivered = 100, .last_ids = Range(96, 100)});
+  EXPECT_EQ(pager.Next(), (Pager::Request{99, 100}));  // not {96, 103}: the seam still checked
+  EXPECT_THAT(DrainCapped(pager, 300, 100, 100), ElementsAreArray(Range(100, 300)));
+}
+
+TEST(PagerCeilingTest, RereadsFurtherBackStayWithinTheCap) {
+  ChangingList list(50);
+  Pager pager(PagerOptions{.page_size = 10, .max_limit = 10}, ResumePoint{});
+  std::deque<ContactRun> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), list.Serve(*pager.Next()), &out).ok());  // c0..c9
+  list.Erase(3, 6);  // c3..c8 go: c9, the anchor, slides back out of the next page
+  while (auto next = pager.Next()) {
+    ASSERT_LE(next->limit, 10) << "skip=" << next->skip;
+    ASSERT_TRUE(pager.Accept(*next, list.Serve(*next), &out).ok());
+  }
+  EXPECT_THAT(Ids(out), ElementsAreArray(Range(0, 50)));  // c3..c8 had been delivered
+  EXPECT_EQ(pager.rereads(), 1);
+}
+
+TEST(PagerCeilingTest, ARefusalNamingTheLimitGoesOnWithTheSizeItNames) {
+  Pager pager(PagerOptions{.page_size = 1000, .max_limit = 1000}, ResumePoint{});
+  ASSERT_EQ(pager.Next(), (Pager::Request{0, 1000}));
+  ASSERT_TRUE(pager.Refused(*pager.Next(), LimitRefusal{.names_limit = true, .allowed = 100}));
+  EXPECT_EQ(pager.Next(), (Pager::Request{0, 100}));
+  EXPECT_FALSE(pager.learned_page_size().has_value());  // not until a page is served at it
+  std::deque<ContactRun> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(0, 100, 250), &out).ok());
+  EXPECT_EQ(pager.learned_page_size(), 100);
+  EXPECT_THAT(pager.learned_why(), HasSubstr("a page of 1000 was refused (HTTP 400)"));
+  EXPECT_THAT(DrainCapped(pager, 250, 100, 100), ElementsAreArray(Range(100, 250)));
+}
+
+TEST(PagerCeilingTest, ARefusalOfASizeAlreadyServedEndsTheStream) {
+  Pager pager(PagerOptions{.page_size = 1000, .max_limit = 100}, ResumePoint{});
+  std::deque<ContactRun> out;
+  ASSERT_TRUE(pager.Accept(*pager.Next(), ListPage(0, 100, 250), &out).ok());
+  EXPECT_FALSE(pager.Refused(*pager.Next(), LimitRefusal{.names_limit = true, .allowed = 50}));
+  EXPECT_EQ(pager.Next(), (Pager::Request{99, 100}));
+}
+
+TEST(SmallerPageSizeTest, ANamedLimitGoesToTheNumberGivenElseDownTheLadder) {
+  const LimitRefusal named{.names_limit = true};
+  EXPECT_EQ(SmallerPageSize(1000, LimitRefusal{.names_limit = true, .allowed = 250}, 0, 0), 250);
+  EXPECT_EQ(SmallerPageSize(1000, named, 0, 0), 100);
+  EXPECT_EQ(SmallerPageSize(100, named, 0, 0), 50);
+  EXPECT_EQ(SmallerPageSize(50, named, 0, 0), std::nullopt);  // nothing smaller to try
+  EXPECT_EQ(SmallerPageSize(30, named, 0, 0), std::nullopt);  // a caller's small page
+  // A number that is not below the refused size is no guide.
+  EXPECT_EQ(SmallerPageSize(80, LimitRefusal{.names_limit = true, .allowed = std::nullopt}, 0, 0),
+            50);
+  // A remembered size does not keep a stream from stepping below it: the upstream may have
+  // lowered its cap since.
+  EXPECT_EQ(SmallerPageSize(100, named, 0, 100), 50);
+  // What this stream was served is never refused.
+  EXPECT_EQ(SmallerPageSize(100, named, 100, 0), std::nullopt);
+  EXPECT_EQ(SmallerPageSize(1000, named, 200, 0), 200);
+}
+
+TEST(SmallerPageSizeTest, AnotherBadRequestIsTriedOnceAtASizeKnownToWork) {
+  const LimitRefusal other{};
+  EXPECT_EQ(SmallerPageSize(1000, other, 0, 0), 50);  // the documented sample
+  EXPECT_EQ(SmallerPageSize(50, other, 0, 0), std::nullopt);
+  EXPECT_EQ(SmallerPageSize(1000, other, 0, 300), 300);
+  EXPECT_EQ(SmallerPageSize(100, other, 0, 100), std::nullopt);  // the remembered size: not it
+  EXPECT_EQ(SmallerPageSize(1000, other, 400, 0), 400);
+}
+
 }  // namespace
 }  // namespace contacts::gateway

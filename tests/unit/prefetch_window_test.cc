@@ -169,5 +169,89 @@ TEST(PrefetchWindowTest, AResumeThatAlreadyReachedMaxContactsEndsAtOnce) {
   EXPECT_THAT(window.Refill(), IsEmpty());
 }
 
+// The ceiling (PagerOptions::max_limit) at 1000, nothing known of the upstream.
+PrefetchWindow::Options Probing(int window, int32_t upstream_serves = 0) {
+  return {.pager = {.page_size = 1000,
+                    .max_pages = 1000,
+                    .seam_overlap = 1,
+                    .max_limit = 1000,
+                    .upstream_serves = upstream_serves},
+          .window = window};
+}
+
+PageResult Refusal(const std::string& message, LimitRefusal refusal) {
+  return PageResult{absl::InvalidArgumentError(message), {}, refusal};
+}
+
+TEST(PrefetchWindowTest, ARefusedFirstPageIsAskedAgainSmallerAndStillFirst) {
+  PrefetchWindow window(Probing(4), {});
+  std::vector<PrefetchWindow::Fetch> first = window.Refill();
+  ASSERT_THAT(first, SizeIs(1));
+  EXPECT_EQ(first[0].page, (Pager::Request{0, 1000}));
+  window.Accept(first[0].slot, Refusal("upstream answered HTTP 400: limit must be between 1 and 10",
+                                       {.names_limit = true, .allowed = 10}));
+  EXPECT_FALSE(window.end().has_value());  // not the caller's error
+  std::vector<PrefetchWindow::Fetch> again = window.Refill();
+  ASSERT_THAT(again, SizeIs(1));
+  EXPECT_EQ(again[0].page, (Pager::Request{0, 10}));
+  EXPECT_TRUE(again[0].first_page);
+  window.Accept(again[0].slot, Answer(again[0].page));
+  EXPECT_EQ(window.learned_page_size(), 10);
+  // Then every page within the size, the seam contact included, to the end of the list.
+  std::vector<std::string> ids = Ids(window.Take(1000, 1 << 20));
+  while (!window.end()) {
+    std::vector<PrefetchWindow::Fetch> more = window.Refill();
+    ASSERT_FALSE(more.empty());
+    for (const PrefetchWindow::Fetch& fetch : more) {
+      EXPECT_LE(fetch.page.limit, 10);
+      EXPECT_FALSE(fetch.first_page);
+      window.Accept(fetch.slot, Answer(fetch.page));
+    }
+    for (std::string& id : Ids(window.Take(1000, 1 << 20))) ids.push_back(std::move(id));
+  }
+  EXPECT_TRUE(window.end()->ok());
+  ASSERT_THAT(ids, SizeIs(kListSize));
+  EXPECT_EQ(ids.back(), "c99");
+}
+
+TEST(PrefetchWindowTest, ABadRequestNotAboutThePageSizeEndsTheStream) {
+  PrefetchWindow window(Probing(4, /*upstream_serves=*/20), {});
+  PrefetchWindow::Fetch first = window.Refill()[0];
+  EXPECT_EQ(first.page, (Pager::Request{0, 20}));
+  window.Accept(first.slot, Refusal("upstream answered HTTP 400: accountId header and query "
+                                    "parameter differ",
+                                    {}));
+  ASSERT_TRUE(window.end().has_value());
+  EXPECT_EQ(window.end()->code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(window.Refill(), IsEmpty());
+}
+
+TEST(PrefetchWindowTest, PrefetchedPagesOfACapLearnedMidStreamAreAskedAgainWithinIt) {
+  // A remembered 20 that the upstream lowered to 10 since: the first page comes back capped
+  // while the next pages were already asked at 20.
+  PrefetchWindow window(Probing(4, /*upstream_serves=*/20), {});
+  auto capped = [](const Pager::Request& request) {
+    return Answer(Pager::Request{request.skip, std::min(request.limit, 10)});
+  };
+  PrefetchWindow::Fetch first = window.Refill()[0];
+  window.Accept(first.slot, Answer(first.page));  // 20 served in full
+  std::vector<PrefetchWindow::Fetch> ahead = window.Refill();
+  ASSERT_THAT(ahead, SizeIs(2));  // 20 ready count as one page: two more
+  for (const PrefetchWindow::Fetch& fetch : ahead) window.Accept(fetch.slot, capped(fetch.page));
+  EXPECT_EQ(window.learned_page_size(), 10);
+  std::vector<std::string> ids = Ids(window.Take(1000, 1 << 20));
+  while (!window.end()) {
+    std::vector<PrefetchWindow::Fetch> more = window.Refill();
+    ASSERT_FALSE(more.empty());
+    for (const PrefetchWindow::Fetch& fetch : more) {
+      EXPECT_LE(fetch.page.limit, 10);
+      window.Accept(fetch.slot, capped(fetch.page));
+    }
+    for (std::string& id : Ids(window.Take(1000, 1 << 20))) ids.push_back(std::move(id));
+  }
+  ASSERT_THAT(ids, SizeIs(kListSize));
+  for (int64_t i = 0; i < kListSize; ++i) ASSERT_EQ(ids[i], absl::StrCat("c", i));
+}
+
 }  // namespace
 }  // namespace contacts::gateway
