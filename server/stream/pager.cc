@@ -167,7 +167,7 @@ std::optional<size_t> Pager::FindStart(const Request& asked, const Page& page) {
   return 0;  // nothing left to anchor on: deliver what is new
 }
 
-absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<ContactRun>* out) {
+absl::Status Pager::CheckPaging(const Request& asked, const Page& page) {
   if (++pages_ > options_.max_pages) {
     done_ = true;
     return absl::InternalError(absl::StrCat("stopped after ", options_.max_pages,
@@ -194,6 +194,30 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
     last_last_id_ = page.contacts.id(count - 1);
     last_skip_ = asked.skip;
   }
+  return absl::OkStatus();
+}
+
+void Pager::LearnPageSize(const Request& asked, size_t count, bool has_more) {
+  // A short page with more after it: the upstream serves at most `count`.
+  const bool capped =
+      count > 0 && count < static_cast<size_t>(asked.limit) &&
+      (has_more || (total_results_ && asked.skip + static_cast<int64_t>(count) < *total_results_));
+  if (capped) {
+    ceiling_ = static_cast<int32_t>(count);
+    learned_why_ = absl::StrCat("a page of ", asked.limit, " came back with ", count,
+                                " contacts and more to follow");
+    unconfirmed_ = true;
+  }
+  served_ = std::max(served_, capped ? static_cast<int32_t>(count) : asked.limit);
+  if (unconfirmed_) {
+    learned_ = ceiling_;
+    unconfirmed_ = false;
+  }
+}
+
+absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<ContactRun>* out) {
+  if (absl::Status checked = CheckPaging(asked, page); !checked.ok()) return checked;
+  const size_t count = page.contacts.size();
   if (page.total_results) {
     if (total_results_ && *total_results_ != *page.total_results) {
       NoteChange(
@@ -226,22 +250,7 @@ absl::Status Pager::Accept(const Request& asked, const Page& page, std::deque<Co
     extend = true;
   }
 
-  // A short page with more after it: the upstream serves at most `count`.
-  const bool capped =
-      count > 0 && count < static_cast<size_t>(asked.limit) &&
-      (page.has_more.value_or(false) ||
-       (total_results_ && asked.skip + static_cast<int64_t>(count) < *total_results_));
-  if (capped) {
-    ceiling_ = static_cast<int32_t>(count);
-    learned_why_ = absl::StrCat("a page of ", asked.limit, " came back with ", count,
-                                " contacts and more to follow");
-    unconfirmed_ = true;
-  }
-  served_ = std::max(served_, capped ? static_cast<int32_t>(count) : asked.limit);
-  if (unconfirmed_) {
-    learned_ = ceiling_;
-    unconfirmed_ = false;
-  }
+  LearnPageSize(asked, count, page.has_more.value_or(false));
   // Offsets are those of the list as it is now: continue after this page.
   next_ = asked.skip + static_cast<int64_t>(count);
   back_ = anchor_ ? std::min<int64_t>(Overlap(), next_) : 0;

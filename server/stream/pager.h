@@ -132,6 +132,11 @@ class Pager {
   bool Remember(std::string_view id, const EncodedContacts& page);
   bool IsRecent(std::string_view id) const;
   void NoteChange(std::string what);
+  // Refuses a page that breaks the paging rules (the per-stream page cap, paging parameters the
+  // upstream ignored, the same page for another offset) and remembers it for the last check.
+  absl::Status CheckPaging(const Request& asked, const Page& page);
+  // Learns the upstream's page-size ceiling from a page of `count` contacts answering `asked`.
+  void LearnPageSize(const Request& asked, size_t count, bool has_more);
   // Where in `page` (asked at `asked`) the undelivered contacts start; nullopt: re-read further
   // back.
   std::optional<size_t> FindStart(const Request& asked, const Page& page);
