@@ -457,6 +457,24 @@ void PrintSummary(const StreamResult& result, absl::Duration elapsed) {
   std::fwrite(summary.data(), 1, summary.size(), stderr);
 }
 
+void PrintResumeNote(const grpc::Status& status, int attempt, int max_resumes,
+                     absl::Duration backoff) {
+  std::string note =
+      absl::StrFormat("contacts-cli: %s: %s; resuming in %.2f s (%d of %d)\n",
+                      CodeAndReason(status.error_code(), ParseErrorAdvice(status).reason),
+                      status.error_message(), absl::ToDoubleSeconds(backoff), attempt, max_resumes);
+  std::fwrite(note.data(), 1, note.size(), stderr);
+}
+
+// After a failed stream that wrote contacts: how to go on from the last one.
+void PrintResumeHint(const StreamResult& result) {
+  if (result.contacts == 0 || result.resume_token.empty()) return;
+  std::string hint =
+      absl::StrCat("contacts-cli: to continue after the last contact written, add --resume-token ",
+                   result.resume_token, "\n");
+  std::fwrite(hint.data(), 1, hint.size(), stderr);
+}
+
 }  // namespace
 
 int RunCli(const CliOptions& options) {
@@ -484,11 +502,7 @@ int RunCli(const CliOptions& options) {
     stream_options.on_resume = [&](const grpc::Status& status, int attempt,
                                    absl::Duration backoff) {
       progress.Clear();
-      std::string note = absl::StrFormat(
-          "contacts-cli: %s: %s; resuming in %.2f s (%d of %d)\n",
-          CodeAndReason(status.error_code(), ParseErrorAdvice(status).reason),
-          status.error_message(), absl::ToDoubleSeconds(backoff), attempt, options.max_resumes);
-      std::fwrite(note.data(), 1, note.size(), stderr);
+      PrintResumeNote(status, attempt, options.max_resumes, backoff);
     };
   }
 
@@ -527,14 +541,6 @@ int RunCli(const CliOptions& options) {
   progress.Clear();
 
   if (!options.quiet) PrintSummary(result, elapsed);
-  auto print_resume_hint = [&] {
-    if (result.contacts > 0 && !result.resume_token.empty()) {
-      std::string hint = absl::StrCat(
-          "contacts-cli: to continue after the last contact written, add --resume-token ",
-          result.resume_token, "\n");
-      std::fwrite(hint.data(), 1, hint.size(), stderr);
-    }
-  };
   if (!output_ok) {
     PrintError(absl::StrCat("writing ", options.output.empty() ? "stdout" : options.output, ": ",
                             std::strerror(sink->error())));
@@ -543,7 +549,7 @@ int RunCli(const CliOptions& options) {
   if (!result.status.ok()) {
     PrintError(absl::StrCat(CodeAndReason(result.status.error_code(), result.error_reason), ": ",
                             result.status.error_message()));
-    print_resume_hint();
+    PrintResumeHint(result);
     return static_cast<int>(result.status.error_code());
   }
   return 0;

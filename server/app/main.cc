@@ -21,6 +21,28 @@ std::string HostPort(const std::string& listen, int port) {
   return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port);
 }
 
+// The ready line: tests and scripts take the ports from "listening on HOST:PORT" and
+// "admin on HOST:PORT".
+void LogReadyLine(const contacts::gateway::Config& config,
+                  const contacts::gateway::GatewayServer& gateway,
+                  const contacts::gateway::AdminServer* admin) {
+  using namespace contacts::gateway;
+  LogReady(absl::StrCat(
+      "contacts-gateway listening on ", HostPort(config.listen, gateway.port()),
+      config.tls.cert_file.empty() ? " (gRPC, plaintext)" : " (gRPC, TLS)",
+      gateway.probe_port() != 0
+          ? absl::StrCat(", probe on ", HostPort(config.probe_listen, gateway.probe_port()),
+                         " (gRPC health, plaintext)")
+          : "",
+      admin ? absl::StrCat(", admin on ", HostPort(config.admin_listen, admin->port()),
+                           " (/metrics, /healthz)")
+            : ", no admin port",
+      "; upstream ", config.upstream.http.base_url,
+      config.client_id.empty() && config.credentials_file.empty()
+          ? ", pass-through credentials only"
+          : ", minting JWTs for authorized callers"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -71,22 +93,7 @@ int main(int argc, char** argv) {
     }
     admin = *std::move(started);
   }
-  // The ready line: tests and scripts take the ports from "listening on HOST:PORT" and
-  // "admin on HOST:PORT".
-  LogReady(absl::StrCat(
-      "contacts-gateway listening on ", HostPort(config->listen, (*gateway)->port()),
-      config->tls.cert_file.empty() ? " (gRPC, plaintext)" : " (gRPC, TLS)",
-      (*gateway)->probe_port() != 0
-          ? absl::StrCat(", probe on ", HostPort(config->probe_listen, (*gateway)->probe_port()),
-                         " (gRPC health, plaintext)")
-          : "",
-      admin ? absl::StrCat(", admin on ", HostPort(config->admin_listen, admin->port()),
-                           " (/metrics, /healthz)")
-            : ", no admin port",
-      "; upstream ", config->upstream.http.base_url,
-      config->client_id.empty() && config->credentials_file.empty()
-          ? ", pass-through credentials only"
-          : ", minting JWTs for authorized callers"));
+  LogReadyLine(*config, **gateway, admin.get());
 
   int signal = 0;
   sigwait(&signals, &signal);
