@@ -4,6 +4,9 @@
 #                                     and baseline_server), repeats each measurement BENCH_RUNS
 #                                     times (default 5), prints medians, writes
 #                                     bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
+#   bench/run.sh before-after DIR     B1 (batch 1000), B3 (windows 1 and 8) and B5 with the gateway
+#                                     of DIR (a Release build of an older commit) and this one,
+#                                     alternating in every run: a change's before and after
 #   bench/run.sh smoke BUILD_DIR      CTest's check of the harness: small runs, every contact
 #                                     checked, the baseline's messages compared with the
 #                                     gateway's, no timing
@@ -504,10 +507,53 @@ b9() {  # memory after a burst, and B1's throughput, for each allocator Debian o
   stop "$sim_pid"
 }
 
+before_after() {  # before_after BUILD_DIR: B1, B3 and B5 with an older gateway and this one, alternating
+  local before=$1/server/contacts-gateway after=$gw run which w gw_ns parse_ns list=cl-sim-${BENCH_B1_CONTACTS:-1000000}
+  [[ -x $before ]] || die "no gateway at $before: build an older commit first (README of bench/REPORT.md)"
+  begin before_after
+  echo "# before: $before" >>"$raw"
+  for run in $(seq "$runs"); do
+    for which in before after; do
+      gw=$after
+      [[ $which == after ]] || gw=$before
+      start_sim
+      start_gw --rate-limit 0 --page-cache-bytes 0
+      load --list "$list" --page-size 1000 --batch-size 1000 >/dev/null  # fills kore-sim's cache
+      measure "b1-$which" "$run" load --list "$list" --page-size 1000 --batch-size 1000
+      gw_ns=$(awk -F'\t' -v c="b1-$which" -v r="$run" '$1 == c && $2 == r' "$raw" | kv gw_cpu_ns_per_contact)
+      parse_ns=$(parse_only)
+      record "b1-$which" "$run" "parse_ns_per_contact=$parse_ns gw_to_parse=$(ratio "$gw_ns" "$parse_ns")"
+      stop "$gw_pid"; stop "$sim_pid"
+      start_sim --fault 'kind=latency&ms=20&count=-1'
+      for w in 1 8; do
+        start_gw --rate-limit 0 --prefetch-pages $w
+        measure "b3-w$w-$which" "$run" load --list cl-sim-50000 --page-size 100 --batch-size 100
+        stop "$gw_pid"
+      done
+      stop "$sim_pid"
+      start_sim --threads 2
+      start_gw --rate-limit 0
+      measure "b5-$which" "$run" load --list cl-sim-2000 --slow-list cl-sim-1000000 --page-size 50 \
+        --batch-size 50 --slow-streams "${BENCH_B5_STREAMS:-10000}" --ramp 500 --streams 64 --channels 128
+      stop "$gw_pid"; stop "$sim_pid"
+    done
+  done
+  gw=$after
+  summarize before_after
+  local k c
+  for k in "b1 contacts_per_s" "b1 gw_cpu_ns_per_contact" "b1 gw_to_parse" "b3-w1 stream_s_median" "b3-w8 stream_s_median" \
+    "b3-w8 ttfm_ms_median" "b5 rss_kib_per_slow_stream" "b5 ttfm_max_over_median"; do
+    set -- $k
+    echo "$1 $2: before $(median before_after "$1-before" "$2") [$(spread before_after "$1-before" "$2")], after $(median before_after "$1-after" "$2") [$(spread before_after "$1-after" "$2")]"
+  done
+}
+
 gw_env=()
 case ${1:-} in
   b1 | b2 | b3 | b4 | b5 | b6 | b8 | b9) build; budget_flags; "$1" ;;
   all) build; budget_flags; b1; b2; b3; b4; b5; b6; b8; b9 ;;
+  before-after) [[ -n ${2:-} ]] || die "usage: bench/run.sh before-after OLD_BUILD_DIR"
+    build; before_after "$2" ;;
   smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
-  *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|b8|b9|all|smoke BUILD_DIR" ;;
+  *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|b8|b9|all|before-after OLD_BUILD_DIR|smoke BUILD_DIR" ;;
 esac
