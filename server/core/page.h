@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "contacts/v1/contacts.pb.h"
 
@@ -64,6 +65,11 @@ class EncodedContacts {
 
   void Reserve(size_t contacts, size_t bytes);
   void Append(const Fields& fields);
+  // Contacts back from the bytes wire(0, size()) returned (e.g. a page another replica stored):
+  // every `contacts` entry is walked, read and written again with Append. Errors
+  // (kInvalidArgument) unless the bytes are exactly what Append writes, so a stored page can only
+  // ever send what this gateway would have sent itself.
+  static absl::StatusOr<EncodedContacts> FromWire(std::string_view wire);
   void push_back(const contacts::v1::Contact& contact);
   void clear();
 
@@ -93,6 +99,14 @@ struct Page {
   std::optional<int64_t> total_pages;
   RateLimitHint rate_limit;  // from the HTTP headers
 };
+
+// A page as one replica stores it for the others (fleet/RedisPageStore): a versioned binary
+// record of the paging facts and the contacts' wire bytes. The rate-limit hint is left out: it
+// belongs to the answer that brought the page.
+std::string EncodePageRecord(const Page& page);
+// The page of a record EncodePageRecord wrote; kInvalidArgument, saying what is wrong, for
+// anything else (another version, truncated, trailing bytes, contacts FromWire refuses).
+absl::StatusOr<Page> DecodePageRecord(std::string_view record);
 
 }  // namespace contacts::gateway
 
