@@ -179,6 +179,18 @@ GatewayMetrics::GatewayMetrics()
           registry
               .Add<Gauge>("contacts_gateway_upstream_connections",
                           "Upstream connections open or opening, idle ones included.")
+              .With({})),
+      shared_state_up(
+          registry
+              .Add<Gauge>("contacts_gateway_shared_state_up",
+                          "1 while the replicas share the upstream budget and pages through Redis "
+                          "(--shared-state), 0 while this one keeps to its share on its own.")
+              .With({})),
+      shared_state_replicas(
+          registry
+              .Add<Gauge>("contacts_gateway_shared_state_replicas",
+                          "Gateway replicas sharing the budget, as their heartbeats in Redis last "
+                          "told (0 without --shared-state).")
               .With({})) {}
 
 void GatewayMetrics::UpstreamExchange(std::string_view code, absl::Duration took) {

@@ -154,6 +154,10 @@ struct GatewayMetrics {
   Counter& contacts_streamed;
   Gauge& active_streams;
   Gauge& upstream_connections;  // open or opening, idle ones included
+  // With --shared-state (fleet/SharedState): 1 while replicas share through Redis, 0 while this
+  // one keeps to its share on its own; and the fleet's size as the heartbeats last told it.
+  Gauge& shared_state_up;
+  Gauge& shared_state_replicas;
 };
 
 // The process-wide metrics; never destroyed.

@@ -1,0 +1,215 @@
+#include "server/fleet/shared_state.h"
+
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/core/log.h"
+#include "server/core/metrics.h"
+
+namespace contacts::gateway {
+namespace {
+
+namespace asio = boost::asio;
+
+std::string DefaultReplicaId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+    absl::SNPrintF(host, 8, "gateway");
+  std::random_device random;
+  return absl::StrFormat("%s-%08x", host, random());
+}
+
+const char* ModeName(SharedState::Mode mode) {
+  switch (mode) {
+    case SharedState::Mode::kLocal:
+      return "local";
+    case SharedState::Mode::kRejoining:
+      return "rejoining";
+    case SharedState::Mode::kShared:
+      return "shared";
+  }
+  return "?";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SharedState>> SharedState::Create(asio::io_context& io,
+                                                                 SharedStateOptions options) {
+  if (options.replica_id.empty()) options.replica_id = DefaultReplicaId();
+  options.min_replicas = std::max<int64_t>(1, options.min_replicas);
+  absl::StatusOr<std::shared_ptr<RedisConnection>> commands =
+      RedisConnection::Create(io, options.redis, "commands");
+  if (!commands.ok()) return commands.status();
+  absl::StatusOr<std::shared_ptr<RedisConnection>> subscriber =
+      RedisConnection::Create(io, options.redis, "subscriber");
+  if (!subscriber.ok()) return subscriber.status();
+  return std::unique_ptr<SharedState>(
+      new SharedState(io, std::move(options), *std::move(commands), *std::move(subscriber)));
+}
+
+SharedState::SharedState(asio::io_context& io, SharedStateOptions options,
+                         std::shared_ptr<RedisConnection> commands,
+                         std::shared_ptr<RedisConnection> subscriber)
+    : options_(std::move(options)),
+      heartbeat_(kHeartbeatScript),
+      commands_(std::move(commands)),
+      subscriber_(std::move(subscriber)),
+      strand_(asio::make_strand(io)),
+      fleet_size_(options_.min_replicas),
+      heartbeat_timer_(strand_) {}
+
+SharedState::~SharedState() {
+  if (mode_.load() != Mode::kLocal) Metrics().shared_state_up.Add(-1);
+  Metrics().shared_state_replicas.Add(-reported_replicas_);
+}
+
+void SharedState::OnEvent(std::function<void(const FleetEvent&)> listener) {
+  event_listeners_.push_back(std::move(listener));
+}
+
+void SharedState::OnMode(std::function<void(Mode)> listener) {
+  mode_listeners_.push_back(std::move(listener));
+}
+
+void SharedState::Start() {
+  subscriber_->Subscribe({EventsChannel(options_.prefix)}, {},
+                         [this](std::string_view, std::string_view message) {
+                           std::optional<FleetEvent> event = ParseFleetEvent(message);
+                           if (!event) return;
+                           asio::post(strand_, [this, event = *std::move(event)] {
+                             if (stopped_) return;
+                             for (const auto& listener : event_listeners_) listener(event);
+                           });
+                         });
+  commands_->Start([this](bool up, const absl::Status& why) {
+    asio::post(strand_, [this, up, why] { Connection(true, up, why); });
+  });
+  subscriber_->Start([this](bool up, const absl::Status& why) {
+    asio::post(strand_, [this, up, why] { Connection(false, up, why); });
+  });
+  asio::post(strand_, [this] { Heartbeat(); });
+}
+
+void SharedState::Stop() {
+  asio::post(strand_, [this] {
+    if (stopped_) return;
+    stopped_ = true;
+    heartbeat_timer_.cancel();
+    subscriber_->Stop();
+    // Leave the fleet, so the others' share grows at once rather than after the heartbeat TTL;
+    // the connection closes once that is answered (or has failed).
+    commands_->Command({"ZREM", ReplicasKey(options_.prefix), options_.replica_id},
+                       [commands = commands_](absl::StatusOr<RedisReply>) { commands->Stop(); });
+  });
+}
+
+void SharedState::Connection(bool commands, bool up, const absl::Status& why) {
+  if (stopped_) return;
+  const bool was_up = commands_up_ && subscriber_up_;
+  (commands ? commands_up_ : subscriber_up_) = up;
+  const bool now_up = commands_up_ && subscriber_up_;
+  if (!was_up && now_up) {
+    up_since_ = absl::Now();
+    // Replicas that lost Redis with this one may still keep to their share on their own: rejoin
+    // until as many replicas heartbeat again as there were (none to wait for when this replica
+    // has never been on its own).
+    size_before_ = served_alone_ ? fleet_size() : 0;
+    SetMode(Mode::kRejoining, absl::OkStatus());
+    Heartbeat();
+  } else if (!up) {
+    served_alone_ = true;
+    if (was_up) {
+      SetMode(Mode::kLocal, why);
+    } else if (!told_unavailable_ && mode_.load() == Mode::kLocal) {
+      told_unavailable_ = true;  // not connected since the start: say why, once
+      Log(Severity::kWarning,
+          absl::StrCat("shared state unavailable (", why.message(),
+                       "): each replica keeps to its share (1/", fleet_size(),
+                       ") of every account's upstream rate and fetches pages without sharing "
+                       "until Redis answers"));
+    }
+  }
+}
+
+void SharedState::Heartbeat() {
+  if (stopped_) return;
+  heartbeat_timer_.cancel();
+  if (commands_up_) {
+    commands_->Eval(heartbeat_, {ReplicasKey(options_.prefix)},
+                    {options_.replica_id,
+                     absl::StrCat(absl::ToInt64Milliseconds(3 * options_.heartbeat_interval))},
+                    [this](absl::StatusOr<RedisReply> reply) {
+                      if (!reply.ok()) return;
+                      absl::StatusOr<int64_t> replicas = ParseIntegerReply(*reply, 1, 1 << 20);
+                      if (!replicas.ok()) {
+                        Log(Severity::kDebug, std::string(replicas.status().message()));
+                        return;
+                      }
+                      asio::post(strand_, [this, n = *replicas] { Counted(n); });
+                    });
+  }
+  // A subscriber that stopped answering is only noticed by asking it something.
+  if (subscriber_up_) subscriber_->Command({"PING"}, [](absl::StatusOr<RedisReply>) {});
+  if (mode_.load() == Mode::kRejoining &&
+      absl::Now() - up_since_ >= 3 * options_.heartbeat_interval) {
+    SetMode(Mode::kShared, absl::OkStatus());  // who has not come back by now is gone
+  }
+  heartbeat_timer_.expires_after(absl::ToChronoNanoseconds(options_.heartbeat_interval));
+  heartbeat_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) Heartbeat();
+  });
+}
+
+void SharedState::Counted(int64_t replicas) {
+  if (stopped_) return;
+  const int64_t size = std::max(replicas, options_.min_replicas);
+  fleet_size_.store(size, std::memory_order_release);
+  Metrics().shared_state_replicas.Add(size - reported_replicas_);
+  reported_replicas_ = size;
+  if (mode_.load() == Mode::kRejoining && commands_up_ && subscriber_up_ &&
+      replicas >= size_before_) {
+    SetMode(Mode::kShared, absl::OkStatus());
+  }
+}
+
+void SharedState::SetMode(Mode mode, const absl::Status& why) {
+  const Mode before = mode_.exchange(mode);
+  if (before == mode) return;
+  if ((before == Mode::kLocal) != (mode == Mode::kLocal)) {
+    Metrics().shared_state_up.Add(mode == Mode::kLocal ? -1 : 1);
+  }
+  const std::string where = commands_->url().Display();
+  switch (mode) {
+    case Mode::kLocal:
+      if (before != Mode::kLocal) {
+        Log(Severity::kWarning,
+            absl::StrCat("shared state lost (", why.message(),
+                         "): each replica keeps to its share (1/", fleet_size(),
+                         ") of every account's upstream rate and fetches pages without sharing "
+                         "until Redis is back"));
+      }
+      break;
+    case Mode::kRejoining:
+      Log(Severity::kInfo,
+          absl::StrCat("shared state: connected to ", where, " as replica ", options_.replica_id,
+                       size_before_ > 0
+                           ? absl::StrCat("; keeping to this replica's share until the "
+                                          "other replicas (",
+                                          size_before_, " before) are back")
+                           : std::string()));
+      break;
+    case Mode::kShared:
+      Log(Severity::kInfo, absl::StrCat("shared state: sharing the upstream budget and pages with ",
+                                        fleet_size(), " replica(s) through ", where));
+      break;
+  }
+  Log(Severity::kDebug,
+      absl::StrCat("shared state mode: ", ModeName(before), " -> ", ModeName(mode)));
+  for (const auto& listener : mode_listeners_) listener(mode);
+}
+
+}  // namespace contacts::gateway
