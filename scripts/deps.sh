@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs what building (and, with --test, testing) needs on Debian 12; skips what is there.
-#   scripts/deps.sh          build and demo: compiler, CMake, gRPC, protobuf, Boost, OpenSSL, GoogleTest, ...
-#   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, buf + grpc-js (npm), and the
-#                            manifest checks: yamllint, kubernetes-models + yaml (npm), kubectl
+#   scripts/deps.sh          build and demo: compiler, CMake, gRPC, protobuf, Boost, OpenSSL, hiredis,
+#                            GoogleTest, ...
+#   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, buf + grpc-js (npm), the
+#                            manifest checks: yamllint, kubernetes-models + yaml (npm), kubectl; and
+#                            redis-server for the shared-state tests
 #   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap
 #   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler grpc-proto libboost-dev libssl-dev libabsl-dev libsimdjson-dev
-  libgtest-dev libgmock-dev libbenchmark-dev)
+  libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev)
 if [[ ${1:-} == --test ]]; then
   packages+=(nlohmann-json3-dev rapidjson-dev python3
-    python3-grpcio clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint)
+    python3-grpcio clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint redis-server)
   command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
 fi
 if [[ ${1:-} == --image ]]; then
