@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/stubs/common.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "server/core/encoding.h"
 
@@ -58,12 +59,12 @@ char* PutTime(char* out, char tag, const EncodedContacts::Time& time) {
 size_t BytesSize(std::string_view bytes) { return 1 + VarintSize(bytes.size()) + bytes.size(); }
 
 // Readers of untrusted bytes: each consumes from the front of *in, false when *in ends too soon or
-// holds no valid varint (at most ten bytes, the tenth at most 1).
+// holds no varint in its shortest form (at most ten bytes, the tenth at most 1, the last not 0).
 bool ReadVarint(std::string_view* in, uint64_t* out) {
   uint64_t value = 0;
   for (size_t i = 0; i < 10 && i < in->size(); ++i) {
     const auto byte = static_cast<unsigned char>((*in)[i]);
-    if (i == 9 && byte > 1) return false;
+    if ((i == 9 && byte > 1) || (i > 0 && byte == 0)) return false;
     value |= static_cast<uint64_t>(byte & 0x7f) << (7 * i);
     if (!(byte & 0x80)) {
       in->remove_prefix(i + 1);
@@ -153,6 +154,13 @@ absl::StatusOr<EncodedContacts> EncodedContacts::FromWire(std::string_view wire)
     if (bad) return Malformed(n, "truncated field");
     if (!entry.empty()) return Malformed(n, "unexpected field");
     if (!id || id->empty()) return Malformed(n, "no id");
+    // Proto3 strings: a caller's protobuf library refuses a message with invalid UTF-8 in them.
+    if (!google::protobuf::internal::IsStructurallyValidUTF8(id->data(),
+                                                             static_cast<int>(id->size())) ||
+        (phone && !google::protobuf::internal::IsStructurallyValidUTF8(
+                      phone->data(), static_cast<int>(phone->size())))) {
+      return Malformed(n, "not UTF-8");
+    }
     Fields fields{*id, phone.value_or(""), std::nullopt, std::nullopt};
     for (auto [bytes, time] :
          {std::pair{&created, &fields.create_time}, std::pair{&updated, &fields.update_time}}) {

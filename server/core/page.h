@@ -67,8 +67,8 @@ class EncodedContacts {
   void Append(const Fields& fields);
   // Contacts back from the bytes wire(0, size()) returned (e.g. a page another replica stored):
   // every `contacts` entry is walked, read and written again with Append. Errors
-  // (kInvalidArgument) unless the bytes are exactly what Append writes, so a stored page can only
-  // ever send what this gateway would have sent itself.
+  // (kInvalidArgument) unless the bytes are exactly what Append writes for contacts with an id and
+  // UTF-8 text, so a stored page can only ever send what this gateway would have sent itself.
   static absl::StatusOr<EncodedContacts> FromWire(std::string_view wire);
   void push_back(const contacts::v1::Contact& contact);
   void clear();

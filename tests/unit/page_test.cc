@@ -87,6 +87,13 @@ TEST(EncodedContactsTest, CopiesShareUntilOneChanges) {
   EXPECT_EQ(copy.size(), 0u);
 }
 
+// Bytes given as numbers, NULs included.
+std::string B(std::initializer_list<int> bytes) {
+  std::string out;
+  for (int byte : bytes) out += static_cast<char>(byte);
+  return out;
+}
+
 Page SamplePage() {
   Page page;
   for (const Contact& contact : Samples()) page.contacts.push_back(contact);
@@ -128,16 +135,12 @@ TEST(PageRecordTest, EveryTruncationAndTrailingByteIsRejected) {
   other_version[1] = 2;
   EXPECT_EQ(DecodePageRecord(other_version).status().message(),
             "stored page: unknown record version");
+  // Facts as varints in their shortest form only: one record per page.
+  EXPECT_FALSE(DecodePageRecord(B({'P', 1, 1, 0x80, 0x00, 0})).ok());
+  EXPECT_TRUE(DecodePageRecord(B({'P', 1, 1, 0x00, 0})).ok());
   std::string unknown_flag = record;
   unknown_flag[2] = static_cast<char>(unknown_flag[2] | 64);
   EXPECT_FALSE(DecodePageRecord(unknown_flag).ok());
-}
-
-// Bytes given as numbers, NULs included.
-std::string B(std::initializer_list<int> bytes) {
-  std::string out;
-  for (int byte : bytes) out += static_cast<char>(byte);
-  return out;
 }
 
 // One `contacts` entry (tag 0x0a) holding `contact` as raw bytes.
@@ -152,6 +155,8 @@ TEST(PageRecordTest, FromWireAcceptsOnlyWhatAppendWrites) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"no id", Entry(B({0x12, 1}) + "5")},
       {"empty id written out", Entry(B({0x0a, 0}))},
+      {"id not UTF-8", Entry(B({0x0a, 2, 0xc3, 0x28}))},
+      {"phone not UTF-8", Entry(id + B({0x12, 1, 0xff}))},
       {"unknown field", Entry(id + B({0x2a, 1}) + "x")},
       {"fields out of order", Entry(B({0x12, 1}) + "5" + id)},
       {"id twice", Entry(id + id)},
