@@ -45,7 +45,7 @@ struct RedisOptions {
   absl::Duration connect_timeout = absl::Seconds(2);         // connect + TLS + AUTH + SELECT
   absl::Duration command_timeout = absl::Milliseconds(500);  // one command, sent to answered
   absl::Duration reconnect_min = absl::Milliseconds(100);    // backoff after a failure, doubling
-  absl::Duration reconnect_max = absl::Seconds(5);           // up to this, with jitter
+  absl::Duration reconnect_max = absl::Seconds(2);           // up to this, with jitter
   size_t max_reply_bytes = 8 << 20;                          // a larger reply breaks the connection
 };
 

@@ -117,14 +117,16 @@ void SharedState::Connection(bool commands, bool up, const absl::Status& why) {
     // Replicas that lost Redis with this one may still keep to their share on their own: rejoin
     // until as many replicas heartbeat again as there were (none to wait for when this replica
     // has never been on its own).
-    size_before_ = served_alone_ ? fleet_size() : 0;
+    if (!served_alone_) size_before_ = 0;
+    ever_up_ = true;
     SetMode(Mode::kRejoining, absl::OkStatus());
     Heartbeat();
   } else if (!up) {
+    size_before_ = fleet_size();  // as last known (heartbeats do not count while away)
     served_alone_ = true;
     if (was_up) {
       SetMode(Mode::kLocal, why);
-    } else if (!told_unavailable_ && mode_.load() == Mode::kLocal) {
+    } else if (!ever_up_ && !told_unavailable_) {
       told_unavailable_ = true;  // not connected since the start: say why, once
       Log(Severity::kWarning,
           absl::StrCat("shared state unavailable (", why.message(),
@@ -138,7 +140,9 @@ void SharedState::Connection(bool commands, bool up, const absl::Status& why) {
 void SharedState::Heartbeat() {
   if (stopped_) return;
   heartbeat_timer_.cancel();
-  if (commands_up_) {
+  // Only while both connections are up: a half-connected replica neither counts itself nor takes
+  // the count of a Redis that has just restarted empty as the fleet's size.
+  if (commands_up_ && subscriber_up_) {
     commands_->Eval(heartbeat_, {ReplicasKey(options_.prefix)},
                     {options_.replica_id,
                      absl::StrCat(absl::ToInt64Milliseconds(3 * options_.heartbeat_interval))},
@@ -165,7 +169,7 @@ void SharedState::Heartbeat() {
 }
 
 void SharedState::Counted(int64_t replicas) {
-  if (stopped_) return;
+  if (stopped_ || mode_.load() == Mode::kLocal) return;
   const int64_t size = std::max(replicas, options_.min_replicas);
   fleet_size_.store(size, std::memory_order_release);
   Metrics().shared_state_replicas.Add(size - reported_replicas_);

@@ -90,6 +90,7 @@ class SharedState {
   bool stopped_ = false;
   bool commands_up_ = false;
   bool subscriber_up_ = false;
+  bool ever_up_ = false;
   bool served_alone_ = false;      // has been without Redis since it started
   bool told_unavailable_ = false;  // logged that Redis is not there from the start
   int64_t size_before_ = 0;        // the fleet's size when Redis went away
