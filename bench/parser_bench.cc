@@ -32,6 +32,7 @@
 #include "page_mirror.pb.h"
 #include "server/core/page.h"
 #include "server/upstream/page_parser.h"
+#include "server/upstream/timestamp.h"
 #include "simdjson.h"
 #include "tools/kore-sim/contact_render.h"
 

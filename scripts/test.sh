@@ -32,7 +32,7 @@ step() {  # step NAME COMMAND...: runs a labelled step and records its outcome a
 
 suite() {
   local build=${BUILD_DIR:-build}
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONTACTS_WERROR=ON >/dev/null
   cmake --build "$build"
   ctest --test-dir "$build" --output-on-failure --timeout 600 -j2 "$@"
 }

@@ -109,6 +109,8 @@ std::string ReadSecretFile(const std::string& path, std::string* out) {
   [](Config& c, const std::string& v) { return ParseSeconds(v, &c.field); }, \
       [](const Config& c) { return Seconds(c.field); }
 
+// Every flag, in --help order. A table rather than logic, one entry per flag: it grows with the
+// flags, and splitting it would only scatter them.
 const std::vector<Setting>& Settings() {
   static const auto* settings = new std::vector<Setting>{
       {"listen", "HOST:PORT", "Address to serve gRPC on; port 0 picks a free port.",
@@ -137,13 +139,13 @@ const std::vector<Setting>& Settings() {
        STRING(admin_listen)},
       {"upstream", "URL",
        "Kore.ai base URL, e.g. https://platform.kore.ai (regional and on-prem hosts too).",
-       STRING(upstream.base_url)},
+       STRING(upstream.http.base_url)},
       {"upstream-ca-file", "FILE",
        "Extra PEM CA bundle trusted for the upstream, besides the system roots.",
-       STRING(upstream.ca_file)},
+       STRING(upstream.http.ca_file)},
       {"upstream-allow-plain-http", "",
        "Allow an http:// upstream: only for a local simulator such as kore-sim.",
-       BOOL(upstream.allow_plain_http)},
+       BOOL(upstream.http.allow_plain_http)},
       {"upstream-skip-param", "NAME",
        "Query parameter that carries the page offset (undocumented upstream).",
        STRING(upstream.skip_param)},
@@ -151,16 +153,16 @@ const std::vector<Setting>& Settings() {
        "Query parameter that carries the page size (undocumented upstream).",
        STRING(upstream.limit_param)},
       {"upstream-connect-timeout", "DURATION", "Limit for name lookup, connect and TLS handshake.",
-       DURATION(upstream.connect_timeout)},
+       DURATION(upstream.http.connect_timeout)},
       {"upstream-timeout", "DURATION", "Limit for one upstream request, first byte to last.",
-       DURATION(upstream.request_timeout)},
+       DURATION(upstream.http.request_timeout)},
       {"upstream-max-response-bytes", "N", "Largest upstream response body accepted.",
-       INT(upstream.max_response_bytes, 1024, 1 << 30)},
+       INT(upstream.http.max_response_bytes, 1024, 1 << 30)},
       {"upstream-max-connections", "N",
        "Most upstream connections open at once (idle keep-alive ones included); further requests "
        "wait "
        "for one, first come first served, within their deadline.",
-       INT(upstream.max_connections, 1, 100000)},
+       INT(upstream.http.max_connections, 1, 100000)},
       {"retry-attempts", "N", "Attempts per upstream page, the first included (1 = no retries).",
        INT(retry.max_attempts, 1, 100)},
       {"retry-initial-backoff", "DURATION", "First retry waits up to this (full jitter, doubling).",
@@ -402,12 +404,12 @@ absl::Status Check(const Config& c) {
   } else if (c.shared_state.pages) {
     return absl::InvalidArgumentError("--shared-state-pages needs --shared-state");
   }
-  if (absl::StatusOr<UpstreamUrl> url =
-          ParseUpstreamUrl(c.upstream.base_url, c.upstream.allow_plain_http);
+  if (absl::StatusOr<BaseUrl> url =
+          ParseBaseUrl(c.upstream.http.base_url, c.upstream.http.allow_plain_http);
       !url.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--upstream: ", url.status().message(),
-        c.upstream.allow_plain_http ? "" : " (--upstream-allow-plain-http permits http://)"));
+        c.upstream.http.allow_plain_http ? "" : " (--upstream-allow-plain-http permits http://)"));
   }
   return absl::OkStatus();
 }

@@ -11,6 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "server/app/config.h"
+#include "server/core/page_store.h"
+#include "server/core/rate_budget.h"
+#include "server/fleet/shared_state.h"
 #include "server/service/contact_service.h"
 
 namespace contacts::gateway {
@@ -40,16 +43,23 @@ class GatewayServer {
 
  private:
   GatewayServer() = default;
+  // rate_budget_ and store_ through Redis (--shared-state).
+  absl::Status ShareThroughRedis(const Config& config);
 
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
       io_.get_executor()};
   std::vector<std::thread> io_threads_;
-  // Callers → cache_ (shares pages) → retry_ → budget_ (one token per attempt) → upstream_.
-  std::unique_ptr<PageSource> upstream_;  // KoreClient
-  std::unique_ptr<RateLimitedPageSource> budget_;
-  std::unique_ptr<RetryingPageSource> retry_;
-  std::unique_ptr<CachingPageSource> cache_;
+  // Callers → cache_ (shares pages through store_) → retry_ → budgeted_ (asks rate_budget_ before
+  // every attempt) → upstream_ (the Kore.ai adapter). With --shared-state, rate_budget_ (and with
+  // --shared-state-pages, store_) are shared with the other replicas through shared_ (Redis).
+  std::unique_ptr<PageSource> upstream_;
+  std::unique_ptr<SharedState> shared_;
+  std::unique_ptr<RateBudget> rate_budget_;
+  std::unique_ptr<PageSource> budgeted_;
+  std::unique_ptr<PageSource> retry_;
+  std::unique_ptr<PageStore> store_;
+  std::unique_ptr<PageSource> cache_;
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<Authorizer> authorizer_;  // null when the gateway mints nothing
   std::unique_ptr<ContactService> service_;

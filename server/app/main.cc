@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
       admin ? absl::StrCat(", admin on ", HostPort(config->admin_listen, admin->port()),
                            " (/metrics, /healthz)")
             : ", no admin port",
-      "; upstream ", config->upstream.base_url,
+      "; upstream ", config->upstream.http.base_url,
       config->client_id.empty() && config->credentials_file.empty()
           ? ", pass-through credentials only"
           : ", minting JWTs for authorized callers"));

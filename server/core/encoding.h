@@ -15,8 +15,9 @@
 
 namespace contacts::gateway {
 
-// Debian's Abseil keeps its own string_view type: the one conversion from the standard one.
+// Debian's Abseil keeps its own string_view type: the one conversion each way.
 inline absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
+inline std::string_view AsStd(absl::string_view s) { return {s.data(), s.size()}; }
 
 // RFC 4648 §5 base64url without padding (JWTs, resume tokens).
 inline std::string Base64UrlEncode(std::string_view bytes) {

@@ -15,19 +15,6 @@
 
 namespace contacts::gateway {
 
-// What an upstream answer's headers said about the account's rate limit (RateLimit-Remaining /
-// RateLimit-Reset, or their X-RateLimit-* twins); nullopt where it said nothing.
-struct RateLimitHint {
-  std::optional<int64_t> remaining;     // requests left before `reset`
-  std::optional<absl::Duration> reset;  // from the answer until the quota refills
-};
-
-// On an error status the same facts travel as payloads: the raw Retry-After header value, and
-// RateLimitHint as decimal numbers (reset in whole seconds).
-inline constexpr char kRetryAfterPayload[] = "retry-after";
-inline constexpr char kRateLimitRemainingPayload[] = "ratelimit-remaining";
-inline constexpr char kRateLimitResetPayload[] = "ratelimit-reset";
-
 // The contacts of one page, held as the bytes the gateway sends them in: each contact is one
 // complete `contacts` entry of contacts.v1.StreamContactsResponse (field 1: tag, length, encoded
 // Contact), back to back. A batch of consecutive contacts is then one slice of the buffer, written
@@ -97,12 +84,10 @@ struct Page {
   std::optional<bool> has_more;          // more contacts after this page
   std::optional<int64_t> total_results;  // size of the whole list
   std::optional<int64_t> total_pages;
-  RateLimitHint rate_limit;  // from the HTTP headers
 };
 
 // A page as one replica stores it for the others (fleet/RedisPageStore): a versioned binary
-// record of the paging facts and the contacts' wire bytes. The rate-limit hint is left out: it
-// belongs to the answer that brought the page.
+// record of the paging facts and the contacts' wire bytes.
 std::string EncodePageRecord(const Page& page);
 // The page of a record EncodePageRecord wrote; kInvalidArgument, saying what is wrong, for
 // anything else (another version, truncated, trailing bytes, contacts FromWire refuses).

@@ -2,17 +2,12 @@
 #define CONTACTS_GATEWAY_SERVER_CORE_PAGE_SOURCE_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/core/cancellation.h"
 #include "server/core/page.h"
@@ -27,11 +22,13 @@ struct UpstreamCredentials {
 
 // What an upstream answer said about the account's request budget (any answer, errors included);
 // empty for answers that did not come from the upstream just now (cached pages, local errors).
+// Every member has an initializer, so that designated initializers may leave any out.
 struct RateLimitFacts {
-  bool throttled = false;                     // 429, or the upstream's rate-limit message
-  std::optional<absl::Duration> retry_after;  // its Retry-After (seconds or HTTP-date), as a delay
-  std::optional<int64_t> remaining;           // RateLimit-Remaining / X-RateLimit-Remaining
-  std::optional<absl::Duration> reset;        // RateLimit-Reset, from the answer until the refill
+  bool throttled = false;  // 429, or the upstream's rate-limit message
+  std::optional<absl::Duration>
+      retry_after{};                      // its Retry-After (seconds or HTTP-date), as a delay
+  std::optional<int64_t> remaining{};     // RateLimit-Remaining / X-RateLimit-Remaining
+  std::optional<absl::Duration> reset{};  // RateLimit-Reset, from the answer until refill
 };
 
 // One page of one contact list, as the upstream is asked for it.
@@ -44,19 +41,29 @@ struct PageRequest {
   UpstreamCredentials credentials;
   bool caller_credentials = false;  // `credentials` are the caller's own (pass-through), not minted
   uint64_t owner = 0;               // the stream asking, for fairness between streams
+  bool first_page = false;          // the stream's first: goes before running streams' later pages
   absl::Time deadline = absl::InfiniteFuture();  // the caller's; bounds every wait
 };
 
-// Where pages come from: the real KoreClient, or a scripted fake in tests.
+// The answer to one Fetch: the page or why there is none, and what the upstream's answer said
+// about the account's budget.
+struct PageResult {
+  absl::StatusOr<Page> page;
+  RateLimitFacts rate_limit;
+};
+
+// Where pages come from. The gateway stacks decorators (stream/: page cache, retries, rate budget)
+// on the Kore.ai adapter (upstream/kore_client.h); tests use a scripted fake
+// (tests/unit/fake_page_source.h).
 class PageSource {
  public:
-  using Callback = absl::AnyInvocable<void(absl::StatusOr<Page>) &&>;
+  using Callback = absl::AnyInvocable<void(PageResult) &&>;
   virtual ~PageSource() = default;
 
-  // Fetches one page and calls `done` exactly once, on a thread of the source's choosing (never
-  // inline in a way that re-enters the caller's lock: callers must not hold locks around Fetch).
-  // Errors carry the codes of http_status.h; kCancelled after `cancel` fired;
-  // kDeadlineExceeded when the request's deadline passed.
+  // Fetches one page and calls `done` exactly once, never inside Fetch, on a thread of the
+  // source's choosing. Errors carry the codes of upstream/http_status.h; kCancelled after `cancel`
+  // fired; kDeadlineExceeded when the request's deadline passed (or a wait could not end before
+  // it).
   virtual void Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) = 0;
 };
 

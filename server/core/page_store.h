@@ -33,8 +33,9 @@ class PageStore {
 
   virtual ~PageStore() = default;
 
-  // Calls `done` exactly once, never inside Claim, on a thread of the store's. Errors:
-  // kDeadlineExceeded when `deadline` passed while waiting for another fetcher, kCancelled.
+  // Calls `done` exactly once: inside Claim when the store knows at once (hold no lock around
+  // Claim), else later on a thread of the store's. Errors: kDeadlineExceeded when `deadline`
+  // passed while waiting for another fetcher, kCancelled.
   virtual void Claim(const std::string& key, absl::Time deadline,
                      std::shared_ptr<Cancellation> cancel, Callback done) = 0;
   // Stores the page under `key` (for the store's TTL) and wakes whoever waits for it.

@@ -32,11 +32,16 @@ const CallerRule* FindCaller(const std::vector<CallerRule>& rules, const CallerI
 
 }  // namespace
 
+std::string_view MetadataValue(const grpc::ServerContextBase& context, std::string_view key) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return {};
+  return std::string_view(it->second.data(), it->second.size());
+}
+
 CallerIdentity IdentifyCaller(const grpc::ServerContextBase& context) {
   CallerIdentity who;
-  const auto& metadata = context.client_metadata();
-  if (auto it = metadata.find("authorization"); it != metadata.end()) {
-    std::string_view value(it->second.data(), it->second.size());
+  if (std::string_view value = MetadataValue(context, "authorization"); !value.empty()) {
     who.has_bearer = true;
     constexpr absl::string_view kBearer = "Bearer ";
     if (value.size() > kBearer.size() &&
@@ -103,6 +108,36 @@ absl::StatusOr<Grant> Authorizer::Authorize(const CallerIdentity& who,
 void Authorizer::Release(const std::string& caller) {
   absl::MutexLock lock(&mu_);
   if (--streams_[caller] == 0) streams_.erase(caller);
+}
+
+UpstreamCredentials StreamCredentials::Next() const {
+  if (grant_.minter) return {grant_.minter->Token(), grant_.minter->client_id()};
+  return caller_;
+}
+
+absl::StatusOr<StreamCredentials> ChooseCredentials(const grpc::ServerContextBase& context,
+                                                    std::string_view account_id,
+                                                    Authorizer* authorizer) {
+  StreamCredentials credentials;
+  std::string_view jwt = MetadataValue(context, "auth");
+  std::string_view app_id = MetadataValue(context, "iid");
+  if (!jwt.empty()) {
+    if (app_id.empty()) {
+      return absl::InvalidArgumentError(
+          "metadata 'iid' (the app's client id) must accompany the JWT in metadata 'auth'");
+    }
+    credentials.caller_ = {std::string(jwt), std::string(app_id)};
+    return credentials;
+  }
+  if (authorizer == nullptr) {
+    return absl::UnauthenticatedError(
+        "no upstream credentials: send the app's JWT in metadata 'auth' and its client id in "
+        "'iid', or configure the gateway with --credentials-file or --client-id");
+  }
+  absl::StatusOr<Grant> grant = authorizer->Authorize(IdentifyCaller(context), account_id);
+  if (!grant.ok()) return grant.status();
+  credentials.grant_ = *std::move(grant);
+  return credentials;
 }
 
 }  // namespace contacts::gateway

@@ -12,9 +12,13 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/core/page_source.h"
 #include "server/service/credentials.h"
 
 namespace contacts::gateway {
+
+// The value of the call's metadata entry `key`, or "".
+std::string_view MetadataValue(const grpc::ServerContextBase& context, std::string_view key);
 
 // Who is calling, as far as the call says: the bearer token of metadata
 // `authorization: Bearer <token>` and the subjects of a verified mTLS client certificate.
@@ -63,6 +67,30 @@ class Authorizer {
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, int> streams_ ABSL_GUARDED_BY(mu_);
 };
+
+// The upstream credentials of one stream: the caller's own (pass-through, metadata `auth` + `iid`,
+// forwarded unchanged) or the gateway's, minted for the account under a Grant.
+class StreamCredentials {
+ public:
+  // The credentials for the next request (a minted JWT is re-minted as it nears expiry, or per
+  // request for apps that enforce JTI).
+  UpstreamCredentials Next() const;
+  bool pass_through() const { return !grant_.minter; }
+
+ private:
+  friend absl::StatusOr<StreamCredentials> ChooseCredentials(const grpc::ServerContextBase&,
+                                                             std::string_view, Authorizer*);
+  UpstreamCredentials caller_;
+  Grant grant_;
+};
+
+// The credentials a call uses for `account_id`: the caller's own when it sends metadata `auth`
+// (which then needs `iid`), else the gateway's if `authorizer` (null: pass-through only) allows.
+// Errors: kInvalidArgument (`auth` without `iid`), kUnauthenticated (no credentials at all), and
+// those of Authorizer::Authorize.
+absl::StatusOr<StreamCredentials> ChooseCredentials(const grpc::ServerContextBase& context,
+                                                    std::string_view account_id,
+                                                    Authorizer* authorizer);
 
 }  // namespace contacts::gateway
 

@@ -27,18 +27,17 @@ struct StreamOptions {
   int32_t seam_overlap = 1;          // contacts re-read at each page seam (see Pager)
 };
 
-// The one conversion from the gateway's absl::Status to what a gRPC caller sees.
-grpc::Status ToGrpcStatus(const absl::Status& status);
-
 class StreamContactsReactor;
 
-// contacts.v1.ContactService on gRPC's callback API: each StreamContacts call is one reactor that
-// pages through `source` and writes one message at a time, with no thread of its own.
-// Callers that bring no upstream credentials (metadata `auth` + `iid`) get the gateway's own if
-// `authorizer` (may be null: pass-through only) allows it. Both must outlive the service.
+// contacts.v1.ContactService on gRPC's callback API: each StreamContacts call is one reactor
+// (contact_service.cc) that asks `source` for pages through a PrefetchWindow and writes one
+// message at a time, with no thread of its own. Callers that bring no upstream credentials
+// (metadata `auth` + `iid`) get the gateway's own if `authorizer` (may be null: pass-through only)
+// allows it. Both must outlive the service.
 //
 // The method is registered raw (request and responses as bytes) so that the gateway parses the
-// request itself, naming the field when a string is not UTF-8, and serializes each response once.
+// request itself, naming the field when a string is not UTF-8, and writes each response from the
+// pages' encoded contacts without re-encoding them.
 class ContactService final
     : public contacts::v1::ContactService::WithRawCallbackMethod_StreamContacts<
           contacts::v1::ContactService::Service> {

@@ -4,8 +4,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/stubs/common.h"
 #include "google/protobuf/unknown_field_set.h"
+#include "simdjson.h"
 
 namespace contacts::gateway {
 namespace {
@@ -61,7 +61,8 @@ absl::StatusOr<contacts::v1::StreamContactsRequest> ParseRequest(std::string_vie
             contacts::v1::StreamContactsRequest::descriptor()->FindFieldByNumber(field.number());
         if (known != nullptr && known->type() == google::protobuf::FieldDescriptor::TYPE_STRING &&
             field.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED &&
-            !google::protobuf::internal::IsStructurallyValidUTF8(field.length_delimited())) {
+            !simdjson::validate_utf8(field.length_delimited().data(),
+                                     field.length_delimited().size())) {
           return absl::InvalidArgumentError(absl::StrCat(known->name(), " is not valid UTF-8"));
         }
       }

@@ -28,32 +28,9 @@ bool IsRetryable(const absl::Status& status) {
   }
 }
 
-std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time now) {
-  absl::string_view text = absl::StripAsciiWhitespace(AsAbsl(value));
-  int64_t seconds = 0;
-  if (absl::SimpleAtoi(text, &seconds)) {
-    if (seconds < 0) return std::nullopt;
-    return absl::Seconds(seconds);
-  }
-  // IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), then the obsolete RFC 850 and asctime forms.
-  for (const char* format :
-       {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"}) {
-    absl::Time when;
-    std::string error;
-    if (absl::ParseTime(format, text, absl::UTCTimeZone(), &when, &error)) {
-      return std::max(absl::ZeroDuration(), when - now);
-    }
-  }
-  return std::nullopt;
-}
-
-absl::Duration RetryDelay(const RetryOptions& options, int retry, const absl::Status& failure,
-                          absl::Time now, double random01) {
-  if (absl::optional<absl::Cord> header = failure.GetPayload(kRetryAfterPayload)) {
-    if (std::optional<absl::Duration> wait = ParseRetryAfter(std::string(*header), now)) {
-      return std::min(*wait, options.max_retry_after);
-    }
-  }
+absl::Duration RetryDelay(const RetryOptions& options, int retry, const RateLimitFacts& answer,
+                          double random01) {
+  if (answer.retry_after) return std::min(*answer.retry_after, options.max_retry_after);
   absl::Duration ceiling = options.initial_backoff * std::pow(2.0, std::min(retry - 1, 30));
   return std::min(options.max_backoff, ceiling) * random01;
 }
@@ -86,32 +63,32 @@ void RetryingPageSource::Attempt(std::shared_ptr<Call> call) {
   ++call->attempts;
   PageRequest request = call->request;
   std::shared_ptr<Cancellation> cancel = call->cancel;
-  inner_.Fetch(std::move(request), std::move(cancel),
-               [this, call](absl::StatusOr<Page> page) mutable {
-                 OnResult(std::move(call), std::move(page));
-               });
+  inner_.Fetch(std::move(request), std::move(cancel), [this, call](PageResult result) mutable {
+    OnResult(std::move(call), std::move(result));
+  });
 }
 
-void RetryingPageSource::OnResult(std::shared_ptr<Call> call, absl::StatusOr<Page> page) {
-  if (page.ok() || !IsRetryable(page.status()) || call->cancel->cancelled()) {
-    std::move(call->done)(std::move(page));
+void RetryingPageSource::OnResult(std::shared_ptr<Call> call, PageResult result) {
+  if (result.page.ok() || !IsRetryable(result.page.status()) || call->cancel->cancelled()) {
+    std::move(call->done)(std::move(result));
     return;
   }
-  const absl::Status& failure = page.status();
+  const absl::Status failure = result.page.status();
+  // The last answer's facts go with the final failure (its Retry-After tells the caller when).
+  auto give_up = [&](std::string_view why) {
+    result.page =
+        absl::Status(failure.code(), absl::StrCat(failure.message(), " (", AsAbsl(why), ")"));
+    std::move(call->done)(std::move(result));
+  };
   if (call->attempts >= options_.max_attempts) {
-    std::move(call->done)(absl::Status(
-        failure.code(),
-        absl::StrCat(failure.message(), " (gave up after ", call->attempts, " attempts)")));
+    give_up(absl::StrCat("gave up after ", call->attempts, " attempts"));
     return;
   }
   thread_local std::minstd_rand random(std::random_device{}());
-  const absl::Time now = absl::Now();
-  absl::Duration wait = RetryDelay(options_, call->attempts, failure, now,
+  absl::Duration wait = RetryDelay(options_, call->attempts, result.rate_limit,
                                    std::uniform_real_distribution<double>(0, 1)(random));
-  if (now + wait >= call->request.deadline) {
-    std::move(call->done)(absl::Status(
-        failure.code(),
-        absl::StrCat(failure.message(), " (not retried: the call's deadline comes first)")));
+  if (absl::Now() + wait >= call->request.deadline) {
+    give_up("not retried: the call's deadline comes first");
     return;
   }
   Metrics().upstream_retries.With({absl::StatusCodeToString(failure.code())}).Increment();
@@ -130,7 +107,7 @@ void RetryingPageSource::OnResult(std::shared_ptr<Call> call, absl::StatusOr<Pag
     call->timer.async_wait([this, call, handle](const boost::system::error_code&) {
       call->cancel->Forget(handle);
       if (call->cancel->cancelled()) {
-        std::move(call->done)(absl::CancelledError("the call was cancelled"));
+        std::move(call->done)(PageResult{absl::CancelledError("the call was cancelled"), {}});
         return;
       }
       Attempt(call);

@@ -2,8 +2,6 @@
 #define CONTACTS_GATEWAY_SERVER_STREAM_RETRY_H_
 
 #include <boost/asio/io_context.hpp>
-#include <optional>
-#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -22,15 +20,11 @@ struct RetryOptions {
 // and kInternal from a page source (a truncated or garbled body).
 bool IsRetryable(const absl::Status& status);
 
-// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); nullopt when unreadable.
-// A date in the past is a zero delay.
-std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time now);
-
 // The wait before retry number `retry` (1 for the first retry): the upstream's Retry-After
-// (capped) when `failure` carries one, else full-jitter exponential backoff,
+// (capped) when its answer had one, else full-jitter exponential backoff,
 // `random01` * min(max_backoff, initial_backoff * 2^(retry-1)).
-absl::Duration RetryDelay(const RetryOptions& options, int retry, const absl::Status& failure,
-                          absl::Time now, double random01);
+absl::Duration RetryDelay(const RetryOptions& options, int retry, const RateLimitFacts& answer,
+                          double random01);
 
 // A PageSource that retries another one: retryable failures are tried again after RetryDelay,
 // up to max_attempts, never waiting past the request's deadline, and stopping at once when the
@@ -45,7 +39,7 @@ class RetryingPageSource final : public PageSource {
  private:
   struct Call;
   void Attempt(std::shared_ptr<Call> call);
-  void OnResult(std::shared_ptr<Call> call, absl::StatusOr<Page> page);
+  void OnResult(std::shared_ptr<Call> call, PageResult result);
 
   boost::asio::io_context& io_;
   PageSource& inner_;

@@ -1,6 +1,9 @@
 #include "server/upstream/http_status.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "server/core/encoding.h"
 
 namespace contacts::gateway {
@@ -38,6 +41,25 @@ absl::Status StatusFromHttp(int http_status, std::string_view upstream_message,
     absl::StrAppend(&message, ": ", AsAbsl(upstream_message));
   }
   return absl::Status(StatusCodeFromHttp(http_status, upstream_message), message);
+}
+
+std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time now) {
+  absl::string_view text = absl::StripAsciiWhitespace(AsAbsl(value));
+  int64_t seconds = 0;
+  if (absl::SimpleAtoi(text, &seconds)) {
+    if (seconds < 0) return std::nullopt;
+    return absl::Seconds(seconds);
+  }
+  // IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), then the obsolete RFC 850 and asctime forms.
+  for (const char* format :
+       {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"}) {
+    absl::Time when;
+    std::string error;
+    if (absl::ParseTime(format, text, absl::UTCTimeZone(), &when, &error)) {
+      return std::max(absl::ZeroDuration(), when - now);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace contacts::gateway

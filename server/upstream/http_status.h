@@ -1,9 +1,11 @@
 #ifndef CONTACTS_GATEWAY_SERVER_UPSTREAM_HTTP_STATUS_H_
 #define CONTACTS_GATEWAY_SERVER_UPSTREAM_HTTP_STATUS_H_
 
+#include <optional>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace contacts::gateway {
 
@@ -19,6 +21,10 @@ absl::StatusCode StatusCodeFromHttp(int http_status, std::string_view upstream_m
 // what was being fetched (`what`) and the upstream's own message, if it gave one.
 absl::Status StatusFromHttp(int http_status, std::string_view upstream_message,
                             std::string_view what);
+
+// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); nullopt when unreadable.
+// A date in the past is a zero delay.
+std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time now);
 
 }  // namespace contacts::gateway
 

@@ -1,9 +1,8 @@
 #ifndef CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_PARSER_H_
 #define CONTACTS_GATEWAY_SERVER_UPSTREAM_PAGE_PARSER_H_
 
-// Reads the JSON bodies of Kore.ai's getAllContacts endpoint (see shared docs UPSTREAM.md): the
-// success answer into a Page, an error answer into a short human-readable message, and the
-// upstream's ISO-8601 timestamps into google.protobuf.Timestamp.
+// Reads the JSON bodies of Kore.ai's getAllContacts endpoint (docs/upstream.md): the success answer
+// into a Page, an error answer into a short human-readable message. (Timestamps: timestamp.h.)
 //
 // All functions are thread-safe. ParsePage keeps one simdjson parser per thread (its buffers are
 // reused from call to call and dropped when a page needed more than kRetainedParserBytes).
@@ -14,8 +13,8 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "google/protobuf/timestamp.pb.h"
 #include "server/core/page.h"
+#include "server/upstream/error_body.h"
 
 namespace contacts::gateway {
 
@@ -23,8 +22,6 @@ namespace contacts::gateway {
 inline constexpr size_t kMaxContactsPerPage = 100000;
 inline constexpr size_t kMaxContactIdBytes = 256;
 inline constexpr size_t kMaxPhoneNumberBytes = 64;
-// Longest message ParseErrorMessage returns, in bytes.
-inline constexpr size_t kMaxUpstreamMessageBytes = 300;
 // A thread's parser buffers are freed after a page that needed more than this.
 inline constexpr size_t kRetainedParserBytes = size_t{16} << 20;
 
@@ -64,21 +61,6 @@ inline constexpr size_t kRetainedParserBytes = size_t{16} << 20;
 // reserved is not copied to get it.
 inline constexpr size_t kPagePaddingBytes = 64;
 absl::StatusOr<Page> ParsePage(std::string& body);
-
-// Returns a human-readable message from an upstream error body: the `errors[].msg` entries
-// (Kore.ai's usual shape {"errors":[{"msg":"Invalid JWT token","code":4002}]}) joined with "; ",
-// else the top-level "message", else the top-level "status"; "" when the body has none of them
-// or is not JSON. Control characters are dropped and the result is cut to at most
-// kMaxUpstreamMessageBytes bytes (at a UTF-8 character boundary). Never fails.
-std::string ParseErrorMessage(std::string_view body);
-
-// Parses an ISO-8601 / RFC 3339 timestamp into *out and returns true; returns false (leaving
-// *out unchanged) if text is not one. Accepted: "YYYY-MM-DD" then 'T', 't' or ' ', then
-// "hh:mm:ss", an optional fraction of 1 to 9 digits ('.' or ','), then 'Z'/'z', "+hh:mm",
-// "+hhmm", "-hh:mm", "-hhmm", or nothing (read as UTC). Dates and times are range-checked (leap
-// years included; a leap second :60 is rejected), and the instant must lie within
-// google.protobuf.Timestamp's range (years 1 to 9999 UTC). Allocates nothing.
-bool ParseTimestamp(std::string_view text, google::protobuf::Timestamp* out);
 
 }  // namespace contacts::gateway
 

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "server/upstream/page_parser.h"
+#include "server/upstream/timestamp.h"
 
 namespace {
 

@@ -1,5 +1,6 @@
 // contacts::client::StreamContacts against a real in-process gRPC server (loopback, port 0) running
-// a fake ContactService that fails calls on purpose and checks the resume tokens it gets back.
+// a fake ContactService that fails calls on purpose (with the gateway's rich error details when
+// asked) and checks the resume tokens it gets back.
 #include <memory>
 #include <optional>
 #include <set>
@@ -8,6 +9,7 @@
 
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/error_details.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
@@ -16,6 +18,8 @@
 #include "absl/time/clock.h"
 #include "client/contacts_client.h"
 #include "contacts/v1/contacts.grpc.pb.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 
 namespace contacts::client {
 namespace {
@@ -25,6 +29,7 @@ using ::contacts::v1::StreamContactsRequest;
 using ::contacts::v1::StreamContactsResponse;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int kListSize = 1000;
 constexpr int kBatchSize = 100;
@@ -34,18 +39,25 @@ std::string IdOf(int index) { return absl::StrCat("c-", index); }
 // Serves contacts c-0 .. c-999 in messages of 100, each with resume token "tok-<next index>".
 // Call n (0-based) follows plan[n] when there is one: after `messages` messages it ends with
 // `code` (unless the list ended first); calls beyond the plan serve to the end and return OK.
-// A resume token it did not hand out is INVALID_ARGUMENT. Thread-safe: gRPC runs it on its threads.
+// A plan's `reason` or `retry_delay` go with the failure as the gateway sends them (ErrorInfo,
+// with resume_token "alt-<next index>": the same place as tok-<next index>, spelled differently;
+// RetryInfo). A resume token it did not hand out is INVALID_ARGUMENT. Thread-safe: gRPC runs it on
+// its threads.
 class FakeContactService final : public ContactService::Service {
  public:
   struct CallPlan {
     grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE;
     int messages = 0;
-    bool hang = false;  // after `messages` messages, wait until the call is cancelled instead
+    bool hang = false;        // after `messages` messages, wait until the call is cancelled instead
+    std::string reason = "";  // non-empty: an ErrorInfo with this reason and a resume_token
+    std::optional<absl::Duration> retry_delay = std::nullopt;  // a RetryInfo
   };
   struct SeenCall {
     std::string resume_token;
     std::string auth;
     std::string iid;
+    std::string authorization;
+    absl::Time time;
   };
 
   void SetPlan(std::vector<CallPlan> plan) {
@@ -79,8 +91,9 @@ class FakeContactService final : public ContactService::Service {
     {
       absl::MutexLock lock(&mu_);
       const size_t call = calls_.size();
-      calls_.push_back(
-          {request->resume_token(), Metadata(*context, "auth"), Metadata(*context, "iid")});
+      calls_.push_back({request->resume_token(), Metadata(*context, "auth"),
+                        Metadata(*context, "iid"), Metadata(*context, "authorization"),
+                        absl::Now()});
       if (fail_every_call_.has_value()) {
         plan = fail_every_call_;
       } else if (call < plan_.size()) {
@@ -96,7 +109,7 @@ class FakeContactService final : public ContactService::Service {
     int sent = 0;
     for (int next = first; next < kListSize;) {
       if (plan.has_value() && sent == plan->messages) {
-        if (!plan->hang) return grpc::Status(plan->code, "planned failure");
+        if (!plan->hang) return Failure(*plan, next);
         while (!context->IsCancelled()) absl::SleepFor(absl::Milliseconds(5));
         return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
       }
@@ -118,6 +131,33 @@ class FakeContactService final : public ContactService::Service {
   }
 
  private:
+  grpc::Status Failure(const CallPlan& plan, int next) {
+    grpc::Status status(plan.code, "planned failure");
+    if (plan.reason.empty() && !plan.retry_delay.has_value()) return status;
+    google::rpc::Status rich;
+    rich.set_code(plan.code);
+    rich.set_message(status.error_message());
+    if (!plan.reason.empty()) {
+      google::rpc::ErrorInfo info;
+      info.set_domain("contacts-gateway");
+      info.set_reason(plan.reason);
+      const std::string token = absl::StrCat("alt-", next);
+      (*info.mutable_metadata())["resume_token"] = token;
+      rich.add_details()->PackFrom(info);
+      absl::MutexLock lock(&mu_);
+      issued_tokens_.insert(token);
+    }
+    if (plan.retry_delay.has_value()) {
+      google::rpc::RetryInfo retry;
+      retry.mutable_retry_delay()->set_seconds(absl::ToInt64Seconds(*plan.retry_delay));
+      retry.mutable_retry_delay()->set_nanos(
+          static_cast<int32_t>(absl::ToInt64Nanoseconds(*plan.retry_delay % absl::Seconds(1))));
+      rich.add_details()->PackFrom(retry);
+    }
+    grpc::SetErrorDetails(rich, &status);
+    return status;
+  }
+
   static std::string Metadata(const grpc::ServerContext& context, const char* key) {
     const auto& metadata = context.client_metadata();
     auto it = metadata.find(key);
@@ -355,6 +395,53 @@ TEST_F(ClientResumeTest, NoCredentialMetadataByDefault) {
   ASSERT_TRUE(Stream().status.ok());
   EXPECT_EQ(service_.calls().at(0).auth, "");
   EXPECT_EQ(service_.calls().at(0).iid, "");
+  EXPECT_EQ(service_.calls().at(0).authorization, "");
+}
+
+TEST_F(ClientResumeTest, SendsTheBearerTokenOnEveryCall) {
+  service_.SetPlan({{grpc::StatusCode::UNAVAILABLE, 1}});
+  options_.bearer_token = "caller-token-1f2e";
+  ASSERT_TRUE(Stream().status.ok());
+  const auto calls = service_.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  for (const auto& call : calls) EXPECT_EQ(call.authorization, "Bearer caller-token-1f2e");
+}
+
+TEST_F(ClientResumeTest, MetadataThatCannotBeSentFailsBeforeAnyCallWithoutQuotingIt) {
+  options_.bearer_token = "caller-token\nsecond-line";
+  StreamResult result = Stream();
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(result.status.error_message(), HasSubstr("StreamOptions.bearer_token"));
+  EXPECT_THAT(result.status.error_message(), Not(HasSubstr("caller-token")));
+  EXPECT_TRUE(service_.calls().empty());
+}
+
+TEST_F(ClientResumeTest, ResourceExhaustedResumesAfterTheAdvisedDelayFromErrorInfosToken) {
+  service_.SetPlan({{grpc::StatusCode::RESOURCE_EXHAUSTED, 3, false, "UPSTREAM_RATE_LIMITED",
+                     absl::Milliseconds(300)}});
+  options_.initial_backoff = absl::Seconds(5);  // would show as a longer wait
+  std::vector<absl::Duration> waits;
+  options_.on_resume = [&](const grpc::Status& status, int, absl::Duration wait) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    waits.push_back(wait);
+  };
+  StreamResult result = Stream();
+  EXPECT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(ids_, Ids(0, kListSize));
+  EXPECT_EQ(result.resumes, 1);
+  EXPECT_THAT(waits, ElementsAre(absl::Milliseconds(300)));
+  EXPECT_THAT(ResumeTokensSeen(), ElementsAre("", "alt-300"));
+  const auto calls = service_.calls();
+  EXPECT_GE(calls[1].time - calls[0].time, absl::Milliseconds(300));
+}
+
+TEST_F(ClientResumeTest, AFinalErrorCarriesTheGatewaysReasonAndToken) {
+  service_.FailEveryCall({grpc::StatusCode::DATA_LOSS, 2, false, "UPSTREAM_UNREADABLE"});
+  StreamResult result = Stream();
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_EQ(result.error_reason, "UPSTREAM_UNREADABLE");
+  EXPECT_EQ(result.resume_token, "alt-200");
+  EXPECT_EQ(result.resumes, 0);
 }
 
 TEST_F(ClientResumeTest, DeadlineExceededIsNotRetried) {

@@ -188,8 +188,8 @@ class FaultTest : public ::contacts::testing::SimSuite {
   static Config BaseConfig(const RetrySettings& retry = {}) {
     Config config;
     config.listen = "127.0.0.1:0";
-    config.upstream.base_url = sim_->base_url();
-    config.upstream.allow_plain_http = true;
+    config.upstream.http.base_url = sim_->base_url();
+    config.upstream.http.allow_plain_http = true;
     config.client_id = kAppId;
     config.client_secret = kSecret;
     config.authz.allow_unauthenticated = true;
@@ -313,7 +313,7 @@ class TransientFaultTest : public FaultTest, public ::testing::WithParamInterfac
 TEST_P(TransientFaultTest, StreamStaysExactAndRetriesAreCounted) {
   const TransientCase& c = GetParam();
   Config config = BaseConfig();
-  config.upstream.request_timeout = c.request_timeout;
+  config.upstream.http.request_timeout = c.request_timeout;
   StartGateway(config);
   Baseline();
   AddFault(absl::StrCat(c.spec, "&list=", kList));

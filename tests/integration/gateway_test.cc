@@ -37,8 +37,8 @@ class GatewayTest : public ::contacts::testing::SimSuite {
   Config BaseConfig() {
     Config config;
     config.listen = "127.0.0.1:0";
-    config.upstream.base_url = sim_->base_url();
-    config.upstream.ca_file = sim_->ca_file();
+    config.upstream.http.base_url = sim_->base_url();
+    config.upstream.http.ca_file = sim_->ca_file();
     config.client_id = kAppId;
     config.client_secret = kSecret;
     config.authz.allow_unauthenticated = true;  // caller authorization: security_test.cc
@@ -250,7 +250,7 @@ TEST_F(GatewayTest, MalformedPageAfterSomeContactsIsDataLossWithResumableToken) 
 
 TEST_F(GatewayTest, SlowUpstreamHitsTheUpstreamTimeout) {
   Config config = BaseConfig();
-  config.upstream.request_timeout = absl::Milliseconds(300);
+  config.upstream.http.request_timeout = absl::Milliseconds(300);
   config.retry.max_attempts = 2;
   StartGateway(config);
   ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=3000&count=-1").status, 200);
@@ -290,7 +290,7 @@ TEST_F(GatewayTest, CancellationStopsUpstreamRequests) {
 
 TEST_F(GatewayTest, RefusesAnUpstreamCertificateItCannotVerify) {
   Config config = BaseConfig();
-  config.upstream.ca_file.clear();  // system roots only: the test CA is unknown
+  config.upstream.http.ca_file.clear();  // system roots only: the test CA is unknown
   StartGateway(config);
   Result result = Stream(Request("cl-sim-10"));
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -301,7 +301,8 @@ TEST_F(GatewayTest, RefusesAnUpstreamCertificateItCannotVerify) {
 
 TEST_F(GatewayTest, RefusesAWrongHostName) {
   Config config = BaseConfig();
-  config.upstream.base_url = absl::StrCat("https://127.0.0.1:", sim_->port());  // cert: localhost
+  config.upstream.http.base_url =
+      absl::StrCat("https://127.0.0.1:", sim_->port());  // cert: localhost
   StartGateway(config);
   Result result = Stream(Request("cl-sim-10"));
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);

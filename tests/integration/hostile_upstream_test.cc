@@ -89,10 +89,10 @@ class HostileUpstreamTest : public ::testing::Test {
   grpc::Status StreamFrom(const HostileUpstream& upstream, size_t max_response_bytes = 32 << 20) {
     Config config;
     config.listen = "127.0.0.1:0";
-    config.upstream.base_url = absl::StrCat("http://127.0.0.1:", upstream.port());
-    config.upstream.allow_plain_http = true;
-    config.upstream.max_response_bytes = max_response_bytes;
-    config.upstream.request_timeout = absl::Seconds(20);
+    config.upstream.http.base_url = absl::StrCat("http://127.0.0.1:", upstream.port());
+    config.upstream.http.allow_plain_http = true;
+    config.upstream.http.max_response_bytes = max_response_bytes;
+    config.upstream.http.request_timeout = absl::Seconds(20);
     config.retry.max_attempts = 1;
     config.client_id = "cs-hostile";
     config.client_secret = "hostile-secret";

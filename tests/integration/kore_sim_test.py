@@ -3,7 +3,8 @@
 
 Starts the real binary on port 0, reads the port from its ready line, mints HS256 JWTs with its own
 hmac/hashlib/base64 code (independent of the C++ implementation) and checks paging, auth, rate
-limiting, every fault kind, the statistics and list mutations.
+limiting (with a scaled window), page-size caps, every fault kind, the statistics (per account too),
+the request log and list mutations.
 
     /usr/bin/python3 tests/integration/kore_sim_test.py --kore-sim build/tools/kore-sim/kore-sim
 """
@@ -114,7 +115,7 @@ class Sim:
                 conn.close()
 
     def contacts(self, list_id, skip=None, limit=None, token=None, iid=APP_ID, account=ACCOUNT,
-                 header_account=None, conn=None, extra_query=None):
+                 header_account=None, conn=None, extra_query=None, extra_headers=None):
         query = {"accountId": account}
         if skip is not None:
             query["skip"] = skip
@@ -125,12 +126,19 @@ class Sim:
                    "accountId": account if header_account is None else header_account}
         if token == "":
             del headers["auth"]
+        headers.update(extra_headers or {})
         return self.request("GET", contacts_path(list_id) + "?" + urllib.parse.urlencode(query),
                             headers, conn)
 
     def control(self, method, path):
         status, _, body = self.request(method, path)
         return status, body
+
+    def control_json(self, method, path):
+        status, body = self.control(method, path)
+        if status != 200:
+            raise AssertionError(f"{method} {path}: {status} {body!r}")
+        return json.loads(body)
 
     def raw_exchange(self, path, headers):
         """Sends one request on a plain socket and returns every byte until the server closes."""
@@ -207,11 +215,65 @@ class KoreSimTest(unittest.TestCase):
         again = page_data(self, *self.sim.contacts("cl-sim-120", 42, 1)[::2])
         self.assertEqual(again["results"][0], contact)
 
-    def test_default_and_capped_limit(self):
+    def test_default_limit(self):
         data = page_data(self, *self.sim.contacts("cl-sim-3000")[::2])
         self.assertEqual((data["limit"], len(data["results"])), (50, 50))
-        data = page_data(self, *self.sim.contacts("cl-sim-3000", 0, 5000)[::2])
-        self.assertEqual((data["limit"], len(data["results"])), (1000, 1000))
+
+    # --- page-size caps -------------------------------------------------------------------------
+
+    def test_capped_page_answers_as_a_full_page_of_the_served_size(self):
+        # --max-limit 1000 (the default): a larger limit gets exactly the body limit=1000 gets.
+        for skip, count, has_more in ((0, 1000, True), (1000, 1000, True), (2000, 500, False)):
+            status, _, body = self.sim.contacts("cl-sim-2500", skip, 5000)
+            self.assertEqual(body, self.sim.contacts("cl-sim-2500", skip, 1000)[2])
+            data = page_data(self, status, body)
+            self.assertEqual([c["_id"] for c in data["results"]],
+                             [contact_id("cl-sim-2500", i) for i in range(skip, skip + count)])
+            self.assertEqual((data["skip"], data["limit"], data["hasMore"], data["totalResults"],
+                              data["totalPages"]), (skip, 1000, has_more, 2500, 3))
+        # A capped page that ends the list says so.
+        data = page_data(self, *self.sim.contacts("cl-sim-2000", 1000, 1001)[::2])
+        self.assertEqual((len(data["results"]), data["limit"], data["hasMore"]), (1000, 1000, False))
+
+    def test_config_steers_the_caps_and_reset_restores_them(self):
+        self.assertEqual(self.sim.control_json("GET", "/_sim/config"),
+                         {"default_limit": 50, "max_limit": 1000, "reject_limit_above": 0})
+        self.assertEqual(self.sim.control_json("POST", "/_sim/config?reject_limit_above=100"),
+                         {"default_limit": 50, "max_limit": 1000, "reject_limit_above": 100})
+        data = page_data(self, *self.sim.contacts("cl-sim-300", 0, 100)[::2])
+        self.assertEqual((len(data["results"]), data["limit"]), (100, 100))
+        self.assertEqual(len(page_data(self, *self.sim.contacts("cl-sim-300")[::2])["results"]), 50)
+        for limit in (101, 5000):
+            status, _, body = self.sim.contacts("cl-sim-300", 0, limit)
+            self.assertEqual((status, json.loads(body)),
+                             (400, {"errors": [{"msg": "limit must be between 1 and 100",
+                                                "code": 400}]}))
+        # Both at once: refused above 100, served 30 up to it.
+        self.assertEqual(self.sim.control_json("POST",
+                                               "/_sim/config?max_limit=30&reject_limit_above=100"),
+                         {"default_limit": 50, "max_limit": 30, "reject_limit_above": 100})
+        data = page_data(self, *self.sim.contacts("cl-sim-300", 30, 100)[::2])
+        self.assertEqual([c["_id"] for c in data["results"]],
+                         [contact_id("cl-sim-300", i) for i in range(30, 60)])
+        self.assertEqual((data["limit"], data["hasMore"], data["totalPages"]), (30, True, 10))
+        self.assertEqual(self.sim.contacts("cl-sim-300", 0, 101)[0], 400)
+        self.assertEqual(self.sim.control_json("POST", "/_sim/config?reject_limit_above=0")
+                         ["reject_limit_above"], 0)
+        self.assertEqual(len(page_data(self, *self.sim.contacts("cl-sim-300", 0, 101)[::2])
+                             ["results"]), 30)
+        stats = self.sim.control_json("GET", "/_sim/stats")
+        self.assertEqual(stats["by_status"], {"200": 4, "400": 3})
+        self.assertEqual(self.sim.control("POST", "/_sim/reset")[0], 200)
+        self.assertEqual(self.sim.control_json("GET", "/_sim/config"),
+                         {"default_limit": 50, "max_limit": 1000, "reject_limit_above": 0})
+
+    def test_invalid_config_is_400_and_changes_nothing(self):
+        for query in ("", "?max_limit=0", "?max_limit=x", "?reject_limit_above=-1",
+                      "?max_limit=10&bogus=1"):
+            status, body = self.sim.control("POST", "/_sim/config" + query)
+            self.assertEqual((status, error_of(body)["code"]), (400, 400), query)
+        self.assertEqual(self.sim.control_json("GET", "/_sim/config")["max_limit"], 1000)
+        self.assertEqual(self.sim.control("DELETE", "/_sim/config")[0], 405)
 
     def test_configured_list_and_skip_past_the_end(self):
         data = page_data(self, *self.sim.contacts("small", 0, 10)[::2])
@@ -391,6 +453,72 @@ class KoreSimTest(unittest.TestCase):
         self.assertEqual(stats["by_status"], {"200": 2, "404": 2})
         self.assertEqual(stats["contacts_served"], 20)
 
+    def test_stats_per_account(self):
+        self.add_fault("kind=status&code=429&list=cl-sim-7")
+        for _ in range(3):
+            self.sim.contacts("cl-sim-10")
+        self.sim.contacts("cl-sim-7")                             # 429 (a fault's)
+        self.sim.contacts("cl-missing", account="acct-2")         # 404 after the rate check
+        self.sim.contacts("cl-sim-10", token="not-a-jwt")         # 401: before the rate check
+        self.sim.contacts("cl-sim-10", header_account="acct-3")   # 400: before the rate check
+        stats = self.sim.control_json("GET", "/_sim/stats")
+        self.assertEqual(stats["rate_window_seconds"], 60)
+        self.assertEqual(stats["accounts"], {
+            "acct-1": {"requests": 4, "rate_limited": 1, "max_in_window": 4},
+            "acct-2": {"requests": 1, "rate_limited": 0, "max_in_window": 1},
+        })
+        self.assertEqual(stats["requests"], 7)
+        self.sim.control("POST", "/_sim/reset")
+        self.assertEqual(self.sim.control_json("GET", "/_sim/stats")["accounts"], {})
+
+    def test_request_log_records_trace_headers_and_paging(self):
+        parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        token = mint_jwt()
+        before = datetime.datetime.now(datetime.timezone.utc)
+        self.sim.contacts("cl-sim-120", 50, 50, token=token,
+                          extra_headers={"traceparent": parent, "tracestate": "kore=1,sim=2"})
+        self.sim.contacts("cl-sim-120", token=token)
+        self.sim.contacts("cl-sim-7", 0, "x", token="not-a-jwt", account="acct-2",
+                          extra_headers={"traceparent": parent})
+        self.sim.request("GET", "/elsewhere")                     # not the contacts path
+        self.sim.request("POST", contacts_path("cl-sim-7") + "?skip=3",
+                         {"tracestate": "\u00e9" + "t" * 600})
+        log = self.sim.control_json("GET", "/_sim/requests")
+        after = datetime.datetime.now(datetime.timezone.utc)
+        self.assertEqual((log["capacity"], log["dropped"]), (10000, 0))
+        for entry in log["requests"]:
+            when = datetime.datetime.strptime(entry.pop("time"), "%Y-%m-%dT%H:%M:%S.%f%z")
+            self.assertTrue(before - datetime.timedelta(seconds=1) <= when <= after, when)
+        self.assertEqual(log["requests"], [
+            {"seq": 1, "method": "GET", "list": "cl-sim-120", "account": ACCOUNT, "skip": 50,
+             "limit": 50, "status": 200, "traceparent": parent, "tracestate": "kore=1,sim=2"},
+            {"seq": 2, "method": "GET", "list": "cl-sim-120", "account": ACCOUNT, "skip": None,
+             "limit": None, "status": 200, "traceparent": None, "tracestate": None},
+            {"seq": 3, "method": "GET", "list": "cl-sim-7", "account": "acct-2", "skip": 0,
+             "limit": None, "status": 401, "traceparent": parent, "tracestate": None},
+            {"seq": 4, "method": "POST", "list": "cl-sim-7", "account": "", "skip": 3,
+             "limit": None, "status": 405, "traceparent": None, "tracestate": "?" + "t" * 511},
+        ])
+        # Never a credential: not the JWT, not the header names that carry them.
+        raw = self.sim.control("GET", "/_sim/requests")[1].decode()
+        for secret in (token, token.split(".")[2], SECRET, '"auth"', '"iid"'):
+            self.assertNotIn(secret, raw)
+        # Filters.
+        only = self.sim.control_json("GET", "/_sim/requests?list=cl-sim-7")["requests"]
+        self.assertEqual([e["seq"] for e in only], [3, 4])
+        only = self.sim.control_json("GET", "/_sim/requests?list=cl-sim-120&account=acct-1")
+        self.assertEqual([e["seq"] for e in only["requests"]], [1, 2])
+        self.assertEqual(self.sim.control_json("GET", "/_sim/requests?account=nobody")["requests"],
+                         [])
+        self.assertEqual(self.sim.control("GET", "/_sim/requests?bogus=1")[0], 400)
+        self.assertEqual(self.sim.control("POST", "/_sim/requests")[0], 405)
+        # /_sim/reset clears it, and seq starts again.
+        self.sim.control("POST", "/_sim/reset")
+        self.assertEqual(self.sim.control_json("GET", "/_sim/requests")["requests"], [])
+        self.sim.contacts("cl-sim-10", 5, 5)
+        self.assertEqual([(e["seq"], e["skip"]) for e in
+                          self.sim.control_json("GET", "/_sim/requests")["requests"]], [(1, 5)])
+
     def test_mutate_changes_ids(self):
         list_id = "cl-sim-4"
 
@@ -441,6 +569,40 @@ class RateLimitTest(unittest.TestCase):
             sim.stop()
 
 
+    def test_scaled_window_and_most_requests_in_any_window(self):
+        sim = Sim("--quiet", "--rate-limit", "3", "--rate-window", "2")
+        try:
+            def wait_out_the_window():
+                # Every request so far reached kore-sim before its answer came back here.
+                time.sleep(max(0.0, last_answer + 2.05 - time.monotonic()))
+
+            for _ in range(2):
+                self.assertEqual(sim.contacts("cl-sim-10")[0], 200)
+            last_answer = time.monotonic()
+            wait_out_the_window()
+            for _ in range(3):
+                self.assertEqual(sim.contacts("cl-sim-10")[0], 200)
+            status, headers, _ = sim.contacts("cl-sim-10")
+            last_answer = time.monotonic()
+            self.assertEqual(status, 429)
+            self.assertIn(headers["retry-after"], ("1", "2"))
+            self.assertEqual(sim.contacts("cl-sim-10", account="acct-2")[0], 200)
+            stats = sim.control_json("GET", "/_sim/stats")
+            self.assertEqual(stats["rate_window_seconds"], 2)
+            # The first two requests fell out of the window: the busiest one held 4, not 6.
+            self.assertEqual(stats["accounts"], {
+                "acct-1": {"requests": 6, "rate_limited": 1, "max_in_window": 4},
+                "acct-2": {"requests": 1, "rate_limited": 0, "max_in_window": 1},
+            })
+            wait_out_the_window()  # the limit admits again once the window has passed
+            for _ in range(3):
+                self.assertEqual(sim.contacts("cl-sim-10")[0], 200)
+            self.assertEqual(sim.control_json("GET", "/_sim/stats")["accounts"]["acct-1"],
+                             {"requests": 9, "rate_limited": 1, "max_in_window": 4})
+        finally:
+            sim.stop()
+
+
 class OptionsTest(unittest.TestCase):
     def test_require_jti(self):
         sim = Sim("--quiet", "--require-jti", "--app", "app-2=s2")
@@ -476,6 +638,33 @@ class OptionsTest(unittest.TestCase):
         finally:
             sim.stop()
 
+    def test_page_size_flags_and_request_log_size(self):
+        sim = Sim("--quiet", "--max-limit", "60", "--reject-limit-above", "100", "--limit-param",
+                  "size", "--request-log", "3")
+        try:
+            status, _, body = sim.contacts("cl-sim-500", extra_query={"size": 101})
+            self.assertEqual((status, error_of(body)),
+                             (400, {"msg": "size must be between 1 and 100", "code": 400}))
+            data = page_data(self, *sim.contacts("cl-sim-500", extra_query={"size": 100})[::2])
+            self.assertEqual((len(data["results"]), data["limit"], data["hasMore"]), (60, 60, True))
+            self.assertEqual(sim.control_json("GET", "/_sim/config"),
+                             {"default_limit": 50, "max_limit": 60, "reject_limit_above": 100})
+            for skip in (1, 2, 3):
+                sim.contacts("cl-sim-500", skip)
+            log = sim.control_json("GET", "/_sim/requests")
+            self.assertEqual((log["capacity"], log["dropped"]), (3, 2))
+            self.assertEqual([(e["seq"], e["skip"]) for e in log["requests"]],
+                             [(3, 1), (4, 2), (5, 3)])
+        finally:
+            sim.stop()
+        sim = Sim("--quiet", "--request-log", "0")
+        try:
+            sim.contacts("cl-sim-5")
+            self.assertEqual(sim.control_json("GET", "/_sim/requests"),
+                             {"capacity": 0, "dropped": 1, "requests": []})
+        finally:
+            sim.stop()
+
     @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command")
     def test_https(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -495,7 +684,9 @@ class OptionsTest(unittest.TestCase):
                 sim.stop()
 
     def test_bad_flag_exits_2(self):
-        for flags in (["--bogus"], ["--threads", "0"], ["--fault", "kind=nope"], ["--list", "x"]):
+        for flags in (["--bogus"], ["--threads", "0"], ["--fault", "kind=nope"], ["--list", "x"],
+                      ["--rate-window", "0"], ["--reject-limit-above", "10"],
+                      ["--request-log", "-1"]):
             result = subprocess.run([KORE_SIM, *flags], capture_output=True, text=True, timeout=10)
             self.assertEqual(result.returncode, 2, flags)
             self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
@@ -503,7 +694,9 @@ class OptionsTest(unittest.TestCase):
     def test_help(self):
         result = subprocess.run([KORE_SIM, "--help"], capture_output=True, text=True, timeout=10)
         self.assertEqual(result.returncode, 0)
-        for flag in ("--listen", "--rate-limit", "--fault", "--dirty", "/_sim/stats"):
+        for flag in ("--listen", "--rate-limit", "--rate-window", "--fault", "--dirty",
+                     "--max-limit", "--reject-limit-above", "--request-log", "/_sim/stats",
+                     "/_sim/requests", "/_sim/config", "max_in_window", "traceparent"):
             self.assertIn(flag, result.stdout)
 
 

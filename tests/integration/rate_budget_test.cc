@@ -38,8 +38,8 @@ class RateBudgetTest : public ::contacts::testing::SimSuite {
   void StartGateway(int64_t per_minute, int prefetch_pages) {
     Config config;
     config.listen = "127.0.0.1:0";
-    config.upstream.base_url = sim_->base_url();
-    config.upstream.allow_plain_http = true;
+    config.upstream.http.base_url = sim_->base_url();
+    config.upstream.http.allow_plain_http = true;
     config.client_id = kAppId;
     config.client_secret = kSecret;
     config.authz.allow_unauthenticated = true;

@@ -58,8 +58,8 @@ class SecurityTest : public ::contacts::testing::SimSuite {
   Config BaseConfig() {
     Config config;
     config.listen = "127.0.0.1:0";
-    config.upstream.base_url = sim_->base_url();
-    config.upstream.ca_file = sim_->ca_file();
+    config.upstream.http.base_url = sim_->base_url();
+    config.upstream.http.ca_file = sim_->ca_file();
     config.credentials_file = *dir_ + "/credentials.json";
     config.credentials_reload_interval = absl::Milliseconds(50);
     config.rate.per_minute = 0;  // kore-sim here has no rate limit
@@ -277,7 +277,7 @@ TEST_F(SecurityTest, RefusesAnExpiredUpstreamCertificate) {
       {"--app", absl::StrCat("cs-a=", kSecretA)}, KoreSim::Tls{.dir = *dir_, .name = "expired"});
   ASSERT_NE(expired_sim, nullptr);
   Config config = BaseConfig();
-  config.upstream.base_url = expired_sim->base_url();
+  config.upstream.http.base_url = expired_sim->base_url();
   StartGateway(config);
   Result result = Stream(PlainChannel(), Request("acct-a"), kTokenA);
   EXPECT_EQ(result.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);

@@ -16,6 +16,8 @@ for header in client/contacts_client.h client/contact_format.h contacts/v1/conta
   check "$header is installed" test -f "$prefix/include/$header"
 done
 check "in-tree-only grpc.health.v1 stubs are not installed" test ! -e "$prefix/include/grpc"
+check "google.rpc's library is installed (the client links it), its headers are not" \
+  bash -c "[[ -n \$(find '$prefix' -name 'libgoogleapis_rpc_proto.a') && ! -e '$prefix/include/google' ]]"
 
 if cmake -S "$src/tests/consumer" -B "$work/consumer" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
      -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_FLAGS="$cxx_flags" \

@@ -48,6 +48,41 @@ TEST(CliTest, UsageErrorsNameTheFlag) {
   EXPECT_THAT(Parse({"--bogus"}).status().message(), HasSubstr("--bogus"));
 }
 
+TEST(CliTest, ParsesCredentialFiles) {
+  absl::StatusOr<CliOptions> options = Parse(
+      {"--stream-id=s", "--list-id=l", "--account-id=a", "--token-file", "t.token",
+       "--jwt-file=j.jwt", "--ca-file", "ca.pem", "--cert-file=c.pem", "--key-file", "c.key"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->token_file, "t.token");
+  EXPECT_EQ(options->jwt_file, "j.jwt");
+  EXPECT_EQ(options->tls.ca_file, "ca.pem");
+  EXPECT_EQ(options->tls.cert_file, "c.pem");
+  EXPECT_EQ(options->tls.key_file, "c.key");
+  EXPECT_EQ(options->env_token, "");  // CliMain fills it from $CONTACTS_TOKEN
+}
+
+TEST(CliTest, ClientCertificateAndKeyGoTogether) {
+  EXPECT_THAT(Parse({"--stream-id=s", "--list-id=l", "--account-id=a", "--cert-file=c.pem"})
+                  .status()
+                  .message(),
+              HasSubstr("--cert-file needs --key-file"));
+  EXPECT_THAT(Parse({"--stream-id=s", "--list-id=l", "--account-id=a", "--key-file=c.key"})
+                  .status()
+                  .message(),
+              HasSubstr("--key-file needs --cert-file"));
+  EXPECT_THAT(
+      Parse({"--stream-id=s", "--list-id=l", "--account-id=a", "--token-file="}).status().message(),
+      HasSubstr("--token-file"));
+}
+
+TEST(CliTest, UsageNamesEveryLoginOption) {
+  for (const char* option :
+       {"--token-file FILE", "$CONTACTS_TOKEN", "--ca-file FILE", "--cert-file FILE",
+        "--key-file FILE", "--jwt-file FILE", "--app-id ID", "RESOURCE_EXHAUSTED"}) {
+    EXPECT_THAT(CliUsage(), HasSubstr(option));
+  }
+}
+
 TEST(CliTest, ProgressLineShowsCountsPercentRateAndEta) {
   EXPECT_EQ(FormatProgressLine(2500, 10000, 2500, absl::Seconds(1)),
             "[######..................] 2500/10000  25.0%  2500 contacts/s  ETA 0:03");

@@ -26,7 +26,7 @@ absl::StatusOr<Config> Parse(std::vector<std::string> args,
 TEST(ConfigTest, DefaultsAreUsable) {
   absl::StatusOr<Config> config = Parse({});
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->upstream.base_url, "https://platform.kore.ai");
+  EXPECT_EQ(config->upstream.http.base_url, "https://platform.kore.ai");
   EXPECT_EQ(config->stream.prefetch_pages, 4);
   EXPECT_EQ(config->rate.per_minute, 60);
   EXPECT_EQ(config->rate.burst, 1);
@@ -79,14 +79,14 @@ TEST(ConfigTest, ConnectionSettingsSuitKubernetes) {
 TEST(ConfigTest, UpstreamMaxConnectionsFromFlagOrEnvironment) {
   absl::StatusOr<Config> config = Parse({});
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->upstream.max_connections, 64u);
+  EXPECT_EQ(config->upstream.http.max_connections, 64u);
   config = Parse({}, {{"CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS", "8"}});
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->upstream.max_connections, 8u);
+  EXPECT_EQ(config->upstream.http.max_connections, 8u);
   config =
       Parse({"--upstream-max-connections=2"}, {{"CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS", "8"}});
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->upstream.max_connections, 2u);
+  EXPECT_EQ(config->upstream.http.max_connections, 2u);
   EXPECT_THAT(Parse({"--upstream-max-connections=0"}).status().message(),
               HasSubstr("--upstream-max-connections"));
   EXPECT_THAT(HelpText(), HasSubstr("--upstream-max-connections=N"));
@@ -150,7 +150,7 @@ TEST(ConfigTest, RateLimitsPerAccountAddUp) {
 TEST(ConfigTest, DurationsTakeSecondsOrUnits) {
   absl::StatusOr<Config> config = Parse({"--upstream-timeout=2.5", "--drain-timeout=1m"});
   ASSERT_TRUE(config.ok());
-  EXPECT_EQ(config->upstream.request_timeout, absl::Milliseconds(2500));
+  EXPECT_EQ(config->upstream.http.request_timeout, absl::Milliseconds(2500));
   EXPECT_EQ(config->drain_timeout, absl::Minutes(1));
 }
 

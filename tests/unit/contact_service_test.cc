@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "tests/unit/fake_page_source.h"
 
 namespace contacts::gateway {
 namespace {
@@ -21,107 +22,6 @@ namespace {
 using ::contacts::v1::StreamContactsRequest;
 using ::contacts::v1::StreamContactsResponse;
 using ::testing::HasSubstr;
-
-// Serves a list of `size` contacts "c0".."c<size-1>" from a thread of its own, as the real
-// client does from its I/O threads. Errors can be scripted per offset.
-class FakePageSource final : public PageSource {
- public:
-  explicit FakePageSource(int64_t size, size_t phone_bytes = 12)
-      : size_(size), phone_(phone_bytes, '5') {
-    worker_ = std::thread([this] { Run(); });
-  }
-  ~FakePageSource() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    wake_.notify_one();
-    worker_.join();
-  }
-
-  void Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      requests_.push_back(request);
-      queue_.push_back({std::move(request), std::move(cancel), std::move(done)});
-    }
-    wake_.notify_one();
-  }
-
-  // Pages from offset `skip` on wait until Release().
-  void HoldFrom(int64_t skip) {
-    std::lock_guard<std::mutex> lock(mu_);
-    hold_from_ = skip;
-  }
-  void Release() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      hold_from_.reset();
-    }
-    wake_.notify_one();
-  }
-
-  void FailAt(int64_t skip, absl::Status status) {
-    std::lock_guard<std::mutex> lock(mu_);
-    failures_[skip] = status;
-  }
-  std::vector<PageRequest> requests() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return requests_;
-  }
-
- private:
-  struct Job {
-    PageRequest request;
-    std::shared_ptr<Cancellation> cancel;
-    Callback done;
-  };
-
-  void Run() {
-    while (true) {
-      Job job;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        job = std::move(queue_.front());
-        queue_.pop_front();
-        wake_.wait(lock, [&] { return stop_ || !hold_from_ || job.request.skip < *hold_from_; });
-      }
-      std::move(job.done)(Serve(job.request, *job.cancel));
-    }
-  }
-
-  absl::StatusOr<Page> Serve(const PageRequest& request, const Cancellation& cancel) {
-    if (cancel.cancelled()) return absl::CancelledError("cancelled");
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (auto it = failures_.find(request.skip); it != failures_.end()) return it->second;
-    }
-    Page page;
-    page.skip = request.skip;
-    page.limit = request.limit;
-    page.total_results = size_;
-    for (int64_t i = request.skip; i < std::min(size_, request.skip + request.limit); ++i) {
-      page.contacts.Append({.id = absl::StrCat("c", i), .phone_number = phone_});
-    }
-    page.has_more = request.skip + request.limit < size_;
-    return page;
-  }
-
-  const int64_t size_;
-  const std::string phone_;
-  // std::mutex rather than absl::Mutex: ThreadSanitizer sees std::mutex and condition_variable
-  // (pthread), but not the uninstrumented libabsl's Mutex::Await.
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<PageRequest> requests_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<int64_t, absl::Status> failures_ ABSL_GUARDED_BY(mu_);
-  std::optional<int64_t> hold_from_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread worker_;
-};
 
 class ContactServiceTest : public ::testing::Test {
  protected:

@@ -8,6 +8,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
+const absl::Time kNow = absl::FromUnixSeconds(784111777);  // Sun, 06 Nov 1994 08:49:37 GMT
+
 TEST(HttpStatusTest, MapsTheTable) {
   const std::pair<int, absl::StatusCode> kTable[] = {
       {400, absl::StatusCode::kInvalidArgument},    {401, absl::StatusCode::kUnauthenticated},
@@ -33,6 +35,24 @@ TEST(HttpStatusTest, MessageNamesStatusWhatAndUpstreamWords) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(status.message(),
             "upstream answered HTTP 401 for contact list cl-1 (skip=0): Invalid JWT token");
+}
+
+TEST(RetryAfterTest, ReadsDelaySeconds) {
+  EXPECT_EQ(ParseRetryAfter("120", kNow), absl::Seconds(120));
+  EXPECT_EQ(ParseRetryAfter(" 0 ", kNow), absl::ZeroDuration());
+}
+
+TEST(RetryAfterTest, ReadsHttpDatesInAllThreeForms) {
+  EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 08:50:07 GMT", kNow), absl::Seconds(30));
+  EXPECT_EQ(ParseRetryAfter("Sunday, 06-Nov-94 08:50:07 GMT", kNow), absl::Seconds(30));
+  EXPECT_EQ(ParseRetryAfter("Sun Nov  6 08:50:07 1994", kNow), absl::Seconds(30));
+  EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 08:00:00 GMT", kNow), absl::ZeroDuration());  // past
+}
+
+TEST(RetryAfterTest, RejectsGarbage) {
+  for (const char* bad : {"", "-5", "soon", "1.5", "Sun, 32 Nov 1994 08:49:37 GMT"}) {
+    EXPECT_FALSE(ParseRetryAfter(bad, kNow).has_value()) << bad;
+  }
 }
 
 }  // namespace

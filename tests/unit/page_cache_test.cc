@@ -7,55 +7,14 @@
 #include <future>
 #include <thread>
 
+#include "tests/unit/fake_page_source.h"
+
 namespace contacts::gateway {
 namespace {
 
 using ::testing::ElementsAre;
 
-// Holds every Fetch until the test answers it, counting them.
-class HeldSource final : public PageSource {
- public:
-  void Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) override {
-    absl::MutexLock lock(&mu_);
-    held_.push_back({std::move(request), std::move(cancel), std::move(done)});
-  }
-  size_t calls() {
-    absl::MutexLock lock(&mu_);
-    return held_.size() + answered_;
-  }
-  // Answers the oldest held fetch.
-  void Answer(absl::StatusOr<Page> page) {
-    Held held;
-    {
-      absl::MutexLock lock(&mu_);
-      held = std::move(held_.front());
-      held_.erase(held_.begin());
-      ++answered_;
-    }
-    std::move(held.done)(std::move(page));
-  }
-  bool front_cancelled() {
-    absl::MutexLock lock(&mu_);
-    return held_.front().cancel->cancelled();
-  }
-
- private:
-  struct Held {
-    PageRequest request;
-    std::shared_ptr<Cancellation> cancel;
-    Callback done;
-  };
-  absl::Mutex mu_;
-  std::vector<Held> held_;
-  size_t answered_ = 0;
-};
-
-Page PageOf(std::vector<std::string> ids) {
-  Page page;
-  for (const std::string& id : ids) page.contacts.Append({.id = id});
-  page.total_results = static_cast<int64_t>(ids.size());
-  return page;
-}
+Page PageOf(std::vector<std::string> ids) { return FakePageSource::PageOf(ids); }
 
 std::vector<std::string> Ids(const absl::StatusOr<Page>& page) {
   std::vector<std::string> ids;
@@ -89,7 +48,7 @@ class CachingPageSourceTest : public ::testing::Test {
       std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>()) {
     auto result = std::make_shared<std::promise<absl::StatusOr<Page>>>();
     source.Fetch(std::move(request), cancel,
-                 [result](absl::StatusOr<Page> page) { result->set_value(std::move(page)); });
+                 [result](PageResult answer) { result->set_value(std::move(answer.page)); });
     return result->get_future();
   }
 
@@ -100,8 +59,10 @@ class CachingPageSourceTest : public ::testing::Test {
 };
 
 TEST_F(CachingPageSourceTest, IdenticalRequestsInFlightAreFetchedOnceAndFannedOut) {
-  HeldSource inner;
-  CachingPageSource source(io_, inner, {.max_bytes = 0});  // no cache: coalescing only
+  FakePageSource inner;
+  inner.Manual();
+  LocalPageStore source_store({.max_bytes = 0});
+  CachingPageSource source(io_, source_store, inner);  // no cache: coalescing only
   std::vector<std::future<absl::StatusOr<Page>>> results;
   for (int i = 0; i < 5; ++i)
     results.push_back(Start(source, Request(0, "jwt-" + std::to_string(i))));
@@ -121,8 +82,10 @@ TEST_F(CachingPageSourceTest, IdenticalRequestsInFlightAreFetchedOnceAndFannedOu
 }
 
 TEST_F(CachingPageSourceTest, ErrorsReachEveryWaiterButAreNotCached) {
-  HeldSource inner;
-  CachingPageSource source(io_, inner, {});
+  FakePageSource inner;
+  inner.Manual();
+  LocalPageStore source_store({});
+  CachingPageSource source(io_, source_store, inner);
   auto first = Start(source, Request(0));
   auto second = Start(source, Request(0));
   inner.Answer(absl::UnavailableError("HTTP 503"));
@@ -135,8 +98,10 @@ TEST_F(CachingPageSourceTest, ErrorsReachEveryWaiterButAreNotCached) {
 }
 
 TEST_F(CachingPageSourceTest, CachedPagesServeLaterRequestsUntilTheTtl) {
-  HeldSource inner;
-  CachingPageSource source(io_, inner, {.max_bytes = 1 << 20, .ttl = absl::Milliseconds(300)});
+  FakePageSource inner;
+  inner.Manual();
+  LocalPageStore source_store({.max_bytes = 1 << 20, .ttl = absl::Milliseconds(300)});
+  CachingPageSource source(io_, source_store, inner);
   auto first = Start(source, Request(0));
   inner.Answer(PageOf({"c0", "c1"}));
   EXPECT_THAT(Ids(first.get()), ElementsAre("c0", "c1"));
@@ -151,23 +116,26 @@ TEST_F(CachingPageSourceTest, CachedPagesServeLaterRequestsUntilTheTtl) {
 }
 
 TEST_F(CachingPageSourceTest, EvictsTheOldestPagesBeyondTheByteCap) {
-  HeldSource inner;
+  FakePageSource inner;
+  inner.Manual();
   // Room for about two small pages.
   size_t page_bytes = 0;
   {
-    CachingPageSource probe(io_, inner, {});
+    LocalPageStore probe_store({});
+    CachingPageSource probe(io_, probe_store, inner);
     auto r = Start(probe, Request(0));
     inner.Answer(PageOf({"c0", "c1"}));
     ASSERT_TRUE(r.get().ok());
-    page_bytes = probe.bytes();
+    page_bytes = probe_store.bytes();
   }
-  CachingPageSource source(io_, inner, {.max_bytes = 2 * page_bytes + page_bytes / 2});
+  LocalPageStore source_store({.max_bytes = 2 * page_bytes + page_bytes / 2});
+  CachingPageSource source(io_, source_store, inner);
   for (int64_t skip : {0, 2, 4}) {
     auto r = Start(source, Request(skip));
     inner.Answer(PageOf({"c" + std::to_string(skip), "c" + std::to_string(skip + 1)}));
     ASSERT_TRUE(r.get().ok());
   }
-  EXPECT_LE(source.bytes(), 2 * page_bytes + page_bytes / 2);
+  EXPECT_LE(source_store.bytes(), 2 * page_bytes + page_bytes / 2);
   const size_t calls = inner.calls();
   EXPECT_THAT(Ids(Start(source, Request(4)).get()), ElementsAre("c4", "c5"));  // newest: kept
   EXPECT_EQ(inner.calls(), calls);
@@ -178,8 +146,10 @@ TEST_F(CachingPageSourceTest, EvictsTheOldestPagesBeyondTheByteCap) {
 }
 
 TEST_F(CachingPageSourceTest, CallerCredentialsAreNeverShared) {
-  HeldSource inner;
-  CachingPageSource source(io_, inner, {});
+  FakePageSource inner;
+  inner.Manual();
+  LocalPageStore source_store({});
+  CachingPageSource source(io_, source_store, inner);
   auto alice = Start(source, Request(0, "alice-jwt", true));
   auto bob = Start(source, Request(0, "bob-jwt", true));
   EXPECT_EQ(inner.calls(), 2u);  // each caller's JWT asks for itself
@@ -196,18 +166,20 @@ TEST_F(CachingPageSourceTest, CallerCredentialsAreNeverShared) {
 }
 
 TEST_F(CachingPageSourceTest, CancelledWaiterLeavesAtOnceAndTheLastOneCancelsTheFetch) {
-  HeldSource inner;
-  CachingPageSource source(io_, inner, {});
+  FakePageSource inner;
+  inner.Manual();
+  LocalPageStore source_store({});
+  CachingPageSource source(io_, source_store, inner);
   auto cancel_a = std::make_shared<Cancellation>();
   auto cancel_b = std::make_shared<Cancellation>();
   auto a = Start(source, Request(0), cancel_a);
   auto b = Start(source, Request(0), cancel_b);
   cancel_a->Cancel();
   EXPECT_EQ(a.get().status().code(), absl::StatusCode::kCancelled);
-  EXPECT_FALSE(inner.front_cancelled());  // b still waits for it
+  EXPECT_FALSE(inner.cancelled(0));  // b still waits for it
   cancel_b->Cancel();
   EXPECT_EQ(b.get().status().code(), absl::StatusCode::kCancelled);
-  EXPECT_TRUE(inner.front_cancelled());
+  EXPECT_TRUE(inner.cancelled(0));
   inner.Answer(absl::CancelledError("cancelled"));
   EXPECT_EQ(inner.calls(), 1u);
 }

@@ -1,4 +1,5 @@
 #include "server/upstream/page_parser.h"
+#include "server/upstream/timestamp.h"
 
 #include <cstdint>
 #include <string>

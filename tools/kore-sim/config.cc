@@ -98,9 +98,12 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string_view>& args
 
     // Flags with a value.
     static constexpr std::string_view kValueFlags[] = {
-        "--listen",      "--threads",    "--idle-timeout",  "--tls-cert",      "--tls-key",
-        "--app",         "--list",       "--default-limit", "--max-limit",     "--skip-param",
-        "--limit-param", "--rate-limit", "--fault",         "--page-cache-mib"};
+        "--listen",      "--threads",        "--idle-timeout",
+        "--tls-cert",    "--tls-key",        "--app",
+        "--list",        "--default-limit",  "--max-limit",
+        "--skip-param",  "--limit-param",    "--rate-limit",
+        "--fault",       "--page-cache-mib", "--reject-limit-above",
+        "--rate-window", "--request-log"};
     if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) == std::end(kValueFlags)) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag '", Av(flag), "' (see --help)"));
     }
@@ -144,12 +147,21 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string_view>& args
     } else if (flag == "--max-limit") {
       if (!(number = IntValue(flag, value, 1, 1'000'000)).ok()) return number.status();
       config.max_limit = *number;
+    } else if (flag == "--reject-limit-above") {
+      if (!(number = IntValue(flag, value, 0, 1'000'000)).ok()) return number.status();
+      config.reject_limit_above = *number;
     } else if (flag == "--skip-param" || flag == "--limit-param") {
       if (value.empty()) return FlagError(flag, "the name is empty");
       (flag == "--skip-param" ? config.skip_param : config.limit_param) = std::string(value);
     } else if (flag == "--rate-limit") {
       if (!(number = IntValue(flag, value, 0, 1'000'000'000)).ok()) return number.status();
-      config.rate_limit_per_minute = *number;
+      config.rate_limit = *number;
+    } else if (flag == "--rate-window") {
+      if (!(number = IntValue(flag, value, 1, 86400)).ok()) return number.status();
+      config.rate_window_seconds = *number;
+    } else if (flag == "--request-log") {
+      if (!(number = IntValue(flag, value, 0, 1'000'000)).ok()) return number.status();
+      config.request_log_size = *number;
     } else if (flag == "--page-cache-mib") {
       if (!(number = IntValue(flag, value, 0, 65536)).ok()) return number.status();
       config.page_cache_mib = *number;
@@ -168,6 +180,9 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string_view>& args
   }
   if (config.default_limit > config.max_limit) {
     return absl::InvalidArgumentError("--default-limit must not exceed --max-limit");
+  }
+  if (config.reject_limit_above > 0 && config.default_limit > config.reject_limit_above) {
+    return absl::InvalidArgumentError("--default-limit must not exceed --reject-limit-above");
   }
   if (config.skip_param == config.limit_param) {
     return absl::InvalidArgumentError("--skip-param and --limit-param must differ");
@@ -190,7 +205,8 @@ Checks, in order (errors as {"errors":[{"msg":"...","code":N}]}):
   4002 "Invalid JWT token"), iid = appId (401), exp not past (401 "JWT expired"), jti (401, with
   --require-jti), accountId query present (400) and equal to the accountId header (400), rate
   limit (429), list exists (404 "Contact list not found"), skip/limit non-negative integers (400),
-  then fault rules, then the 200 page.
+  limit not above --reject-limit-above (400 "limit must be between 1 and N"), then fault rules,
+  then the 200 page.
 
 Server
   --listen HOST:PORT     address to bind (default 127.0.0.1:0; port 0 picks a free port;
@@ -201,6 +217,8 @@ Server
   --tls-key FILE         PEM private key
   --quiet                no per-request log line on stderr (default: method, path, status, ms;
                          never headers or tokens)
+  --request-log N        keep the last N requests on the contacts path for GET /_sim/requests
+                         (default 10000; 0 = off)
 
 Authentication
   --app ID=SECRET        an app (client id and secret) whose tokens are accepted; repeatable
@@ -212,11 +230,19 @@ Lists and paging
   --list ID=N            a contact list ID with N contacts (N <= 10000000); repeatable. Any id
                          cl-sim-<N> also exists with N contacts; other ids answer 404
   --default-limit N      page size when the request has no limit, or limit=0 (default 50)
-  --max-limit N          larger limits are capped to this (default 1000)
+  --max-limit N          larger limits are served N contacts (default 1000): the page says
+                         "limit":N and totalPages for N, and "hasMore":true while contacts follow,
+                         as a full page of N would
+  --reject-limit-above N a limit above N (the default limit, when the request has none) is
+                         answered 400 with {"errors":[{"msg":"limit must be between 1 and N",
+                         "code":400}]} (default 0 = off); checked before --max-limit
   --skip-param NAME      query parameter for the offset (default skip)
   --limit-param NAME     query parameter for the page size (default limit)
-  --rate-limit N         N admitted requests per minute per accountId, sliding window; more get
-                         429 with Retry-After (default 0 = off)
+  --rate-limit N         N admitted requests per rate window per accountId, sliding window; more
+                         get 429 with Retry-After (default 0 = off)
+  --rate-window SEC      the rate limit's window (default 60), e.g. --rate-limit 20
+                         --rate-window 2 for 20 requests per 2 s; also the window of the
+                         per-account max_in_window in /_sim/stats
   --dirty                realistic dirt: every 7th contact without phoneNumber, every 11th with
                          "updatedAt": null, every 5th without milliseconds, skip/limit/totalResults
                          as strings on odd pages, an unknown "attributes" field on each contact
@@ -245,10 +271,30 @@ Faults
 
 Control API (same port)
   GET    /_sim/stats                     {"requests":N,"list_requests":N,"contacts_served":N,
-                                          "by_status":{"200":N,...}}: requests = all requests
+                                          "by_status":{"200":N,...},"rate_window_seconds":W,
+                                          "accounts":{"ACCOUNT":{"requests":N,"rate_limited":N,
+                                          "max_in_window":N},...}}: requests = all requests
                                           outside /_sim/, list_requests = those on the contacts
-                                          path, contacts_served = contacts in complete 200 pages
-  POST   /_sim/reset                     clear stats, faults, rate-limit state, list mutations
+                                          path, contacts_served = contacts in complete 200 pages;
+                                          per account, the requests that reached the rate-limit
+                                          check (admitted or not), those answered 429 (the
+                                          limit's or a fault's), and the most of them within any
+                                          sliding window of W seconds
+  GET    /_sim/requests[?list=ID&account=ID]
+                                         the last --request-log requests on the contacts path,
+                                          oldest first: {"capacity":N,"dropped":N,"requests":[
+                                          {"seq":N,"time":"...Z","method":"GET","list":ID,
+                                          "account":ID,"skip":N,"limit":N,"status":N,
+                                          "traceparent":S,"tracestate":S},...]}; skip and limit
+                                          as asked (null: absent or not an integer), trace
+                                          headers null when absent; never auth or other headers
+  GET    /_sim/config                    {"default_limit":N,"max_limit":N,"reject_limit_above":N}
+  POST   /_sim/config?max_limit=N&reject_limit_above=N
+                                         change either or both from now on (0 = off for
+                                          reject_limit_above); answers the new config
+  POST   /_sim/reset                     clear stats, faults, rate-limit state, list mutations,
+                                          the request log; restore the config to the flags'
+
   GET    /_sim/faults                    the fault rules with their counters
   POST   /_sim/faults?SPEC               add a rule (SPEC as above)
   DELETE /_sim/faults                    remove all rules

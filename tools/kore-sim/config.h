@@ -28,10 +28,13 @@ struct Config {
 
   std::map<std::string, int64_t, std::less<>> lists;  // --list id → size
   int64_t default_limit = 50;
-  int64_t max_limit = 1000;
+  int64_t max_limit = 1000;        // larger limits are served this many contacts
+  int64_t reject_limit_above = 0;  // larger limits are answered 400; 0: off
   std::string skip_param = "skip";
   std::string limit_param = "limit";
-  int64_t rate_limit_per_minute = 0;  // 0: off
+  int64_t rate_limit = 0;            // requests per rate window per account; 0: off
+  int64_t rate_window_seconds = 60;  // the rate limit's window, and the per-account statistics'
+  int64_t request_log_size = 10000;  // requests kept for GET /_sim/requests; 0: off
   bool dirty = false;
   int64_t page_cache_mib = 64;  // rendered pages kept for reuse; 0: off
   std::vector<FaultRule> faults;

@@ -15,14 +15,14 @@
 namespace contacts::kore_sim {
 
 // Kore.ai's "N requests per minute per account" as a sliding window: a request is admitted when
-// fewer than N requests of the same account were admitted in the last 60 seconds. Rejected
-// requests do not count. Thread-safe.
+// fewer than N requests of the same account were admitted in the last `window` (a minute, unless
+// --rate-window scales it down for tests). Rejected requests do not count. Thread-safe.
 class RateLimiter {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // `per_minute` ≤ 0 admits everything.
-  explicit RateLimiter(int64_t per_minute);
+  // `limit` ≤ 0 admits everything.
+  RateLimiter(int64_t limit, Clock::duration window);
 
   struct Decision {
     bool admitted = true;
@@ -33,9 +33,8 @@ class RateLimiter {
   void Reset();
 
  private:
-  static constexpr Clock::duration kWindow = std::chrono::minutes(1);
-
-  const int64_t per_minute_;
+  const int64_t limit_;
+  const Clock::duration window_;
   absl::Mutex mu_;
   // Admission times of each account within the window, oldest first.
   std::map<std::string, std::deque<Clock::time_point>, std::less<>> admitted_ ABSL_GUARDED_BY(mu_);

@@ -102,13 +102,17 @@ Simulator::Simulator(const Config& config)
     : no_auth_(config.no_auth),
       dirty_(config.dirty),
       default_limit_(config.default_limit),
-      max_limit_(config.max_limit),
+      initial_limits_{config.max_limit, config.reject_limit_above},
+      rate_window_seconds_(config.rate_window_seconds),
       skip_param_(config.skip_param),
       limit_param_(config.limit_param),
       authenticator_(config.apps, config.require_jti),
-      rate_limiter_(config.rate_limit_per_minute),
+      rate_limiter_(config.rate_limit, std::chrono::seconds(config.rate_window_seconds)),
       lists_(config.lists),
-      page_cache_(config.page_cache_mib << 20) {
+      page_cache_(config.page_cache_mib << 20),
+      account_stats_(std::chrono::seconds(config.rate_window_seconds)),
+      request_log_(config.request_log_size),
+      limits_(initial_limits_) {
   for (const FaultRule& rule : config.faults) faults_.Add(rule);
 }
 
@@ -131,6 +135,27 @@ Reply Simulator::HandleContacts(const Request& request, std::string_view path,
   std::optional<std::string> list_id = MatchContactsPath(path);
   if (!list_id) return KoreError(request, 404, "Not found");
   outcome.list_request = true;
+  // What the request log keeps, whatever the answer. A malformed query is answered below, in its
+  // place among the checks.
+  std::optional<QueryParams> params = ParseQuery(query);
+  RequestLog::Entry& entry = outcome.entry;
+  entry.time = absl::Now();
+  entry.method = std::string(request.method_string());
+  entry.list = *list_id;
+  for (auto [name, value] :
+       {std::pair{"traceparent", &entry.traceparent}, std::pair{"tracestate", &entry.tracestate}}) {
+    if (auto header = request.find(name); header != request.end()) {
+      *value = std::string(header->value());
+    }
+  }
+  if (params) {
+    if (const std::string* account = FindParam(*params, "accountId")) entry.account = *account;
+    if (const std::string* skip = FindParam(*params, skip_param_)) entry.skip = ParseInt64(*skip);
+    if (const std::string* limit = FindParam(*params, limit_param_)) {
+      entry.limit = ParseInt64(*limit);
+    }
+  }
+
   if (request.method() != http::verb::get) {
     Reply reply = KoreError(request, 405, "Method not allowed");
     reply.response.set(http::field::allow, "GET");
@@ -142,7 +167,6 @@ Reply Simulator::HandleContacts(const Request& request, std::string_view path,
       return KoreError(request, 401, MessageOf(auth), 4002);
     }
   }
-  std::optional<QueryParams> params = ParseQuery(query);
   if (!params) return KoreError(request, 400, "Malformed query string");
   const std::string* account = FindParam(*params, "accountId");
   if (account == nullptr || account->empty()) {
@@ -151,6 +175,7 @@ Reply Simulator::HandleContacts(const Request& request, std::string_view path,
   if (request["accountId"] != *account) {
     return KoreError(request, 400, "accountId header and query parameter differ");
   }
+  outcome.account_checked = true;
   RateLimiter::Decision admission = rate_limiter_.Admit(*account, RateLimiter::Clock::now());
   if (!admission.admitted) {
     Reply reply = KoreError(request, 429, kRateLimitMessage);
@@ -167,7 +192,18 @@ Reply Simulator::HandleContacts(const Request& request, std::string_view path,
     return KoreError(request, 400, absl::StrCat(limit_param_, " must be a non-negative integer"));
   }
   if (*limit == 0) *limit = default_limit_;
-  if (*limit > max_limit_) *limit = max_limit_;
+  Limits limits;
+  {
+    absl::MutexLock lock(&limits_mu_);
+    limits = limits_;
+  }
+  if (limits.reject_above > 0 && *limit > limits.reject_above) {
+    return KoreError(request, 400,
+                     absl::StrCat(limit_param_, " must be between 1 and ", limits.reject_above));
+  }
+  // A capped page answers as a full page of the served size would: `limit` and `totalPages` are
+  // those of the served size, `hasMore` is true while contacts follow.
+  if (*limit > limits.max_limit) *limit = limits.max_limit;
 
   // Fault rules apply only to requests that passed every check above.
   std::optional<FaultRule> fault = faults_.Match(*list_id, *skip);
@@ -266,12 +302,37 @@ Reply Simulator::HandleControl(const Request& request, std::string_view path,
     rate_limiter_.Reset();
     lists_.Reset();
     page_cache_.Invalidate();
+    account_stats_.Reset();
+    request_log_.Clear();
+    {
+      absl::MutexLock lock(&limits_mu_);
+      limits_ = initial_limits_;
+    }
     {
       absl::MutexLock lock(&stats_mu_);
       requests_ = list_requests_ = contacts_served_ = 0;
       by_status_.clear();
     }
     return MakeReply(request, 200, R"({"reset":true})", kJson);
+  }
+  if (path == "/_sim/config") {
+    if (method == http::verb::get) return MakeReply(request, 200, ConfigJson(), kJson);
+    if (method != http::verb::post) return wrong_method("GET, POST");
+    return HandleConfig(request, query);
+  }
+  if (path == "/_sim/requests") {
+    if (method != http::verb::get) return wrong_method("GET");
+    std::optional<QueryParams> params = ParseQuery(query);
+    if (!params) return KoreError(request, 400, "Malformed query string");
+    for (const auto& [name, value] : *params) {
+      if (name != "list" && name != "account") {
+        return KoreError(request, 400,
+                         absl::StrCat("unknown parameter '", name, "' (filters: list, account)"));
+      }
+    }
+    return MakeReply(request, 200,
+                     request_log_.ToJson(FindParam(*params, "list"), FindParam(*params, "account")),
+                     kJson);
   }
   if (path == "/_sim/faults") {
     if (method == http::verb::get) return MakeReply(request, 200, faults_.ToJson(), kJson);
@@ -329,7 +390,48 @@ Reply Simulator::HandleControl(const Request& request, std::string_view path,
   return KoreError(request, 404, "Not found");
 }
 
-void Simulator::Record(const Outcome& outcome, unsigned status) {
+Reply Simulator::HandleConfig(const Request& request, std::string_view query) {
+  std::optional<QueryParams> params = ParseQuery(query);
+  if (!params || params->empty()) {
+    return KoreError(request, 400, "expected max_limit=N and/or reject_limit_above=N");
+  }
+  std::optional<int64_t> max_limit, reject_above;
+  for (const auto& [name, value] : *params) {
+    std::optional<int64_t> number = ParseInt64(value);
+    if (name == "max_limit" && number && *number >= 1) {
+      max_limit = number;
+    } else if (name == "reject_limit_above" && number && *number >= 0) {
+      reject_above = number;
+    } else if (name == "max_limit" || name == "reject_limit_above") {
+      return KoreError(request, 400,
+                       absl::StrCat(name, name == "max_limit" ? " must be an integer >= 1"
+                                                              : " must be an integer >= 0"));
+    } else {
+      return KoreError(request, 400,
+                       absl::StrCat("unknown parameter '", name,
+                                    "' (expected max_limit and/or reject_limit_above)"));
+    }
+  }
+  {
+    absl::MutexLock lock(&limits_mu_);
+    if (max_limit) limits_.max_limit = *max_limit;
+    if (reject_above) limits_.reject_above = *reject_above;
+  }
+  return MakeReply(request, 200, ConfigJson(), kJson);
+}
+
+std::string Simulator::ConfigJson() const {
+  absl::MutexLock lock(&limits_mu_);
+  return absl::StrCat(R"({"default_limit":)", default_limit_, R"(,"max_limit":)", limits_.max_limit,
+                      R"(,"reject_limit_above":)", limits_.reject_above, "}");
+}
+
+void Simulator::Record(Outcome& outcome, unsigned status) {
+  if (outcome.account_checked) account_stats_.Record(outcome.entry.account, status);
+  if (outcome.list_request) {
+    outcome.entry.status = status;
+    request_log_.Add(std::move(outcome.entry));
+  }
   absl::MutexLock lock(&stats_mu_);
   ++requests_;
   if (outcome.list_request) ++list_requests_;
@@ -338,6 +440,7 @@ void Simulator::Record(const Outcome& outcome, unsigned status) {
 }
 
 std::string Simulator::StatsJson() const {
+  const std::string accounts = account_stats_.ToJson();
   absl::MutexLock lock(&stats_mu_);
   std::string out =
       absl::StrCat(R"({"requests":)", requests_, R"(,"list_requests":)", list_requests_,
@@ -347,7 +450,9 @@ std::string Simulator::StatsJson() const {
     absl::StrAppend(&out, first ? "" : ",", "\"", status, "\":", count);
     first = false;
   }
-  out += "}}";
+  // Last, so that the first "requests" in the body stays the total (tests search for it).
+  absl::StrAppend(&out, R"(},"rate_window_seconds":)", rate_window_seconds_, R"(,"accounts":)",
+                  accounts, "}");
   return out;
 }
 

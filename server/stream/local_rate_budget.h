@@ -1,5 +1,5 @@
-#ifndef CONTACTS_GATEWAY_SERVER_STREAM_RATE_BUDGET_H_
-#define CONTACTS_GATEWAY_SERVER_STREAM_RATE_BUDGET_H_
+#ifndef CONTACTS_GATEWAY_SERVER_STREAM_LOCAL_RATE_BUDGET_H_
+#define CONTACTS_GATEWAY_SERVER_STREAM_LOCAL_RATE_BUDGET_H_
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -8,14 +8,14 @@
 #include <deque>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/core/page_source.h"
+#include "server/core/rate_budget.h"
 
 namespace contacts::gateway {
 
@@ -24,6 +24,8 @@ struct RateBudgetOptions {
   int32_t burst = 1;        // bucket size: requests that may go at once after a quiet spell
   // Per-account overrides of per_minute (0 = no budget for that account).
   absl::flat_hash_map<std::string, int64_t> per_account;
+
+  int64_t PerMinute(std::string_view account) const;
 };
 
 // A token bucket, pure arithmetic on the times it is given (tests use a fake clock). Starts full.
@@ -58,36 +60,34 @@ class TokenBucket {
   absl::Time quota_until_ = absl::InfinitePast();
 };
 
-// The rate budgets of all accounts, pure bookkeeping (no I/O, no clock of its own, not
-// thread-safe): which waiting request may go when. Waiters of one account are served round-robin
-// between their owners (streams), one grant per owner per turn, so a stream with many pages in
-// flight does not crowd out a stream with one.
-class RateBudget {
+// The books of all accounts' budgets, pure logic (no I/O, no clock of its own, not thread-safe):
+// which waiting request may go when. Waiters of one account are served round-robin between their
+// owners (streams), one grant per owner per turn, so a stream with many pages in flight does not
+// crowd out a stream with one; an owner asking for its first page joins at the front.
+class BudgetBooks {
  public:
   using Ticket = uint64_t;
 
-  explicit RateBudget(RateBudgetOptions options);
+  explicit BudgetBooks(RateBudgetOptions options);
 
-  // Whether requests of `account` are budgeted at all.
-  bool Limited(const std::string& account) const;
+  bool Limited(std::string_view account) const { return options_.PerMinute(account) > 0; }
   // Accounts tracked. Idle ones (nothing waiting or in flight, bucket Idle) are forgotten once
   // their number has doubled, so that a gateway serving many accounts over time stays bounded.
   size_t accounts() const { return accounts_.size(); }
 
   // Queues a request of `owner` for `account` (Limited) and returns when it would go at the
   // earliest (an estimate: the owners ahead in the rotation are each served first).
-  absl::Time Enqueue(Ticket ticket, const std::string& account, uint64_t owner, absl::Time now);
+  absl::Time Enqueue(Ticket ticket, const std::string& account, uint64_t owner, bool first_page,
+                     absl::Time now);
   // Removes a waiting ticket; false when it is not waiting.
   bool Remove(Ticket ticket);
   // The tickets that may go at `now`, in grant order; *wake is when the next waiting ticket may
   // go (InfiniteFuture when none waits).
   std::vector<Ticket> Grant(absl::Time now, absl::Time* wake);
-  // The upstream answered a granted request of `account`: `throttled` when it said 429, with the
-  // answer's Retry-After (if any) and rate-limit headers. Adapts the account's bucket so that every
-  // stream of the account waits.
-  void Answered(const std::string& account, bool throttled,
-                std::optional<absl::Duration> retry_after, const RateLimitHint& hint,
-                absl::Time now);
+  // The upstream answered a granted request of `account`. Adapts the account's bucket so that
+  // every stream of the account waits: a 429 pauses it (Retry-After, else the reset, else a
+  // second), RateLimit-Remaining/-Reset limit it until the reset.
+  void Answered(const std::string& account, const RateLimitFacts& facts, absl::Time now);
 
  private:
   struct Account {
@@ -109,51 +109,47 @@ class RateBudget {
   absl::flat_hash_map<Ticket, Waiting> waiting_;
 };
 
-// A PageSource that spends each account's RateBudget: a request waits (without a thread) until
-// its account has a token, then goes to `inner`; the answer's 429 / Retry-After / rate-limit
-// headers adapt the account's budget. Requests of unbudgeted accounts pass straight through.
-// A wait ends at once on cancellation (kCancelled) and fails at once with kDeadlineExceeded when
-// it could not end before the request's deadline. Callbacks run on `io`'s threads (or inner's),
-// never inside Fetch; `io` and `inner` must outlive this object and its fetches. Thread-safe.
-class RateLimitedPageSource final : public PageSource {
+// RateBudget of one process: BudgetBooks with a timer. A wait costs no thread: grants come from
+// the timer (on `io`'s threads) or from the Acquire or Answered call that frees one, through
+// io_context posts, never inside Acquire. `io` must outlive this object and its waits. Thread-safe.
+class LocalRateBudget final : public RateBudget {
  public:
-  RateLimitedPageSource(boost::asio::io_context& io, PageSource& inner, RateBudgetOptions options);
+  LocalRateBudget(boost::asio::io_context& io, RateBudgetOptions options);
 
-  void Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel, Callback done) override;
+  bool Limited(std::string_view account) const override;
+  void Acquire(Ask ask, std::shared_ptr<Cancellation> cancel, Callback done) override;
+  void Answered(std::string_view account, const RateLimitFacts& facts) override;
 
-  // Requests that were queued for a token (not granted when they came in), and 429s seen.
-  int64_t waits() const;
-  int64_t throttled() const;
+  // For tests: grants that were queued (no request was free when asked).
+  int64_t queued() const;
 
  private:
   struct Pending {
-    PageRequest request;
+    Ask ask;
     std::shared_ptr<Cancellation> cancel;
     Cancellation::Handle handle = 0;
     Callback done;
     absl::Time since;
-    bool queued = false;  // no token was free when it came in
+    bool queued = false;  // no request was free when it was asked
   };
-  // Grants what may go, fails what waited past its deadline, and arms the timer for what is next.
+  // Grants what may go, refuses what waited past its deadline, and arms the timer for what is next.
   void Tick();
   void Arm();  // sets the timer to armed_, on strand_
-  void Send(Pending pending);
-  void CancelWait(RateBudget::Ticket ticket);
+  void CancelWait(BudgetBooks::Ticket ticket);
+  void Post(Callback done, Decision decision);
 
   boost::asio::io_context& io_;
-  PageSource& inner_;
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::steady_timer timer_;  // used on strand_ only
   mutable absl::Mutex mu_;
-  RateBudget budget_ ABSL_GUARDED_BY(mu_);
-  RateBudget::Ticket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<RateBudget::Ticket, Pending> pending_ ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<absl::Time, RateBudget::Ticket>> deadlines_ ABSL_GUARDED_BY(mu_);
+  BudgetBooks books_ ABSL_GUARDED_BY(mu_);
+  BudgetBooks::Ticket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<BudgetBooks::Ticket, Pending> pending_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Time, BudgetBooks::Ticket>> deadlines_ ABSL_GUARDED_BY(mu_);
   absl::Time armed_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  int64_t waits_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t throttled_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t queued_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace contacts::gateway
 
-#endif  // CONTACTS_GATEWAY_SERVER_STREAM_RATE_BUDGET_H_
+#endif  // CONTACTS_GATEWAY_SERVER_STREAM_LOCAL_RATE_BUDGET_H_

@@ -1,0 +1,106 @@
+#include "server/stream/prefetch_window.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace contacts::gateway {
+
+PrefetchWindow::PrefetchWindow(Options options, ResumePoint start)
+    : options_(options),
+      pager_(options.pager, start),
+      resumed_at_(start.delivered),
+      delivered_(start.delivered),
+      next_offset_(start.next_offset),
+      last_ids_(start.last_ids.begin(), start.last_ids.end()) {
+  if (pager_.done()) end_ = absl::OkStatus();  // max_contacts reached before this call
+}
+
+std::vector<PrefetchWindow::Fetch> PrefetchWindow::Refill() {
+  std::vector<Fetch> out;
+  if (end_) return out;
+  const size_t page = static_cast<size_t>(std::max(1, options_.pager.page_size));
+  const size_t window = static_cast<size_t>(std::max(1, options_.window));
+  for (;;) {
+    std::optional<Pager::Request> next =
+        slots_.empty() ? pager_.Next() : pager_.Ahead(static_cast<int>(slots_.size()));
+    const size_t buffered = (ready_count_ + page - 1) / page;
+    if (!next || slots_.size() + buffered >= window) break;
+    slots_.push_back(Slot{++last_slot_, *next, std::nullopt});
+    out.push_back(Fetch{last_slot_, *next, last_slot_ == 1});
+  }
+  return out;
+}
+
+void PrefetchWindow::Accept(uint64_t slot, PageResult answer) {
+  auto it =
+      std::find_if(slots_.begin(), slots_.end(), [slot](const Slot& s) { return s.id == slot; });
+  if (it != slots_.end()) {
+    it->answer = std::move(answer);
+    ++pages_;
+  }
+  while (!slots_.empty() && slots_.front().answer && !end_) {
+    Slot front = std::move(slots_.front());
+    slots_.pop_front();
+    if (std::optional<Pager::Request> expected = pager_.Next();
+        !expected || !(front.asked == *expected)) {
+      // Prefetched for a list that then shifted: Refill asks again from where the Pager is now.
+      slots_.clear();
+      break;
+    }
+    PageResult& result = *front.answer;
+    if (!result.page.ok()) {
+      end_ = result.page.status();
+      end_facts_ = result.rate_limit;
+      break;
+    }
+    const size_t before = ready_.size();
+    absl::Status accepted = pager_.Accept(front.asked, *result.page, &ready_);
+    for (size_t i = before; i < ready_.size(); ++i) ready_count_ += ready_[i].size();
+    if (!accepted.ok()) {
+      end_ = accepted;
+    } else if (pager_.done()) {
+      end_ = absl::OkStatus();
+    }
+  }
+  if (end_) slots_.clear();
+}
+
+std::vector<ContactRun> PrefetchWindow::Take(size_t max_contacts, size_t max_bytes) {
+  std::vector<ContactRun> out;
+  size_t count = 0;
+  size_t bytes = 0;
+  while (!ready_.empty() && count < max_contacts && bytes < max_bytes) {
+    ContactRun& run = ready_.front();
+    size_t end = run.begin;
+    while (end < run.end && count < max_contacts && bytes < max_bytes) {
+      bytes += run.contacts.wire(end, end + 1).size();
+      ++end;
+      ++count;
+    }
+    out.push_back(ContactRun{run.contacts, run.begin, end, run.skip});
+    for (size_t i = end - std::min(end - run.begin, kMaxResumeIds); i < end; ++i) {
+      last_ids_.emplace_back(run.contacts.id(i));
+      if (last_ids_.size() > kMaxResumeIds) last_ids_.pop_front();
+    }
+    next_offset_ = run.next_offset(end - 1);
+    run.begin = end;
+    if (run.begin == run.end) ready_.pop_front();
+  }
+  ready_count_ -= count;
+  delivered_ += static_cast<int64_t>(count);
+  return out;
+}
+
+ResumePoint PrefetchWindow::resume_point() const {
+  return ResumePoint{next_offset_, delivered_,
+                     std::vector<std::string>(last_ids_.begin(), last_ids_.end())};
+}
+
+void PrefetchWindow::Stop(absl::Status status) {
+  if (!end_) end_ = std::move(status);
+  slots_.clear();
+  ready_.clear();
+  ready_count_ = 0;
+}
+
+}  // namespace contacts::gateway
