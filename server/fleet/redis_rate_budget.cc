@@ -41,6 +41,7 @@ struct RedisRateBudget::Account {
     std::deque<uint64_t> waiters;  // oldest first
     bool reserving = false;        // a slot asked for or held: no second one
   };
+  int64_t per_minute = 1;
   absl::Duration interval;        // between grants at the account's full rate
   std::deque<uint64_t> rotation;  // owners with waiting requests, whose turn comes first first
   absl::flat_hash_map<uint64_t, Owner> owners;
@@ -82,7 +83,12 @@ bool RedisRateBudget::Limited(std::string_view account) const {
 }
 
 absl::Duration RedisRateBudget::Share(const Account& account) const {
-  return account.interval * shared_.fleet_size();
+  // Whole requests per minute each, rounded down: N replicas spaced 60 s / (per_minute / N) apart
+  // never hold more than per_minute requests in any minute together, whatever their phases
+  // (spaced N intervals apart, each could hold one more whenever N does not divide per_minute).
+  const int64_t replicas = shared_.fleet_size();
+  const int64_t each = account.per_minute / replicas;
+  return each >= 1 ? absl::Minutes(1) / each : account.interval * replicas;
 }
 
 RedisRateBudget::Account& RedisRateBudget::Get(const std::string& name) {
@@ -106,7 +112,8 @@ RedisRateBudget::Account& RedisRateBudget::Get(const std::string& name) {
   const int64_t per_minute =
       limit == options_.per_account.end() ? options_.per_minute : limit->second;
   auto account = std::make_unique<Account>();
-  account->interval = absl::Minutes(1) / std::max<int64_t>(1, per_minute);
+  account->per_minute = std::max<int64_t>(1, per_minute);
+  account->interval = absl::Minutes(1) / account->per_minute;
   return *accounts_.emplace(name, std::move(account)).first->second;
 }
 
@@ -186,14 +193,12 @@ void RedisRateBudget::Reserve(const std::string& name, Account& account, uint64_
   }
   const absl::Time now = absl::Now();
   const absl::Time deadline = waiters_.at(waiter)->ask.deadline;
-  absl::Duration not_before = absl::ZeroDuration();
-  if (mode == SharedState::Mode::kRejoining) {
-    // Replicas that are still on their own keep to their share: so does this one, until all
-    // are back. The slot on its own schedule is taken now.
-    const absl::Time start = std::max(now, account.local_next);
-    account.local_next = start + Share(account);
-    not_before = start - now;
-  }
+  // Not before the replica's own schedule: while replicas rejoin, those still on their own keep to
+  // their share, and so does this one (its slot on that schedule is taken now); just after, the
+  // fleet's schedule in Redis may not know the slots it took on its own.
+  const absl::Time start = std::max(now, account.local_next);
+  if (mode == SharedState::Mode::kRejoining) account.local_next = start + Share(account);
+  const absl::Duration not_before = start - now;
   const absl::Duration tau = account.interval * (std::max(1, options_.burst) - 1);
   shared_.redis().Eval(
       grant_, {BudgetKey(shared_.prefix(), name)},

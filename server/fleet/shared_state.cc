@@ -111,29 +111,30 @@ void SharedState::Connection(bool commands, bool up, const absl::Status& why) {
   if (stopped_) return;
   const bool was_up = commands_up_ && subscriber_up_;
   (commands ? commands_up_ : subscriber_up_) = up;
-  const bool now_up = commands_up_ && subscriber_up_;
-  if (!was_up && now_up) {
-    up_since_ = absl::Now();
-    // Replicas that lost Redis with this one may still keep to their share on their own: rejoin
-    // until as many replicas heartbeat again as there were (none to wait for when this replica
-    // has never been on its own).
-    if (!served_alone_) size_before_ = 0;
-    ever_up_ = true;
-    SetMode(Mode::kRejoining, absl::OkStatus());
+  if (!was_up && commands_up_ && subscriber_up_) {
+    // Connected: the replica joins once a heartbeat (a write) has gone through (Counted), so a
+    // server that takes no writes, such as a read-only replica, is never taken for shared state.
     Heartbeat();
-  } else if (!up) {
-    size_before_ = fleet_size();  // as last known (heartbeats do not count while away)
+    return;
+  }
+  if (up) return;
+  if (mode_.load() != Mode::kLocal) {
+    size_before_ = fleet_size();  // as last known: heartbeats do not count while away
     served_alone_ = true;
-    if (was_up) {
-      SetMode(Mode::kLocal, why);
-    } else if (!ever_up_ && !told_unavailable_) {
-      told_unavailable_ = true;  // not connected since the start: say why, once
-      Log(Severity::kWarning,
-          absl::StrCat("shared state unavailable (", why.message(),
-                       "): each replica keeps to its share (1/", fleet_size(),
-                       ") of every account's upstream rate and fetches pages without sharing "
-                       "until Redis answers"));
-    }
+    SetMode(Mode::kLocal, why);
+    return;
+  }
+  if (!served_alone_) {
+    served_alone_ = true;
+    size_before_ = fleet_size();
+  }
+  if (!ever_up_ && !told_unavailable_) {
+    told_unavailable_ = true;  // not connected since the start: say why, once
+    Log(Severity::kWarning,
+        absl::StrCat("shared state unavailable (", why.message(),
+                     "): each replica keeps to its share (1/", fleet_size(),
+                     ") of every account's upstream rate and fetches pages without sharing "
+                     "until Redis answers"));
   }
 }
 
@@ -158,10 +159,6 @@ void SharedState::Heartbeat() {
   }
   // A subscriber that stopped answering is only noticed by asking it something.
   if (subscriber_up_) subscriber_->Command({"PING"}, [](absl::StatusOr<RedisReply>) {});
-  if (mode_.load() == Mode::kRejoining &&
-      absl::Now() - up_since_ >= 3 * options_.heartbeat_interval) {
-    SetMode(Mode::kShared, absl::OkStatus());  // who has not come back by now is gone
-  }
   heartbeat_timer_.expires_after(absl::ToChronoNanoseconds(options_.heartbeat_interval));
   heartbeat_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) Heartbeat();
@@ -169,15 +166,27 @@ void SharedState::Heartbeat() {
 }
 
 void SharedState::Counted(int64_t replicas) {
-  if (stopped_ || mode_.load() == Mode::kLocal) return;
-  const int64_t size = std::max(replicas, options_.min_replicas);
+  if (stopped_ || !commands_up_ || !subscriber_up_) return;
+  const absl::Time now = absl::Now();
+  if (mode_.load() == Mode::kLocal) {
+    // Replicas that lost Redis with this one may still keep to their share on their own: rejoin
+    // until as many replicas heartbeat again as there were, or a heartbeat TTL has passed (who
+    // is not back by then is gone). Nobody to wait for if this replica was never on its own.
+    joined_ = now;
+    if (!served_alone_) size_before_ = 0;
+    ever_up_ = true;
+    SetMode(Mode::kRejoining, absl::OkStatus());
+  }
+  const bool rejoined =
+      replicas >= size_before_ || now - joined_ >= 3 * options_.heartbeat_interval;
+  // While rejoining, shares stay those of the fleet as it was: a Redis restarted empty counts
+  // only the replicas back so far.
+  int64_t size = std::max(replicas, options_.min_replicas);
+  if (!rejoined) size = std::max(size, size_before_);
   fleet_size_.store(size, std::memory_order_release);
   Metrics().shared_state_replicas.Add(size - reported_replicas_);
   reported_replicas_ = size;
-  if (mode_.load() == Mode::kRejoining && commands_up_ && subscriber_up_ &&
-      replicas >= size_before_) {
-    SetMode(Mode::kShared, absl::OkStatus());
-  }
+  if (rejoined) SetMode(Mode::kShared, absl::OkStatus());
 }
 
 void SharedState::SetMode(Mode mode, const absl::Status& why) {

@@ -95,7 +95,7 @@ class SharedState {
   bool told_unavailable_ = false;  // logged that Redis is not there from the start
   int64_t size_before_ = 0;        // the fleet's size when Redis went away
   int64_t reported_replicas_ = 0;  // in contacts_gateway_shared_state_replicas
-  absl::Time up_since_;            // both connections up since
+  absl::Time joined_;              // when the first heartbeat after connecting went through
 };
 
 }  // namespace contacts::gateway
