@@ -20,7 +20,7 @@ namespace contacts::gateway {
 struct FleetBudgetOptions {
   int64_t per_minute = 60;  // upstream requests per minute per account, fleet-wide; 0 = no budget
   int32_t burst = 1;        // requests an account may send at once after a quiet spell
-  absl::flat_hash_map<std::string, int64_t> per_account;  // overrides of per_minute
+  absl::flat_hash_map<std::string, int64_t> per_account{};  // overrides of per_minute
 };
 
 // The upstream's budget per account, spent by every replica together through Redis (GCRA on

@@ -327,11 +327,12 @@ TEST_F(FleetTest, StreamsOfOneListShareTheirPagesAcrossGateways) {
   int64_t last_seq = 0;
   for (const SimRequest& r : RequestsOf(*sim_)) {
     last_seq = r.seq;
-    PageRequest page{.stream_id = "st-cut",
-                     .list_id = list,
-                     .account_id = "acct-a",
-                     .skip = r.skip,
-                     .limit = static_cast<int32_t>(r.limit)};
+    PageRequest page;
+    page.stream_id = "st-cut";
+    page.list_id = list;
+    page.account_id = "acct-a";
+    page.skip = r.skip;
+    page.limit = static_cast<int32_t>(r.limit);
     page.credentials.app_id = kAppId;
     const std::string key = PageDataKey("contacts-gateway:", RedisPageStore::Digest(PageKey(page)));
     if (r.list == list && redis_->Cli({"EXISTS", key}) == "1") stored.insert({r.skip, r.limit});
