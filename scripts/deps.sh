@@ -6,7 +6,7 @@
 #                            (npm), the manifest checks: yamllint, kubernetes-models + yaml (npm),
 #                            kubectl; and redis-server for the shared-state tests
 #   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap
-#   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts
+#   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts, and redis-server for B7
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev protobuf-compiler-grpc
@@ -23,7 +23,7 @@ fi
 if [[ ${1:-} == --image ]]; then
   packages+=(podman runc debootstrap uidmap)
 fi
-if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox); fi
+if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox redis-server); fi
 
 missing=()
 for p in "${packages[@]}"; do
