@@ -11,11 +11,10 @@
 # Environment: BENCH_RUNS (default 5), BENCH_BUILD_DIR (default build-release), BENCH_B1_CONTACTS
 #   (B1's list size, default 1000000; B2's is a fifth), BENCH_B4_RATE (600/min), BENCH_B4_SECONDS
 #   (20), BENCH_B5_STREAMS (10000): smaller values for a quick check on a busy machine.
-#   BENCH_BASELINE=1  for a gateway without the request-budget flags (from before the request
-#                     budget and page cache): run without them. Otherwise every benchmark needs
-#                     them (all but B4's budget part run with --rate-limit 0) and a gateway lacking
-#                     one fails at once, naming it. (B2's baseline_server is another baseline:
-#                     gRPC alone.)
+#   BENCH_BASELINE=1  for a gateway without the rate budget and page cache flags: run without
+#                     them. Otherwise every benchmark needs them (all but B4's budget part run with
+#                     --rate-limit 0) and a gateway lacking one fails at once, naming it. (B2's
+#                     baseline_server is another baseline: gRPC alone.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${BENCH_RUNS:-5}
@@ -99,7 +98,7 @@ budget_flags() {  # sets no_limit: the gateway flags that turn the request budge
   [[ -z ${BENCH_BASELINE:-} ]] || return 0
   local f
   for f in --rate-limit --rate-limit-burst --page-cache-bytes; do
-    has_flag $f || die "contacts-gateway has no $f flag: this build lacks the request budget and page cache (BENCH_BASELINE=1 measures the baseline without them)"
+    has_flag $f || die "contacts-gateway has no $f flag: this build lacks the rate budget and page cache (BENCH_BASELINE=1 measures the baseline without them)"
   done
   no_limit=(--rate-limit 0)
 }
@@ -170,7 +169,7 @@ print("%g" % (json.load(sys.stdin)["benchmarks"][0]["cpu_time"] / 1000))'
 
 has_flag() { grep -q -- "$1[ =]" <("$gw" --help); }  # not a pipe: grep -q would SIGPIPE --help
 features() {
-  if has_flag --rate-limit; then echo "request budget and page cache"; else echo "baseline (before the request budget and page cache)"; fi
+  if has_flag --rate-limit; then echo "rate budget + page cache"; else echo "baseline (no rate budget or page cache)"; fi
 }
 
 begin() {  # begin NAME: starts bench/results/NAME_raw.tsv

@@ -4,8 +4,10 @@
 #                            GoogleTest, ..., and the googleapis .proto files (npm google-proto-files)
 #   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, Go with grpc-go, buf + grpc-js
 #                            (npm), the manifest checks: yamllint, kubernetes-models + yaml (npm),
-#                            kubectl; and redis-server for the shared-state tests
-#   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap
+#                            kubectl, prometheus (promtool and the server, for tests/monitoring),
+#                            and redis-server for the shared-state tests
+#   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap,
+#                            catatonit
 #   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts, and redis-server for B7
 set -euo pipefail
 
@@ -15,13 +17,14 @@ packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev
 command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
 if [[ ${1:-} == --test ]]; then
   packages+=(nlohmann-json3-dev rapidjson-dev python3
-    python3-grpcio clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint redis-server)
+    python3-grpcio python3-h2 clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev yamllint prometheus
+    redis-server)
   # examples/go (GOPATH mode, offline). protobuf 1.5 named: grpc-go would pull in the older 1.3.
   packages+=(golang-go golang-google-grpc-dev golang-google-genproto-dev golang-google-protobuf-dev
     golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc)
 fi
 if [[ ${1:-} == --image ]]; then
-  packages+=(podman runc debootstrap uidmap)
+  packages+=(podman runc debootstrap uidmap catatonit)  # catatonit: kube play's pause image
 fi
 if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox redis-server); fi
 
@@ -43,8 +46,10 @@ node_dir=${CONTACTS_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/contacts-gateway/n
 npm_packages=(google-proto-files@5.0.3)
 npm_wanted=(google-proto-files/google/rpc/error_details.proto)
 # Test: buf (proto lint, reflection calls), the Node example's libraries, the manifest checks' models.
-npm_test=(@bufbuild/buf@1 @grpc/grpc-js@1 @grpc/proto-loader@0 protobufjs@7 kubernetes-models@5.1.0 yaml@2)
-npm_test_wanted=(.bin/buf @grpc/grpc-js @grpc/proto-loader protobufjs kubernetes-models yaml)
+npm_test=(@bufbuild/buf@1 @grpc/grpc-js@1 @grpc/proto-loader@0 protobufjs@7 kubernetes-models@5.1.0
+  @kubernetes-models/prometheus-operator@6.0.0 yaml@2)
+npm_test_wanted=(.bin/buf @grpc/grpc-js @grpc/proto-loader protobufjs kubernetes-models
+  @kubernetes-models/prometheus-operator yaml)
 keep_test=0
 for p in "${npm_test_wanted[@]}"; do [[ -e $node_dir/node_modules/$p ]] && keep_test=1; done
 if [[ ${1:-} == --test ]]; then

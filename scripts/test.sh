@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test (CTest): unit, integration (real kore-sim, TLS, gRPC),
 # proto lint, reflection and health via buf curl, the end-to-end CLI run, the Kubernetes manifest
-# checks; then the container image (scripts/image-test.sh), the same suite under AddressSanitizer +
+# checks; then the container image and the dev overlay under podman kube play (scripts/image-test.sh,
+# about a minute once the image is cached), the same suite under AddressSanitizer +
 # UBSan and under ThreadSanitizer, and 30 s of each fuzzer.
 # Installs what is missing first (Debian 12, apt + npm). CTest arguments apply to the first step.
 #   CONTACTS_TEST_QUICK=1 scripts/test.sh   only the first step (no image, sanitizers or fuzzing)

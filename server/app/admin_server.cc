@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -122,7 +123,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   boost::system::error_code ec;
   tcp::resolver resolver(server->io_);
   tcp::resolver::results_type endpoints =
-      resolver.resolve(host.empty() ? "0.0.0.0" : host, listen.substr(colon + 1),
+      resolver.resolve(host.empty() ? "::" : host, listen.substr(colon + 1),
                        tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || endpoints.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("admin address ", listen, ": ", ec.message()));
@@ -132,7 +133,15 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   server->state_->serving = std::move(serving);
   tcp::acceptor& acceptor = server->state_->acceptor;
   tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  // [::] takes IPv4 connections too (v6_only off); on a host without IPv6, 0.0.0.0 instead.
+  const bool any_v6 = endpoint.address().is_v6() && endpoint.address().is_unspecified();
   acceptor.open(endpoint.protocol(), ec);
+  if (ec && any_v6) {
+    endpoint = tcp::endpoint(tcp::v4(), endpoint.port());
+    ec.clear();
+    acceptor.open(endpoint.protocol(), ec);
+  }
+  if (!ec && endpoint.address().is_v6()) acceptor.set_option(asio::ip::v6_only(!any_v6), ec);
   if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);

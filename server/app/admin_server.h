@@ -17,8 +17,8 @@ namespace contacts::gateway {
 // a request, 16 connections at once (more are closed at once).
 class AdminServer {
  public:
-  // `listen` is HOST:PORT (port 0 picks a free one). Errors: kInvalidArgument for a bad address,
-  // kUnavailable when it cannot listen.
+  // `listen` is HOST:PORT (port 0 picks a free one); [::] (or no host) takes IPv6 and IPv4. Errors:
+  // kInvalidArgument for a bad address, kUnavailable when it cannot listen.
   static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const std::string& listen,
                                                             std::function<std::string()> metrics,
                                                             std::function<bool()> serving);

@@ -113,15 +113,16 @@ std::string ReadSecretFile(const std::string& path, std::string* out) {
 // flags, and splitting it would only scatter them.
 const std::vector<Setting>& Settings() {
   static const auto* settings = new std::vector<Setting>{
-      {"listen", "HOST:PORT", "Address to serve gRPC on; port 0 picks a free port.",
+      {"listen", "HOST:PORT",
+       "Address to serve gRPC on; [::] is every IPv6 and IPv4 address, port 0 picks a free port.",
        STRING(listen)},
       {"max-connection-age", "DURATION",
        "Close client connections after this age (GOAWAY, with +-10% jitter) so that clients "
-       "reconnect "
-       "and spread over new replicas; 0 = never.",
+       "reconnect and spread over new replicas; calls in flight go on. 0 = never.",
        DURATION(connections.max_age)},
       {"max-connection-age-grace", "DURATION",
-       "Time calls in flight get after that GOAWAY before they are cut.",
+       "Time calls in flight get after that GOAWAY before they are cut; inf (the default) never "
+       "cuts them: a stream of hours is not ended by connection aging.",
        DURATION(connections.max_age_grace)},
       {"keepalive-min-ping-interval", "DURATION",
        "Shortest interval between client keepalive pings accepted; a client pinging more often is "
@@ -137,6 +138,15 @@ const std::vector<Setting>& Settings() {
        "free "
        "port, empty turns it off.",
        STRING(admin_listen)},
+      {"probe-listen", "HOST:PORT",
+       "Address of a plaintext gRPC port that serves only grpc.health.v1 (the same statuses as "
+       "--listen), for Kubernetes gRPC probes while --listen serves TLS, e.g. [::]:50052; empty: "
+       "none.",
+       STRING(probe_listen)},
+      {"metrics-accounts", "N",
+       "Label the per-account metrics (429s, rate budget waits) with the first N accounts seen; "
+       "later accounts are counted as account=\"(other)\"; 0 = no per-account series.",
+       INT(metrics_accounts, 0, 1000)},
       {"upstream", "URL",
        "Kore.ai base URL, e.g. https://platform.kore.ai (regional and on-prem hosts too).",
        STRING(upstream.http.base_url)},
@@ -403,6 +413,10 @@ absl::Status Check(const Config& c) {
     }
   } else if (c.shared_state.pages) {
     return absl::InvalidArgumentError("--shared-state-pages needs --shared-state");
+  }
+  if (!c.probe_listen.empty() && c.probe_listen.rfind(':') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--probe-listen: expected HOST:PORT, or empty for none (got \"", c.probe_listen, "\")"));
   }
   if (absl::StatusOr<BaseUrl> url =
           ParseBaseUrl(c.upstream.http.base_url, c.upstream.http.allow_plain_http);

@@ -22,8 +22,10 @@ namespace contacts::gateway {
 // reconnect, so that Kubernetes spreads long-lived clients over new pods; the keepalive rules
 // accept what grpc-go and grpc-java clients may send (their keepalive time is at least 10 s).
 struct ConnectionOptions {
-  absl::Duration max_age = absl::Minutes(5);             // then GOAWAY; 0 = never
-  absl::Duration max_age_grace = absl::Seconds(20);      // for calls in flight after that GOAWAY
+  absl::Duration max_age = absl::Minutes(5);  // then GOAWAY; 0 = never
+  // For calls in flight after that GOAWAY: unlimited, so that aging only moves new calls to other
+  // pods and never cuts an hours-long stream (gRFC A9's default); a drain still bounds shutdown.
+  absl::Duration max_age_grace = absl::InfiniteDuration();
   absl::Duration min_ping_interval = absl::Seconds(10);  // clients pinging more often are cut off
   bool permit_pings_without_calls = true;
   int max_concurrent_streams = 100;  // per connection
@@ -57,9 +59,16 @@ struct SharedStateConfig {
 
 // Everything contacts-gateway can be told, with its defaults.
 struct Config {
-  std::string listen = "0.0.0.0:50051";
+  // "[::]" listens on IPv6 and IPv4 alike (IPv4 only where the host has no IPv6).
+  std::string listen = "[::]:50051";
   ConnectionOptions connections;
-  std::string admin_listen = "0.0.0.0:9090";  // empty: no admin port
+  std::string admin_listen = "[::]:9090";  // empty: no admin port
+  // Plaintext gRPC health only, for kubelet probes while `listen` serves TLS; empty: none. Off by
+  // default: a fixed port would collide where several gateways share a host (tests, benchmarks);
+  // deploy/k8s sets [::]:50052.
+  std::string probe_listen;
+  // Per-account metric series for the first N accounts seen (later ones as "_other"); 0 = none.
+  int metrics_accounts = 0;
   KoreClientOptions upstream;
   RetryOptions retry;
   RateBudgetOptions rate;

@@ -13,7 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "grpc/health/v1/health.pb.h"
+#include "server/core/error_reason.h"
 #include "server/core/log.h"
+#include "server/core/metrics.h"
 #include "server/core/sync.h"
 #include "server/fleet/redis_page_store.h"
 #include "server/fleet/redis_rate_budget.h"
@@ -61,10 +63,28 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   return grpc::experimental::TlsServerCredentials(options);
 }
 
+// Sets a ServerBuilder's plugins: reflection on the main server, none on the probe server (which
+// serves health only). Replaces gRPC's process-wide plugin registration, which would put
+// reflection on every server.
+class Plugins final : public grpc::ServerBuilderOption {
+ public:
+  explicit Plugins(bool reflection) : reflection_(reflection) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->clear();
+    if (reflection_)
+      plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+  }
+
+ private:
+  const bool reflection_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config& config) {
   std::unique_ptr<GatewayServer> gateway(new GatewayServer());
+  Metrics().SetAccountLabels(config.metrics_accounts);
   absl::StatusOr<std::unique_ptr<KoreClient>> client =
       KoreClient::Create(gateway->io_, config.upstream);
   if (!client.ok()) return client.status();
@@ -111,8 +131,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   // Reflection serves the descriptors linked into this binary; referencing the health proto keeps
   // its descriptor linked, so `describe grpc.health.v1.Health` works.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::EnableDefaultHealthCheckService(true);  // one health service per server
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials =
       ServerCredentials(config.tls);
   if (!server_credentials.ok()) return server_credentials.status();
@@ -134,6 +153,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   // enough for ~100 one-contact messages, small enough that a stream whose caller stopped reading
   // holds little beyond its flow-control window.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, kWriteBufferBytes);
+  builder.SetOption(std::make_unique<Plugins>(/*reflection=*/true));
   builder.RegisterService(gateway->service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<GrpcMetricsInterceptorFactory>(Metrics()));
@@ -143,10 +163,22 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
     gateway->Shutdown(absl::ZeroDuration());
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
   }
-  grpc::HealthCheckServiceInterface* health = gateway->server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus(contacts::v1::ContactService::service_full_name(), true);
-  health->SetServingStatus(kLivenessService, true);
+  if (!config.probe_listen.empty()) {
+    grpc::ServerBuilder probe;
+    probe.AddListeningPort(config.probe_listen, grpc::InsecureServerCredentials(),
+                           &gateway->probe_port_);
+    probe.SetOption(std::make_unique<Plugins>(/*reflection=*/false));
+    probe.RegisterCallbackGenericService(&gateway->probe_fallback_);
+    gateway->probe_server_ = probe.BuildAndStart();
+    if (!gateway->probe_server_ || gateway->probe_port_ == 0) {
+      gateway->Shutdown(absl::ZeroDuration());
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", config.probe_listen));
+    }
+  }
+  for (grpc::Server* server : {gateway->server_.get(), gateway->probe_server_.get()}) {
+    if (server) server->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
+  }
+  gateway->SetReady(true);
   return gateway;
 }
 
@@ -183,6 +215,15 @@ absl::Status GatewayServer::ShareThroughRedis(const Config& config) {
   return absl::OkStatus();
 }
 
+void GatewayServer::SetReady(bool ready) {
+  for (grpc::Server* server : {server_.get(), probe_server_.get()}) {
+    if (server == nullptr) continue;
+    grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+    health->SetServingStatus("", ready);
+    health->SetServingStatus(contacts::v1::ContactService::service_full_name(), ready);
+  }
+}
+
 GatewayServer::~GatewayServer() { Shutdown(absl::ZeroDuration()); }
 
 void GatewayServer::Shutdown(absl::Duration drain) {
@@ -190,9 +231,8 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   stopped_ = true;
   if (server_) {
     // Readiness goes NOT_SERVING at once; liveness stays SERVING until the process exits.
-    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-    health->SetServingStatus("", false);
-    health->SetServingStatus(contacts::v1::ContactService::service_full_name(), false);
+    SetReady(false);
+    Metrics().draining.Set(1);
     // When the drain time is up, end what still runs with UNAVAILABLE, which callers resume,
     // before gRPC's own deadline would cancel it (CANCELLED is not retried by clients).
     absl::Notification stopped;
@@ -200,8 +240,9 @@ void GatewayServer::Shutdown(absl::Duration drain) {
       if (stopped.WaitForNotificationWithTimeout(drain)) return;
       Log(Severity::kInfo, absl::StrCat("drain time over: ending ", service_->active_streams(),
                                         " stream(s) with UNAVAILABLE"));
-      service_->AbortAll(absl::UnavailableError(
-          "the gateway is shutting down; resume with the last resume_token"));
+      service_->AbortAll(WithReason(
+          absl::UnavailableError("the gateway is shutting down; resume with the last resume_token"),
+          reason::kGatewayDraining));
     });
     server_->Shutdown(absl::ToChronoTime(absl::Now() + drain + absl::Seconds(2)));
     server_->Wait();
@@ -209,6 +250,11 @@ void GatewayServer::Shutdown(absl::Duration drain) {
         service_.get());  // every reactor's OnDone has returned (StreamContactsReactor::OnDone)
     stopped.Notify();
     drainer.join();
+  }
+  // Probes see readiness NOT_SERVING (and liveness SERVING) until the drain is over.
+  if (probe_server_) {
+    probe_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    probe_server_->Wait();
   }
   if (shared_) shared_->Stop();  // leaves the fleet and closes its Redis connections
   // Let what is already queued run (cancelled fetches hand their streams back), then stop.

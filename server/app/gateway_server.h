@@ -1,6 +1,7 @@
 #ifndef CONTACTS_GATEWAY_SERVER_APP_GATEWAY_SERVER_H_
 #define CONTACTS_GATEWAY_SERVER_APP_GATEWAY_SERVER_H_
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -21,7 +22,9 @@ namespace contacts::gateway {
 // The whole gateway in one object: the upstream I/O threads, the KoreClient, the credentials and
 // who may use them, and the gRPC server (plaintext, TLS or mTLS) with ContactService, health and
 // reflection. Health serves readiness as "" and "contacts.v1.ContactService" (NOT_SERVING from the
-// start of a drain) and liveness as kLivenessService (SERVING until the process ends).
+// start of a drain) and liveness as kLivenessService (SERVING until the process ends). With
+// Config::probe_listen a second, plaintext gRPC server serves the same health statuses and nothing
+// else, for kubelet probes (they cannot speak TLS); it stops after the main server.
 // Tests start it on port 0 in-process; main.cc runs one until a signal.
 class GatewayServer {
  public:
@@ -32,6 +35,7 @@ class GatewayServer {
   ~GatewayServer();
 
   int port() const { return port_; }
+  int probe_port() const { return probe_port_; }  // 0 without a probe port
 
   // Readiness goes NOT_SERVING at once and new calls are refused; streams in flight get until
   // `drain` to finish, then end with UNAVAILABLE and a resume token (see ContactService::AbortAll).
@@ -45,6 +49,8 @@ class GatewayServer {
   GatewayServer() = default;
   // rate_budget_ and store_ through Redis (--shared-state).
   absl::Status ShareThroughRedis(const Config& config);
+  // Sets the readiness services ("" and ContactService) on both servers' health services.
+  void SetReady(bool ready);
 
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
@@ -64,7 +70,12 @@ class GatewayServer {
   std::unique_ptr<Authorizer> authorizer_;  // null when the gateway mints nothing
   std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
+  // Answers UNIMPLEMENTED to every method but health's on the probe server (gRPC wants a
+  // callback service on a server before it adds its default health service).
+  grpc::CallbackGenericService probe_fallback_;
+  std::unique_ptr<grpc::Server> probe_server_;  // health only, plaintext; null without
   int port_ = 0;
+  int probe_port_ = 0;
   bool stopped_ = false;
 };
 

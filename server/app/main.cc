@@ -76,6 +76,10 @@ int main(int argc, char** argv) {
   LogReady(absl::StrCat(
       "contacts-gateway listening on ", HostPort(config->listen, (*gateway)->port()),
       config->tls.cert_file.empty() ? " (gRPC, plaintext)" : " (gRPC, TLS)",
+      (*gateway)->probe_port() != 0
+          ? absl::StrCat(", probe on ", HostPort(config->probe_listen, (*gateway)->probe_port()),
+                         " (gRPC health, plaintext)")
+          : "",
       admin ? absl::StrCat(", admin on ", HostPort(config->admin_listen, admin->port()),
                            " (/metrics, /healthz)")
             : ", no admin port",

@@ -46,6 +46,7 @@ inline constexpr char kInternal[] = "INTERNAL";
 }  // namespace reason
 
 inline constexpr char kReasonPayload[] = "contacts-gateway/reason";
+inline constexpr char kFieldPayload[] = "contacts-gateway/field";
 
 // `status` with its reason set (replacing any earlier one); OK stays OK.
 inline absl::Status WithReason(absl::Status status, std::string_view why) {
@@ -59,6 +60,29 @@ inline absl::Status WithReason(absl::Status status, std::string_view why) {
 inline std::string ReasonOf(const absl::Status& status) {
   auto why = status.GetPayload(kReasonPayload);
   return why ? std::string(*why) : std::string();
+}
+
+// `status` naming the request field that is wrong (for google.rpc.BadRequest); OK stays OK.
+inline absl::Status WithField(absl::Status status, std::string_view field) {
+  if (!status.ok()) {
+    status.SetPayload(kFieldPayload, absl::Cord(absl::string_view(field.data(), field.size())));
+  }
+  return status;
+}
+
+inline std::string FieldOf(const absl::Status& status) {
+  auto field = status.GetPayload(kFieldPayload);
+  return field ? std::string(*field) : std::string();
+}
+
+// A status of `code` with `message` that keeps `from`'s payloads (its reason, its field): for code
+// that rewords or recodes a failure on its way up.
+inline absl::Status Rewritten(const absl::Status& from, absl::StatusCode code,
+                              std::string_view message) {
+  absl::Status to(code, absl::string_view(message.data(), message.size()));
+  from.ForEachPayload(
+      [&to](absl::string_view url, const absl::Cord& payload) { to.SetPayload(url, payload); });
+  return to;
 }
 
 }  // namespace contacts::gateway

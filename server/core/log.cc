@@ -92,6 +92,8 @@ std::string FormatLogLine(absl::Time time, Severity severity, std::string_view m
   AppendField("stream_id", context.stream_id, &line);
   AppendField("list_id", context.list_id, &line);
   AppendField("account_id", context.account_id, &line);
+  AppendField("trace_id", context.trace_id, &line);
+  AppendField("span_id", context.span_id, &line);
   line += '}';
   return line;
 }

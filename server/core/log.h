@@ -10,12 +10,15 @@ namespace contacts::gateway {
 
 enum class Severity { kDebug, kInfo, kWarning, kError };
 
-// What a line is about; empty fields are left out of it.
+// What a line is about; empty fields are left out of it. Every member has an initializer, so that
+// designated initializers may leave any out.
 struct LogContext {
-  std::string request_id;  // the caller's x-request-id, or one the gateway made up
-  std::string stream_id;
-  std::string list_id;
-  std::string account_id;
+  std::string request_id{};  // the caller's x-request-id, or one the gateway made up
+  std::string stream_id{};
+  std::string list_id{};
+  std::string account_id{};
+  std::string trace_id{};  // W3C trace context (core/trace.h): the caller's trace, or a new one
+  std::string span_id{};   // the stream's own span
 };
 
 // One JSON object per line on stdout:

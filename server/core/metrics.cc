@@ -1,9 +1,23 @@
 #include "server/core/metrics.h"
 
-#include <algorithm>
+#include <dirent.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+
+#ifndef CONTACTS_VERSION
+#define CONTACTS_VERSION "unknown"
+#endif
+#ifndef CONTACTS_REVISION
+#define CONTACTS_REVISION "unknown"
+#endif
 
 namespace contacts::gateway {
 namespace {
@@ -113,8 +127,87 @@ template class Family<Histogram>;
 
 std::string Registry::Render() const {
   std::string out;
-  for (const std::unique_ptr<FamilyBase>& family : families_) family->Render(&out);
+  for (const std::unique_ptr<Collector>& collector : collectors_) collector->Render(&out);
   return out;
+}
+
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return "";
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+void Gather(absl::string_view name, absl::string_view type, absl::string_view help, double value,
+            std::string* out) {
+  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n", name, " ",
+                  absl::StrFormat("%.15g", value), "\n");
+}
+
+}  // namespace
+
+ProcessCollector::ProcessCollector(std::string proc, std::string self)
+    : proc_(std::move(proc)),
+      self_(std::move(self)),
+      ticks_per_second_(sysconf(_SC_CLK_TCK)),
+      page_bytes_(sysconf(_SC_PAGESIZE)) {}
+
+void ProcessCollector::Render(std::string* out) const {
+  const std::string dir = absl::StrCat(proc_, "/", self_);
+  // stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses, so fields are counted
+  // after the last ')': state is field 3, utime 14, stime 15, starttime 22, vsize 23, rss 24.
+  const std::string stat = ReadAll(dir + "/stat");
+  std::vector<absl::string_view> fields;
+  if (size_t paren = stat.rfind(')'); paren != std::string::npos) {
+    fields = absl::StrSplit(absl::string_view(stat).substr(paren + 1), ' ', absl::SkipEmpty());
+  }
+  auto field = [&fields](int number, double* value) {  // number as in proc(5)
+    size_t index = static_cast<size_t>(number - 3);
+    return index < fields.size() && absl::SimpleAtod(fields[index], value);
+  };
+  double utime = 0, stime = 0, start = 0, vsize = 0, rss = 0, boot = 0;
+  if (field(14, &utime) && field(15, &stime)) {
+    Gather("process_cpu_seconds_total", "counter",
+           "Total user and system CPU time spent in seconds.",
+           (utime + stime) / static_cast<double>(ticks_per_second_), out);
+  }
+  if (field(24, &rss)) {
+    Gather("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+           rss * static_cast<double>(page_bytes_), out);
+  }
+  if (field(23, &vsize)) {
+    Gather("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize, out);
+  }
+  if (DIR* fds = opendir((dir + "/fd").c_str())) {
+    int open = 0;
+    while (const dirent* entry = readdir(fds)) {
+      if (entry->d_name[0] != '.') ++open;
+    }
+    closedir(fds);
+    Gather("process_open_fds", "gauge", "Number of open file descriptors.", open, out);
+  }
+  for (absl::string_view line : absl::StrSplit(ReadAll(dir + "/limits"), '\n')) {
+    // "Max open files            1024                 4096                 files"
+    if (!absl::ConsumePrefix(&line, "Max open files")) continue;
+    std::vector<absl::string_view> limits = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    double soft = 0;
+    if (!limits.empty() && absl::SimpleAtod(limits[0], &soft)) {  // the soft limit
+      Gather("process_max_fds", "gauge", "Maximum number of open file descriptors.", soft, out);
+    }
+  }
+  for (absl::string_view line : absl::StrSplit(ReadAll(proc_ + "/stat"), '\n')) {
+    if (absl::ConsumePrefix(&line, "btime ")) {
+      (void)absl::SimpleAtod(line, &boot);
+    }
+  }
+  if (boot > 0 && field(22, &start)) {
+    Gather("process_start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.",
+           boot + start / static_cast<double>(ticks_per_second_), out);
+  }
 }
 
 namespace {
@@ -180,18 +273,77 @@ GatewayMetrics::GatewayMetrics()
               .Add<Gauge>("contacts_gateway_upstream_connections",
                           "Upstream connections open or opening, idle ones included.")
               .With({})),
-      shared_state_up(
+      stream_duration_seconds(
           registry
-              .Add<Gauge>("contacts_gateway_shared_state_up",
-                          "1 while the replicas share the upstream budget and pages through Redis "
-                          "(--shared-state), 0 while this one keeps to its share on its own.")
+              .Add<Histogram>("contacts_gateway_stream_duration_seconds",
+                              "StreamContacts calls from start to end, whatever the outcome.", {},
+                              {.1, 1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400,
+                               28800, 86400})
               .With({})),
-      shared_state_replicas(
+      first_message_seconds(
           registry
-              .Add<Gauge>("contacts_gateway_shared_state_replicas",
-                          "Gateway replicas sharing the budget, as their heartbeats in Redis last "
-                          "told (0 without --shared-state).")
-              .With({})) {}
+              .Add<Histogram>("contacts_gateway_stream_first_message_seconds",
+                              "Time from the start of a StreamContacts call to its first response "
+                              "message.",
+                              {}, {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120})
+              .With({})),
+      resumed_streams(registry
+                          .Add<Counter>("contacts_gateway_resumed_streams_total",
+                                        "StreamContacts calls that came with a resume token.")
+                          .With({})),
+      draining(registry
+                   .Add<Gauge>("contacts_gateway_draining",
+                               "1 from the start of a drain (SIGTERM) until the process exits.")
+                   .With({})),
+      account_throttled(registry.Add<Counter>(
+          "contacts_gateway_account_upstream_throttled_total",
+          "Upstream 429 answers, per account (--metrics-accounts; later accounts as \"(other)\").",
+          {"account"})),
+      account_budget_waits(registry.Add<Counter>(
+          "contacts_gateway_account_rate_budget_waits_total",
+          "Upstream requests that waited for the account's rate budget, per account "
+          "(--metrics-accounts; later accounts as \"(other)\").",
+          {"account"})),
+      build_info(registry.Add<Gauge>("contacts_gateway_build_info",
+                                     "The gateway's version and source revision; always 1.",
+                                     {"version", "revision"})),
+      shared_state_up(registry.Add<Gauge>(
+          "contacts_gateway_shared_state_up",
+          "With --shared-state: 1 while the replicas share the upstream budget and pages through "
+          "Redis, 0 while this one keeps to its share on its own.")),
+      shared_state_replicas(registry.Add<Gauge>(
+          "contacts_gateway_shared_state_replicas",
+          "With --shared-state: gateway replicas sharing the budget, as their heartbeats in Redis "
+          "last told.")) {
+  build_info.With({CONTACTS_VERSION, CONTACTS_REVISION}).Set(1);
+  registry.AddCollector(std::make_unique<ProcessCollector>());
+}
+
+void GatewayMetrics::SetAccountLabels(int accounts) {
+  absl::MutexLock lock(&accounts_mu_);
+  account_labels_ = static_cast<size_t>(std::max(accounts, 0));
+}
+
+std::string GatewayMetrics::AccountLabel(std::string_view account) {
+  absl::MutexLock lock(&accounts_mu_);
+  if (account_labels_ == 0) return "";
+  std::string label(account);
+  if (labelled_.contains(label)) return label;
+  if (labelled_.size() < account_labels_) return *labelled_.insert(std::move(label)).first;
+  return "(other)";
+}
+
+void GatewayMetrics::AccountThrottled(std::string_view account) {
+  if (std::string label = AccountLabel(account); !label.empty()) {
+    account_throttled.With({label}).Increment();
+  }
+}
+
+void GatewayMetrics::AccountBudgetWait(std::string_view account) {
+  if (std::string label = AccountLabel(account); !label.empty()) {
+    account_budget_waits.With({label}).Increment();
+  }
+}
 
 void GatewayMetrics::UpstreamExchange(std::string_view code, absl::Duration took) {
   upstream_requests.With({std::string(code)}).Increment();

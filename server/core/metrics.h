@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -32,6 +33,7 @@ class Counter {
 class Gauge {
  public:
   void Add(int64_t n) { value_.fetch_add(n, std::memory_order_relaxed); }
+  void Set(int64_t n) { value_.store(n, std::memory_order_relaxed); }
   int64_t value() const { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -60,17 +62,22 @@ class Histogram {
 inline const std::vector<double> kDefaultBuckets = {.005, .01, .025, .05, .1, .25,
                                                     .5,   1,   2.5,  5,   10};
 
+// Renders samples at scrape time; the Registry holds them in the order they were added.
+class Collector {
+ public:
+  virtual ~Collector() = default;
+  // Appends HELP, TYPE and the samples of every family it renders.
+  virtual void Render(std::string* out) const = 0;
+};
+
 // One metric name with its label names; a series per distinct tuple of label values.
-class FamilyBase {
+class FamilyBase : public Collector {
  public:
   FamilyBase(std::string name, std::string help, std::string type, std::vector<std::string> labels)
       : name_(std::move(name)),
         help_(std::move(help)),
         type_(std::move(type)),
         labels_(std::move(labels)) {}
-  virtual ~FamilyBase() = default;
-  // Appends HELP, TYPE and the samples of every series.
-  virtual void Render(std::string* out) const = 0;
 
  protected:
   using Values = std::vector<std::string>;
@@ -104,7 +111,24 @@ extern template class Family<Counter>;
 extern template class Family<Gauge>;
 extern template class Family<Histogram>;
 
-// Owns families and renders them in the order they were added.
+// The process_* metrics every Prometheus client library exports on Linux, read from procfs at
+// each scrape: process_cpu_seconds_total, process_resident_memory_bytes,
+// process_virtual_memory_bytes, process_open_fds, process_max_fds, process_start_time_seconds.
+// `proc` is procfs' mount point and `self` the process's directory in it (tests pass a fake
+// tree); a file that cannot be read leaves its metrics out of the scrape.
+class ProcessCollector final : public Collector {
+ public:
+  explicit ProcessCollector(std::string proc = "/proc", std::string self = "self");
+  void Render(std::string* out) const override;
+
+ private:
+  const std::string proc_;
+  const std::string self_;
+  const long ticks_per_second_;
+  const long page_bytes_;
+};
+
+// Owns families and collectors and renders them in the order they were added.
 class Registry {
  public:
   // `bounds` for histograms only.
@@ -114,13 +138,16 @@ class Registry {
     auto family = std::make_unique<Family<Metric>>(std::move(name), std::move(help),
                                                    std::move(labels), std::move(bounds));
     Family<Metric>& out = *family;
-    families_.push_back(std::move(family));
+    collectors_.push_back(std::move(family));
     return out;
+  }
+  void AddCollector(std::unique_ptr<Collector> collector) {
+    collectors_.push_back(std::move(collector));
   }
   std::string Render() const;
 
  private:
-  std::vector<std::unique_ptr<FamilyBase>> families_;  // filled before use, then read-only
+  std::vector<std::unique_ptr<Collector>> collectors_;  // filled before use, then read-only
 };
 
 // Escaping of the text format: label values escape \ " and newline; HELP text \ and newline.
@@ -134,6 +161,15 @@ struct GatewayMetrics {
 
   // One upstream HTTP exchange: `code` is the HTTP status, or "transport_error".
   void UpstreamExchange(std::string_view code, absl::Duration took);
+
+  // Per-account series (account_*) for the first `accounts` accounts seen, later ones counted as
+  // account="(other)", which no account id can be: at most accounts + 1 series per family. 0 (the
+  // default): none.
+  void SetAccountLabels(int accounts);
+  // The upstream answered 429 to a request of `account`.
+  void AccountThrottled(std::string_view account);
+  // A request of `account` waited for the account's rate budget.
+  void AccountBudgetWait(std::string_view account);
 
   Registry registry;
 
@@ -154,10 +190,28 @@ struct GatewayMetrics {
   Counter& contacts_streamed;
   Gauge& active_streams;
   Gauge& upstream_connections;  // open or opening, idle ones included
-  // With --shared-state (fleet/SharedState): 1 while replicas share through Redis, 0 while this
-  // one keeps to its share on its own; and the fleet's size as the heartbeats last told it.
-  Gauge& shared_state_up;
-  Gauge& shared_state_replicas;
+  // StreamContacts, start to end (minutes to hours: grpc_server_handling_seconds stops at 10 s).
+  Histogram& stream_duration_seconds;
+  Histogram& first_message_seconds;       // start to the first response message
+  Counter& resumed_streams;               // calls that came with a resume token
+  Gauge& draining;                        // 1 from the start of a drain
+  Family<Counter>& account_throttled;     // account (SetAccountLabels)
+  Family<Counter>& account_budget_waits;  // account (SetAccountLabels)
+  Family<Gauge>& build_info;              // version, revision: one series, value 1
+
+  // With --shared-state only (fleet/SharedState resolves the series, so they are absent without
+  // it): 1 while replicas share through Redis, 0 while this one keeps to its share on its own;
+  // and the fleet's size as the heartbeats last told it.
+  Family<Gauge>& shared_state_up;
+  Family<Gauge>& shared_state_replicas;
+
+ private:
+  // The label for `account`, or "" when per-account series are off.
+  std::string AccountLabel(std::string_view account);
+
+  absl::Mutex accounts_mu_;
+  size_t account_labels_ ABSL_GUARDED_BY(accounts_mu_) = 0;
+  absl::flat_hash_set<std::string> labelled_ ABSL_GUARDED_BY(accounts_mu_);
 };
 
 // The process-wide metrics; never destroyed.

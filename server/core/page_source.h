@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "server/core/cancellation.h"
 #include "server/core/page.h"
+#include "server/core/trace.h"
 
 namespace contacts::gateway {
 
@@ -42,6 +43,7 @@ struct PageRequest {
   bool caller_credentials = false;  // `credentials` are the caller's own (pass-through), not minted
   uint64_t owner = 0;               // the stream asking, for fairness between streams
   bool first_page = false;          // the stream's first: goes before running streams' later pages
+  TraceContext trace;               // the stream's span: each upstream request is a child of it
   absl::Time deadline = absl::InfiniteFuture();  // the caller's; bounds every wait
 };
 

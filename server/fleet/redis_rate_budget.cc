@@ -32,7 +32,9 @@ struct RedisRateBudget::Waiter {
 struct RedisRateBudget::Slot {
   explicit Slot(Strand& strand) : timer(strand) {}
   uint64_t owner = 0;
+  uint64_t waiter = 0;  // the request it was reserved for
   absl::Time at;
+  bool later = false;  // not free at once when reserved
   boost::asio::steady_timer timer;
 };
 
@@ -206,16 +208,17 @@ void RedisRateBudget::Reserve(const std::string& name, Account& account, uint64_
        deadline == absl::InfiniteFuture() ? "-1"
                                           : Micros(std::max(absl::ZeroDuration(), deadline - now)),
        Micros(not_before)},
-      [this, name, owner, waiter](absl::StatusOr<RedisReply> reply) mutable {
-        asio::post(strand_, [this, name = std::move(name), owner, waiter,
+      [this, name, owner, waiter, rejoining = mode == SharedState::Mode::kRejoining](
+          absl::StatusOr<RedisReply> reply) mutable {
+        asio::post(strand_, [this, name = std::move(name), owner, waiter, rejoining,
                              reply = std::move(reply)]() mutable {
-          Reserved(name, owner, waiter, std::move(reply));
+          Reserved(name, owner, waiter, rejoining, std::move(reply));
         });
       });
 }
 
 void RedisRateBudget::Reserved(const std::string& name, uint64_t owner, uint64_t waiter,
-                               absl::StatusOr<RedisReply> reply) {
+                               bool rejoining, absl::StatusOr<RedisReply> reply) {
   Account& account = Get(name);  // kept while an owner is reserving
   absl::StatusOr<GrantReply> grant =
       !reply.ok()         ? absl::StatusOr<GrantReply>(reply.status())
@@ -242,8 +245,12 @@ void RedisRateBudget::Reserved(const std::string& name, uint64_t owner, uint64_t
     return;
   }
   shared_grants_.fetch_add(1, std::memory_order_relaxed);
+  const absl::Time at = now + grant->wait;
   account.horizon = std::max(account.horizon, now + grant->horizon);
-  AddSlot(name, account, owner, now + grant->wait);
+  // Redis may have put the slot after the one taken on the replica's own schedule: that
+  // schedule goes on from the slot, so the replica never sends faster than its share.
+  if (rejoining) account.local_next = std::max(account.local_next, at + Share(account));
+  AddSlot(name, account, owner, waiter, at, grant->wait > absl::ZeroDuration());
   Pump(name, account);
 }
 
@@ -262,7 +269,7 @@ void RedisRateBudget::ReserveLocally(const std::string& name, Account& account, 
   if (quota && account.quota > 0) --account.quota;
   account.local_next = start + Share(account);
   local_grants_.fetch_add(1, std::memory_order_relaxed);
-  AddSlot(name, account, owner, start);
+  AddSlot(name, account, owner, waiter, start, start > now);
 }
 
 void RedisRateBudget::Refuse(Account& account, uint64_t waiter, absl::Duration retry_after) {
@@ -278,11 +285,13 @@ void RedisRateBudget::Refuse(Account& account, uint64_t waiter, absl::Duration r
 }
 
 void RedisRateBudget::AddSlot(const std::string& name, Account& account, uint64_t owner,
-                              absl::Time at) {
+                              uint64_t waiter, absl::Time at, bool later) {
   const uint64_t id = ++last_id_;
   auto slot = std::make_unique<Slot>(strand_);
   slot->owner = owner;
+  slot->waiter = waiter;
   slot->at = at;
+  slot->later = later;
   slot->timer.expires_after(
       absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), at - absl::Now())));
   slot->timer.async_wait([this, name, id](boost::system::error_code ec) {
@@ -298,6 +307,8 @@ void RedisRateBudget::Fire(const std::string& name, uint64_t slot_id) {
   auto slot = account.slots.find(slot_id);
   if (slot == account.slots.end()) return;
   const uint64_t owner = slot->second->owner;
+  const uint64_t reserved_for = slot->second->waiter;
+  const bool later = slot->second->later;
   account.slots.erase(slot);
   // The owner's oldest request goes; if it has none left (cancelled), the slot goes to the next
   // owner waiting, a first page first.
@@ -318,7 +329,8 @@ void RedisRateBudget::Fire(const std::string& name, uint64_t slot_id) {
   if (chosen == 0) {
     unused_slots_.fetch_add(1, std::memory_order_relaxed);
   } else {
-    Finish(chosen, {absl::OkStatus(), absl::ZeroDuration()});
+    // It waited for the budget if its slot was not free at once, or it queued behind another.
+    Finish(chosen, {absl::OkStatus(), absl::ZeroDuration()}, later || chosen != reserved_for);
   }
   if (auto it = account.owners.find(owner);
       it != account.owners.end() && it->second.waiters.empty() && !it->second.reserving) {
@@ -327,7 +339,7 @@ void RedisRateBudget::Fire(const std::string& name, uint64_t slot_id) {
   Pump(name, account);
 }
 
-void RedisRateBudget::Finish(uint64_t id, Decision decision) {
+void RedisRateBudget::Finish(uint64_t id, Decision decision, bool waited) {
   auto it = waiters_.find(id);
   if (it == waiters_.end()) return;
   std::unique_ptr<Waiter> waiter = std::move(it->second);
@@ -345,8 +357,9 @@ void RedisRateBudget::Finish(uint64_t id, Decision decision) {
   }
   waiter->deadline.cancel();
   waiter->cancel->Forget(waiter->handle);
-  if (decision.status.ok()) {
+  if (decision.status.ok() && waited) {
     Metrics().rate_budget_wait_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - waiter->since));
+    Metrics().AccountBudgetWait(name);
   }
   const bool left = !decision.status.ok() && decision.retry_after == absl::ZeroDuration();
   std::move(waiter->done)(std::move(decision));

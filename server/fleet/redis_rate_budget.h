@@ -63,13 +63,15 @@ class RedisRateBudget final : public RateBudget {
   Account& Get(const std::string& account);
   void Pump(const std::string& name, Account& account);
   void Reserve(const std::string& name, Account& account, uint64_t owner, uint64_t waiter);
-  void Reserved(const std::string& name, uint64_t owner, uint64_t waiter,
+  void Reserved(const std::string& name, uint64_t owner, uint64_t waiter, bool rejoining,
                 absl::StatusOr<RedisReply> reply);
   void ReserveLocally(const std::string& name, Account& account, uint64_t owner, uint64_t waiter);
   void Refuse(Account& account, uint64_t waiter, absl::Duration retry_after);
-  void AddSlot(const std::string& name, Account& account, uint64_t owner, absl::Time at);
+  void AddSlot(const std::string& name, Account& account, uint64_t owner, uint64_t waiter,
+               absl::Time at, bool later);
   void Fire(const std::string& name, uint64_t slot);
-  void Finish(uint64_t waiter, Decision decision);
+  // `waited`: granted after waiting for the budget (metrics).
+  void Finish(uint64_t waiter, Decision decision, bool waited = false);
   void Pause(const std::string& name, absl::Time until);
   void ModeChanged(SharedState::Mode mode);
   absl::Duration Share(const Account& account) const;

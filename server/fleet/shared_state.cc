@@ -60,11 +60,13 @@ SharedState::SharedState(asio::io_context& io, SharedStateOptions options,
       subscriber_(std::move(subscriber)),
       strand_(asio::make_strand(io)),
       fleet_size_(options_.min_replicas),
+      up_gauge_(Metrics().shared_state_up.With({})),
+      replicas_gauge_(Metrics().shared_state_replicas.With({})),
       heartbeat_timer_(strand_) {}
 
 SharedState::~SharedState() {
-  if (mode_.load() != Mode::kLocal) Metrics().shared_state_up.Add(-1);
-  Metrics().shared_state_replicas.Add(-reported_replicas_);
+  if (mode_.load() != Mode::kLocal) up_gauge_.Add(-1);
+  replicas_gauge_.Add(-reported_replicas_);
 }
 
 void SharedState::OnEvent(std::function<void(const FleetEvent&)> listener) {
@@ -184,7 +186,7 @@ void SharedState::Counted(int64_t replicas) {
   int64_t size = std::max(replicas, options_.min_replicas);
   if (!rejoined) size = std::max(size, size_before_);
   fleet_size_.store(size, std::memory_order_release);
-  Metrics().shared_state_replicas.Add(size - reported_replicas_);
+  replicas_gauge_.Add(size - reported_replicas_);
   reported_replicas_ = size;
   if (rejoined) SetMode(Mode::kShared, absl::OkStatus());
 }
@@ -193,7 +195,7 @@ void SharedState::SetMode(Mode mode, const absl::Status& why) {
   const Mode before = mode_.exchange(mode);
   if (before == mode) return;
   if ((before == Mode::kLocal) != (mode == Mode::kLocal)) {
-    Metrics().shared_state_up.Add(mode == Mode::kLocal ? -1 : 1);
+    up_gauge_.Add(mode == Mode::kLocal ? -1 : 1);
   }
   const std::string where = commands_->url().Display();
   switch (mode) {

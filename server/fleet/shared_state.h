@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/core/metrics.h"
 #include "server/fleet/redis_connection.h"
 #include "server/fleet/scripts.h"
 
@@ -82,6 +83,8 @@ class SharedState {
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   std::atomic<Mode> mode_{Mode::kLocal};
   std::atomic<int64_t> fleet_size_;
+  Gauge& up_gauge_;        // contacts_gateway_shared_state_up: exists once a SharedState does
+  Gauge& replicas_gauge_;  // contacts_gateway_shared_state_replicas
 
   // On strand_ only.
   std::vector<std::function<void(const FleetEvent&)>> event_listeners_;

@@ -11,13 +11,21 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/core/error_reason.h"
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 #include "server/core/sync.h"
+#include "server/core/trace.h"
 #include "server/service/request_validation.h"
 #include "server/service/status.h"
 #include "server/stream/prefetch_window.h"
 #include "server/stream/resume_token.h"
+
+// gRPC 1.51 hands on a message whose compressed flag is set while the call declares no encoding
+// as if it were not compressed (the protocol says: an error). The flag is visible only through a
+// function libgrpc exports for its own tests (src/core/lib/surface/call_test_only.h); declared
+// weak, so that a libgrpc without it loses this one check and nothing else.
+uint32_t grpc_call_test_only_get_message_flags(grpc_call* call) __attribute__((weak));
 
 namespace contacts::gateway {
 namespace {
@@ -59,10 +67,39 @@ grpc::Slice SliceOf(const ContactRun& run) {
       [](void* keep) { delete static_cast<std::shared_ptr<const void>*>(keep); }, keep);
 }
 
+double SecondsSince(absl::Time since) { return absl::ToDoubleSeconds(absl::Now() - since); }
+
 absl::Time Deadline(const grpc::CallbackServerContext& context) {
   auto deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
   return absl::FromChrono(deadline);
+}
+
+// A refusal of the caller (authorization, credentials) with its reason, unless the failure set one
+// itself (a caller's own JWT the upstream refused keeps the upstream's reason).
+absl::Status CallerFailure(absl::Status status) {
+  if (!ReasonOf(status).empty()) return status;
+  switch (status.code()) {
+    case absl::StatusCode::kResourceExhausted:
+      return WithReason(std::move(status), reason::kCallerStreamLimit);
+    case absl::StatusCode::kPermissionDenied:
+      return WithReason(std::move(status), reason::kCallerNotAllowed);
+    case absl::StatusCode::kInvalidArgument:
+      return WithReason(std::move(status), reason::kInvalidRequest);
+    default:
+      return WithReason(std::move(status), reason::kCallerUnauthenticated);
+  }
+}
+
+constexpr uint32_t kCompressedFlag = 0x80000000u;  // GRPC_WRITE_INTERNAL_COMPRESS, core-internal
+
+bool CompressedWithoutEncoding(grpc::CallbackServerContext& context) {
+  if (::grpc_call_test_only_get_message_flags == nullptr || context.c_call() == nullptr) {
+    return false;
+  }
+  std::string_view encoding = MetadataValue(context, "grpc-encoding");
+  return (::grpc_call_test_only_get_message_flags(context.c_call()) & kCompressedFlag) != 0 &&
+         (encoding.empty() || encoding == "identity");
 }
 
 // Everything one stream is set up with, from its request, its metadata and the gateway's options.
@@ -72,6 +109,7 @@ struct StreamSetup {
   uint64_t fingerprint = 0;  // of the list, for resume tokens
   PrefetchWindow::Options window;
   ResumePoint start;
+  bool resumed = false;  // the request came with a resume token
   size_t batch_size = 0;
   size_t max_batch_bytes = 0;
 };
@@ -92,14 +130,17 @@ absl::StatusOr<StreamSetup> Setup(const StreamOptions& options,
       ListFingerprint(setup.base.stream_id, setup.base.list_id, setup.base.account_id);
   absl::StatusOr<StreamCredentials> credentials =
       ChooseCredentials(context, setup.base.account_id, authorizer);
-  if (!credentials.ok()) return credentials.status();
+  if (!credentials.ok()) return CallerFailure(credentials.status());
   setup.credentials = *std::move(credentials);
   setup.base.caller_credentials = setup.credentials.pass_through();
   if (!request->resume_token().empty()) {
     absl::StatusOr<ResumePoint> point =
         DecodeResumeToken(request->resume_token(), setup.fingerprint);
-    if (!point.ok()) return point.status();
+    if (!point.ok()) {
+      return WithField(WithReason(point.status(), reason::kInvalidResumeToken), "resume_token");
+    }
     setup.start = *std::move(point);
+    setup.resumed = true;
   }
   const int32_t page_size =
       request->page_size() == 0 ? options.default_page_size : request->page_size();
@@ -113,10 +154,12 @@ absl::StatusOr<StreamSetup> Setup(const StreamOptions& options,
   return setup;
 }
 
-LogContext LogFor(const grpc::CallbackServerContext& context) {
-  LogContext log;
-  log.request_id = RequestId(context);
-  return log;
+// The stream's span: a child of the caller's trace context (W3C traceparent, tracestate), or of a
+// new trace when the call brings none or an invalid one.
+TraceContext StreamTrace(const grpc::CallbackServerContext& context) {
+  std::optional<TraceContext> caller = TraceContext::Parse(MetadataValue(context, "traceparent"),
+                                                           MetadataValue(context, "tracestate"));
+  return caller ? caller->Child() : TraceContext::New();
 }
 
 }  // namespace
@@ -127,28 +170,69 @@ LogContext LogFor(const grpc::CallbackServerContext& context) {
 // another, so a page arriving after the call ended finds the reactor alive. gRPC and the page
 // source call in on their own threads; the state is guarded by mu_, and no lock is held while
 // calling StartWrite, Finish or Fetch.
-class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+//
+// The method is registered as bidirectional streaming, though callers see (and the proto declares)
+// a server stream: the reactor reads the request itself, so that it can tell a call that brought
+// no request, or a second one, from a good one (gRPC's server-streaming handler would hand it an
+// empty request, or drop the second).
+class StreamContactsReactor final
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  StreamContactsReactor(ContactService& service, grpc::CallbackServerContext* context,
-                        const grpc::ByteBuffer& wire)
-      : service_(service),
-        context_(context),
-        log_(LogFor(*context)),
-        setup_(Setup(service.options_, *context, wire, service.authorizer_,
-                     reinterpret_cast<uintptr_t>(this))) {
+  StreamContactsReactor(ContactService& service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context), trace_(StreamTrace(*context)) {
+    log_.request_id = RequestId(*context);
+    log_.trace_id = trace_.trace_id;
+    log_.span_id = trace_.span_id;
     context->AddInitialMetadata("x-request-id", log_.request_id);
-    absl::Status started = setup_.status();
-    if (setup_.ok()) {
+    context->AddInitialMetadata("traceparent", trace_.Traceparent());
+    StartRead(&request_);
+  }
+
+  // The first read brings the request; the second, the caller's half-close (a message there is a
+  // second request, which is refused).
+  void OnReadDone(bool ok) override {
+    if (!read_request_) {
+      read_request_ = true;
+      Start(ok);
+      return;
+    }
+    if (ok) {
+      Abort(WithReason(
+          absl::InvalidArgumentError("StreamContacts takes one request message; a second one came"),
+          reason::kInvalidRequest));
+    }
+  }
+
+ private:
+  void Start(bool got_request) {
+    absl::StatusOr<StreamSetup> setup =
+        !got_request
+            ? WithReason(absl::InvalidArgumentError(
+                             "the call carried no complete contacts.v1.StreamContactsRequest"),
+                         reason::kInvalidRequest)
+        : CompressedWithoutEncoding(*context_)
+            ? WithReason(absl::InvalidArgumentError(
+                             "the request message is flagged compressed but the call names no "
+                             "grpc-encoding"),
+                         reason::kInvalidRequest)
+            : Setup(service_.options_, *context_, request_, service_.authorizer_,
+                    reinterpret_cast<uintptr_t>(this));
+    absl::Status started = setup.status();
+    if (setup.ok()) {
+      setup_ = *std::move(setup);
+      setup_->base.trace = trace_;
       log_.stream_id = setup_->base.stream_id;
       log_.list_id = setup_->base.list_id;
       log_.account_id = setup_->base.account_id;
+      absl::Status refusal;
+      if (!service_.Register(this, &refusal)) started = refusal;
+    }
+    if (started.ok()) {
+      if (setup_->resumed) Metrics().resumed_streams.Increment();
+      StartSendInitialMetadata();  // tells the caller at once that the stream was taken
+      StartRead(&request_);        // for the half-close
       absl::MutexLock lock(&mu_);
       window_.emplace(setup_->window, setup_->start);
-    }
-    absl::Status refusal;
-    if (started.ok() && !service_.Register(this, &refusal)) started = refusal;
-    if (started.ok()) {
-      StartSendInitialMetadata();  // tells the caller at once that the stream was taken
     } else {
       absl::MutexLock lock(&mu_);
       refused_ = started;
@@ -156,6 +240,7 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
     Pump();
   }
 
+ public:
   void Ref() { refs_.fetch_add(1); }
   void Unref() {
     if (refs_.fetch_sub(1) == 1) delete this;
@@ -233,10 +318,14 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       } else if (cancelled_) {
         finish = grpc::Status::CANCELLED;
       } else if (abort_) {
-        if (window_->delivered() > 0) {
-          context_->AddTrailingMetadata("contacts-resume-token", ResumeToken());
+        FailureContext failure{.retry_after = absl::Seconds(1)};
+        if (window_ && window_->delivered() > 0) {
+          failure.resume_token = ResumeToken();
+          context_->AddTrailingMetadata("contacts-resume-token", failure.resume_token);
         }
-        finish = ToGrpcStatus(*abort_);
+        finish = ToGrpcStatus(*abort_, failure);
+      } else if (!window_) {
+        // Still waiting for the request.
       } else if (window_->ready() > 0) {
         BuildResponse();
         // More contacts ready: let gRPC hold this message and send it with the next ones in one
@@ -252,6 +341,8 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       if (finish) {
         finished_ = true;
         final_code_ = static_cast<absl::StatusCode>(finish->error_code());
+        // Before Finish: a caller that sees the end finds the stream counted.
+        Metrics().stream_duration_seconds.Observe(SecondsSince(started_));
       } else if (window_) {
         // Pages in flight plus the pages' worth of contacts ready stay within the window: a slow
         // caller stops the prefetching.
@@ -304,6 +395,9 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
       }
     }
     Metrics().contacts_streamed.Increment(count);
+    if (window_->delivered() == window_->resumed_at() + static_cast<int64_t>(count)) {
+      Metrics().first_message_seconds.Observe(SecondsSince(started_));
+    }
     StreamContactsResponse rest;
     rest.set_total_results(window_->total_results());
     rest.set_delivered_count(window_->delivered());
@@ -322,21 +416,31 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
 
   grpc::Status FinalStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const absl::Status& status = *window_->end();
-    if (status.ok() || window_->delivered() == window_->resumed_at()) return ToGrpcStatus(status);
+    FailureContext failure{.retry_after = window_->end_facts().retry_after};
+    if (window_->delivered() > 0) failure.resume_token = ResumeToken();
+    if (status.ok() || window_->delivered() == window_->resumed_at()) {
+      return ToGrpcStatus(status, failure);
+    }
     // Some contacts went out: say how to continue, and call unreadable data a loss.
     absl::StatusCode code =
         status.code() == absl::StatusCode::kInternal ? absl::StatusCode::kDataLoss : status.code();
     return ToGrpcStatus(
-        absl::Status(code, absl::StrCat(status.message(), "; stopped after ", window_->delivered(),
-                                        " contacts, resume with the last resume_token received")));
+        Rewritten(status, code,
+                  absl::StrCat(status.message(), "; stopped after ", window_->delivered(),
+                               " contacts, resume with the last resume_token received")),
+        failure);
   }
 
-  // Set in the constructor, read-only afterwards.
+  // Set in the constructor, or once with the request (before window_, which every use follows),
+  // read-only afterwards.
   ContactService& service_;
   grpc::CallbackServerContext* const context_;
   const absl::Time started_ = absl::Now();
+  const TraceContext trace_;  // the stream's span
   LogContext log_;
-  const absl::StatusOr<StreamSetup> setup_;
+  grpc::ByteBuffer request_;   // gRPC's while a read is pending
+  bool read_request_ = false;  // the first read completed (gRPC completes reads one at a time)
+  std::optional<StreamSetup> setup_;
   const std::shared_ptr<Cancellation> cancel_ = std::make_shared<Cancellation>();
   std::atomic<int> refs_{1};
 
@@ -355,11 +459,16 @@ class StreamContactsReactor final : public grpc::ServerWriteReactor<grpc::ByteBu
 };
 
 ContactService::ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options)
-    : source_(source), authorizer_(authorizer), options_(options) {}
-
-grpc::ServerWriteReactor<grpc::ByteBuffer>* ContactService::StreamContacts(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
-  return new StreamContactsReactor(*this, context, *request);
+    : source_(source), authorizer_(authorizer), options_(options) {
+  static const std::string kMethod =
+      absl::StrCat("/", contacts::v1::ContactService::service_full_name(), "/StreamContacts");
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      kMethod.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING, nullptr));
+  MarkMethodRawCallback(0,
+                        new grpc::internal::CallbackBidiHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+                            [this](grpc::CallbackServerContext* context) {
+                              return new StreamContactsReactor(*this, context);
+                            }));
 }
 
 bool ContactService::Register(StreamContactsReactor* stream, absl::Status* refusal) {

@@ -37,15 +37,12 @@ class StreamContactsReactor;
 //
 // The method is registered raw (request and responses as bytes) so that the gateway parses the
 // request itself, naming the field when a string is not UTF-8, and writes each response from the
-// pages' encoded contacts without re-encoding them.
-class ContactService final
-    : public contacts::v1::ContactService::WithRawCallbackMethod_StreamContacts<
-          contacts::v1::ContactService::Service> {
+// pages' encoded contacts without re-encoding them; and as bidirectional, so that it reads the
+// request itself and refuses a call without one, or with two (see the reactor). Reflection still
+// describes it from the proto: a server stream.
+class ContactService final : public grpc::Service {
  public:
   ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options);
-
-  grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamContacts(
-      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
 
   // For draining: ends every stream in flight with `status` once its current write is done (the
   // trailing metadata `contacts-resume-token` says where to resume), and refuses new streams

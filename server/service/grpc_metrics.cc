@@ -1,10 +1,12 @@
 #include "server/service/grpc_metrics.h"
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "google/protobuf/descriptor.h"
 
 namespace contacts::gateway {
 namespace {
@@ -12,8 +14,18 @@ namespace {
 using grpc::experimental::InterceptionHookPoints;
 using grpc::experimental::ServerRpcInfo;
 
-std::string TypeName(ServerRpcInfo::Type type) {
-  switch (type) {
+// The method's kind as its proto declares it, when the binary holds the descriptor: a method the
+// gateway registers as bidirectional to read its request itself is still a server stream.
+std::string TypeName(const ServerRpcInfo& info, std::string_view full_method) {
+  std::string name(full_method);
+  std::replace(name.begin(), name.end(), '/', '.');
+  if (const google::protobuf::MethodDescriptor* method =
+          google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(name)) {
+    if (method->client_streaming())
+      return method->server_streaming() ? "bidi_stream" : "client_stream";
+    return method->server_streaming() ? "server_stream" : "unary";
+  }
+  switch (info.type()) {
     case ServerRpcInfo::Type::UNARY:
       return "unary";
     case ServerRpcInfo::Type::CLIENT_STREAMING:
@@ -34,7 +46,7 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
     std::string_view method = info->method() ? info->method() : "";  // "/package.Service/Method"
     if (!method.empty() && method.front() == '/') method.remove_prefix(1);
     size_t slash = method.rfind('/');
-    labels_ = {TypeName(info->type()), std::string(method.substr(0, slash)),
+    labels_ = {TypeName(*info, method), std::string(method.substr(0, slash)),
                slash == std::string_view::npos ? "" : std::string(method.substr(slash + 1))};
     metrics_.grpc_started.With(labels_).Increment();
     sent_ = &metrics_.grpc_msg_sent.With(labels_);

@@ -5,12 +5,18 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/unknown_field_set.h"
+#include "server/core/error_reason.h"
 #include "simdjson.h"
 
 namespace contacts::gateway {
 namespace {
 
-absl::Status ValidateId(std::string_view field, std::string_view value) {
+// kInvalidArgument naming `field`, with the reason INVALID_REQUEST and the field for BadRequest.
+absl::Status Invalid(std::string_view field, std::string message) {
+  return WithField(WithReason(absl::InvalidArgumentError(message), reason::kInvalidRequest), field);
+}
+
+absl::Status CheckId(std::string_view field, std::string_view value) {
   absl::string_view name(field.data(), field.size());
   if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(name, " is required"));
   if (value.size() > kMaxIdBytes) {
@@ -38,14 +44,17 @@ absl::Status ValidateRequest(const contacts::v1::StreamContactsRequest& request)
        {std::pair<std::string_view, std::string_view>{"stream_id", request.stream_id()},
         {"contact_list_id", request.contact_list_id()},
         {"account_id", request.account_id()}}) {
-    if (absl::Status status = ValidateId(field, value); !status.ok()) return status;
+    if (absl::Status status = CheckId(field, value); !status.ok()) {
+      return Invalid(field, std::string(status.message()));
+    }
   }
-  if (request.page_size() < 0) return absl::InvalidArgumentError("page_size must not be negative");
+  if (request.page_size() < 0) return Invalid("page_size", "page_size must not be negative");
   if (request.max_batch_size() < 0) {
-    return absl::InvalidArgumentError("max_batch_size must not be negative");
+    return Invalid("max_batch_size", "max_batch_size must not be negative");
   }
-  if (request.max_contacts() < 0)
-    return absl::InvalidArgumentError("max_contacts must not be negative");
+  if (request.max_contacts() < 0) {
+    return Invalid("max_contacts", "max_contacts must not be negative");
+  }
   return absl::OkStatus();
 }
 
@@ -63,12 +72,14 @@ absl::StatusOr<contacts::v1::StreamContactsRequest> ParseRequest(std::string_vie
             field.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED &&
             !simdjson::validate_utf8(field.length_delimited().data(),
                                      field.length_delimited().size())) {
-          return absl::InvalidArgumentError(absl::StrCat(known->name(), " is not valid UTF-8"));
+          return Invalid(known->name(), absl::StrCat(known->name(), " is not valid UTF-8"));
         }
       }
     }
-    return absl::InvalidArgumentError(
-        "the request is not a valid contacts.v1.StreamContactsRequest");
+    return WithReason(absl::InvalidArgumentError(
+                          "the request is not a contacts.v1.StreamContactsRequest: its bytes are "
+                          "not a valid protobuf message of that type"),
+                      reason::kInvalidRequest);
   }
   if (absl::Status valid = ValidateRequest(request); !valid.ok()) return valid;
   return request;

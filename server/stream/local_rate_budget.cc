@@ -240,6 +240,7 @@ void LocalRateBudget::Tick() {
       if (it->second.queued) {
         ++queued_;
         Metrics().rate_budget_wait_seconds.Observe(absl::ToDoubleSeconds(now - it->second.since));
+        Metrics().AccountBudgetWait(it->second.ask.account);
       }
       go.push_back(std::move(it->second));
       pending_.erase(it);

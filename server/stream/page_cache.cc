@@ -8,6 +8,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/error_reason.h"
 #include "server/core/metrics.h"
 
 namespace contacts::gateway {
@@ -164,9 +165,11 @@ void CachingPageSource::Land(const std::string& key, uint64_t flight, PageResult
     PageResult mine = i + 1 == waiters.size() ? std::move(result) : result;
     if (mine.page.status().code() == absl::StatusCode::kDeadlineExceeded && w.deadline > deadline) {
       // The deadline that ran out was the fetching call's, not this caller's: it may try again.
-      mine.page = absl::UnavailableError(
-          absl::StrCat(mine.page.status().message(),
-                       " (the request was shared with a call whose deadline came first)"));
+      mine.page =
+          WithReason(absl::UnavailableError(absl::StrCat(
+                         mine.page.status().message(),
+                         " (the request was shared with a call whose deadline came first)")),
+                     reason::kUpstreamUnavailable);
     }
     auto deliver = [done = std::move(w.done), mine = std::move(mine)]() mutable {
       std::move(done)(std::move(mine));

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "server/core/error_reason.h"
+
 namespace contacts::gateway {
 
 PrefetchWindow::PrefetchWindow(Options options, ResumePoint start)
@@ -57,7 +59,7 @@ void PrefetchWindow::Accept(uint64_t slot, PageResult answer) {
     absl::Status accepted = pager_.Accept(front.asked, *result.page, &ready_);
     for (size_t i = before; i < ready_.size(); ++i) ready_count_ += ready_[i].size();
     if (!accepted.ok()) {
-      end_ = accepted;
+      end_ = WithReason(accepted, reason::kUpstreamPaging);
     } else if (pager_.done()) {
       end_ = absl::OkStatus();
     }

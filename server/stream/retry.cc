@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/encoding.h"
+#include "server/core/error_reason.h"
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 
@@ -99,7 +100,9 @@ void RetryingPageSource::OnResult(std::shared_ptr<Call> call, PageResult result)
       LogContext{.request_id = "",
                  .stream_id = call->request.stream_id,
                  .list_id = call->request.list_id,
-                 .account_id = call->request.account_id});
+                 .account_id = call->request.account_id,
+                 .trace_id = call->request.trace.trace_id,
+                 .span_id = call->request.trace.span_id});
   asio::post(call->timer.get_executor(), [this, call, wait] {
     call->timer.expires_after(absl::ToChronoNanoseconds(wait));
     Cancellation::Handle handle = call->cancel->OnCancel(

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/core/encoding.h"
+#include "server/core/error_reason.h"
 
 namespace contacts::gateway {
 
@@ -37,10 +38,33 @@ absl::StatusCode StatusCodeFromHttp(int http_status, std::string_view upstream_m
 absl::Status StatusFromHttp(int http_status, std::string_view upstream_message,
                             std::string_view what) {
   std::string message = absl::StrCat("upstream answered HTTP ", http_status, " for ", AsAbsl(what));
-  if (!upstream_message.empty()) {
-    absl::StrAppend(&message, ": ", AsAbsl(upstream_message));
+  if (!upstream_message.empty()) absl::StrAppend(&message, ": ", AsAbsl(upstream_message));
+  const absl::StatusCode code = StatusCodeFromHttp(http_status, upstream_message);
+  const char* why = reason::kUpstreamRejectedRequest;
+  switch (code) {
+    case absl::StatusCode::kUnauthenticated:
+      why = reason::kUpstreamUnauthenticated;
+      break;
+    case absl::StatusCode::kPermissionDenied:
+      why = reason::kUpstreamPermissionDenied;
+      break;
+    case absl::StatusCode::kNotFound:
+      why = reason::kListNotFound;
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      why = reason::kUpstreamRateLimited;
+      break;
+    case absl::StatusCode::kUnavailable:
+      why = reason::kUpstreamUnavailable;
+      break;
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+      why = reason::kUpstreamUnreadable;
+      break;
+    default:
+      break;
   }
-  return absl::Status(StatusCodeFromHttp(http_status, upstream_message), message);
+  return WithReason(absl::Status(code, message), why);
 }
 
 std::optional<absl::Duration> ParseRetryAfter(std::string_view value, absl::Time now) {

@@ -17,8 +17,9 @@ namespace contacts::gateway {
 // status.
 absl::StatusCode StatusCodeFromHttp(int http_status, std::string_view upstream_message);
 
-// The status for a non-200 upstream answer: the code above and a message naming the HTTP status,
-// what was being fetched (`what`) and the upstream's own message, if it gave one.
+// The status for a non-200 upstream answer: the code above, its reason (core/error_reason.h:
+// LIST_NOT_FOUND, UPSTREAM_RATE_LIMITED, ...) and a message naming the HTTP status, what was being
+// fetched (`what`) and the upstream's own message, if it gave one.
 absl::Status StatusFromHttp(int http_status, std::string_view upstream_message,
                             std::string_view what);
 

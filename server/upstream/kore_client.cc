@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "server/core/encoding.h"
+#include "server/core/error_reason.h"
 #include "server/core/metrics.h"
 #include "server/upstream/http_status.h"
 #include "server/upstream/page_parser.h"
@@ -30,9 +31,29 @@ std::string Redact(std::string message, const UpstreamCredentials& credentials) 
   return message;
 }
 
-// `status` with what was being fetched appended to its message.
+// A failure that is not an HTTP answer (the exchange or the body), with what was being fetched
+// appended to its message and its reason: the upstream is unreachable or slow, or its certificate
+// was rejected, or what it sent cannot be read.
 absl::Status About(const absl::Status& status, std::string_view what) {
-  return absl::Status(status.code(), absl::StrCat(status.message(), " (", AsAbsl(what), ")"));
+  const char* why = reason::kUpstreamUnreadable;
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+      why = reason::kUpstreamUnavailable;
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      why = reason::kDeadlineExceeded;
+      break;
+    case absl::StatusCode::kCancelled:
+      why = reason::kCancelled;
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      why = reason::kUpstreamCertificate;
+      break;
+    default:
+      break;
+  }
+  return WithReason(
+      absl::Status(status.code(), absl::StrCat(status.message(), " (", AsAbsl(what), ")")), why);
 }
 
 }  // namespace
@@ -90,6 +111,12 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
                   {"auth", request.credentials.jwt},
                   {"iid", request.credentials.app_id},
                   {"accountId", request.account_id}};
+  if (!request.trace.trace_id.empty()) {  // the stream's trace, a span of this request's own
+    http.headers.emplace_back("traceparent", request.trace.Child().Traceparent());
+    if (!request.trace.tracestate.empty()) {
+      http.headers.emplace_back("tracestate", request.trace.tracestate);
+    }
+  }
   http.deadline = request.deadline;
   const absl::Time began = absl::Now();
   http_->Get(
@@ -107,6 +134,7 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
           return;
         }
         Metrics().UpstreamExchange(absl::StrCat(response->status), now - began);
+        if (response->status == 429) Metrics().AccountThrottled(request.account_id);
         if (response->status == 200) {
           absl::StatusOr<Page> page = ParsePage(response->body);
           if (!page.ok()) page = About(page.status(), what);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Checks of deploy/k8s (scripts/deps.sh --test installs the tools):
-#   check.sh kustomize            `kubectl kustomize` builds the base and every overlay
+# Checks of deploy/k8s and deploy/monitoring (scripts/deps.sh --test installs the tools):
+#   check.sh kustomize            `kubectl kustomize` builds the base, every overlay and monitoring
 #   check.sh yamllint             yamllint over deploy/ and these fixtures
 #   check.sh schemas              every built object (and the Secret template) is valid for its kind
 #   check.sh schemas-catch-broken the schema check rejects each object of broken-schema.yaml
@@ -16,7 +16,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 build() {  # builds every kustomization into $out/NAME.yaml
-  for dir in "$root"/deploy/k8s/base "$root"/deploy/k8s/overlays/*/; do
+  for dir in "$root"/deploy/k8s/base "$root"/deploy/k8s/overlays/*/ "$root"/deploy/monitoring; do
     name=$(basename "$dir")
     "$kubectl" kustomize "$dir" >"$out/$name.yaml"
     echo "kustomize: $name: $(grep -c '^kind:' "$out/$name.yaml") objects"
@@ -32,7 +32,7 @@ case ${1:-} in
   schemas-catch-broken)
     report=$(node "$here/validate_schemas.mjs" "$here/broken-schema.yaml" || true)
     echo "$report"
-    [[ $report == *"3 objects, 3 invalid"* ]] ;;
+    [[ $report == *"4 objects, 4 invalid"* ]] ;;
   rules)
     build >/dev/null
     for built in "$out"/*.yaml; do

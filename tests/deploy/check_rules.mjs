@@ -24,17 +24,26 @@ function seconds(text) {  // "20s", "1m", "1m30s", "250ms" or a bare number of s
   return total;
 }
 
-// The drain timeout a container runs with: its env, else the ConfigMaps it takes env from.
-function drainSeconds(container, all) {
-  const name = "CONTACTS_GATEWAY_DRAIN_TIMEOUT";
+// A setting of the gateway in a container: its env, else the ConfigMaps it takes env from.
+function envValue(container, all, name) {
   const direct = (container.env ?? []).find((e) => e.name === name);
-  if (direct?.value) return seconds(direct.value);
+  if (direct?.value) return direct.value;
   for (const from of container.envFrom ?? []) {
     const map = all.find((o) => o.kind === "ConfigMap" && o.metadata?.name === from.configMapRef?.name);
-    if (map?.data?.[name]) return seconds(map.data[name]);
+    if (map?.data?.[name]) return map.data[name];
   }
-  return DEFAULT_DRAIN_SECONDS;
+  return undefined;
 }
+
+function drainSeconds(container, all) {
+  const value = envValue(container, all, "CONTACTS_GATEWAY_DRAIN_TIMEOUT");
+  return value ? seconds(value) : DEFAULT_DRAIN_SECONDS;
+}
+
+const portOf = (address) => Number(/:(\d+)$/.exec(address ?? "")?.[1]);
+const secretVolumes = (w) => (podSpec(w).volumes ?? []).filter((v) => v.secret);
+// A mode Kubernetes may give a Secret's files: read for the owner (and its group), nothing else.
+const readOnlyMode = (mode) => mode !== undefined && (mode & ~0o440) === 0 && (mode & 0o400) !== 0;
 
 function preStopSeconds(container) {
   const hook = container.lifecycle?.preStop;
@@ -139,12 +148,18 @@ const RULES = [
       .some((t) => t?.topologyKey === "kubernetes.io/hostname");
     return spread || anti ? [] : ["pods are not spread across nodes (topologySpreadConstraints or podAntiAffinity on kubernetes.io/hostname)"];
   }],
-  ["grpc-health-probes", "grpc", (w) => containers(w).filter(grpcPort).flatMap((c) => {
+  ["grpc-health-probes", "grpc", (w, all) => containers(w).filter(grpcPort).flatMap((c) => {
     const live = c.livenessProbe?.grpc, ready = c.readinessProbe?.grpc;
-    const port = grpcPort(c).containerPort;
     if (!live || !ready) return [`container ${c.name}: liveness and readiness must be grpc probes`];
     const problems = [];
-    if (live.port !== port || ready.port !== port) problems.push(`container ${c.name}: grpc probes must use the grpc port ${port}`);
+    // Kubelet's gRPC probes speak plaintext: they go to the probe port (--probe-listen), which
+    // serves health only, never to the grpc port (TLS in production).
+    const probe = (c.ports ?? []).find((p) => p.name === "probe")?.containerPort;
+    const listening = portOf(envValue(c, all, "CONTACTS_GATEWAY_PROBE_LISTEN"));
+    if (probe === undefined || probe !== listening) {
+      problems.push(`container ${c.name}: needs a port named probe that CONTACTS_GATEWAY_PROBE_LISTEN listens on (${listening || "unset"})`);
+    }
+    if (live.port !== probe || ready.port !== probe) problems.push(`container ${c.name}: grpc probes must use the plaintext probe port, not ${live.port}/${ready.port}`);
     if (!live.service || !ready.service || live.service === ready.service) {
       problems.push(`container ${c.name}: liveness and readiness need distinct health service names (readiness fails during a drain, liveness does not)`);
     }
@@ -162,6 +177,31 @@ const RULES = [
     }
     return problems;
   })],
+  ["tls-for-callers", "grpc", (w, all) => containers(w).filter(grpcPort).flatMap((c) => {
+    if (podSpec(w) && w.spec?.template?.metadata?.annotations?.["contacts-gateway/plaintext"]) return [];
+    const cert = envValue(c, all, "CONTACTS_GATEWAY_TLS_CERT"), key = envValue(c, all, "CONTACTS_GATEWAY_TLS_KEY");
+    if (!cert || !key) {
+      return [`container ${c.name} serves gRPC in plaintext: set CONTACTS_GATEWAY_TLS_CERT/KEY (or annotate the pod contacts-gateway/plaintext with why)`];
+    }
+    const secrets = new Set(secretVolumes(w).map((v) => v.name));
+    return [cert, key].filter((file) => !(c.volumeMounts ?? []).some((m) => secrets.has(m.name) && file.startsWith(`${m.mountPath}/`)))
+      .map((file) => `container ${c.name}: ${file} is not on a mounted Secret`);
+  })],
+  ["secret-volumes-read-only", "workload", (w) => secretVolumes(w).flatMap((v) => {
+    const problems = [];
+    if (!readOnlyMode(v.secret.defaultMode)) {
+      problems.push(`Secret volume ${v.name}: set defaultMode 0400 (got ${v.secret.defaultMode?.toString(8) ?? "the default 0644"})`);
+    }
+    for (const item of v.secret.items ?? []) {
+      if (item.mode !== undefined && !readOnlyMode(item.mode)) problems.push(`Secret volume ${v.name}: item ${item.key} mode ${item.mode.toString(8)}`);
+    }
+    for (const c of containers(w)) {
+      for (const m of (c.volumeMounts ?? []).filter((m) => m.name === v.name && m.readOnly !== true)) {
+        problems.push(`container ${c.name} mounts Secret volume ${v.name} at ${m.mountPath} writable: set readOnly: true`);
+      }
+    }
+    return problems;
+  })],
   ["grpc-services", "grpc", (w, all) => {
     const services = all.filter((o) => o.kind === "Service" && matches(o.spec?.selector, podLabels(w)));
     const problems = services.flatMap((s) => (s.spec.ports ?? [])
@@ -174,6 +214,14 @@ const RULES = [
   ["service-targets-pods", "Service", (s, all) =>
     all.some((w) => WORKLOAD_KINDS.has(w.kind) && matches(s.spec?.selector, podLabels(w)))
       ? [] : ["its selector matches no workload's pods"]],
+  ["network-policy-sources", "NetworkPolicy", (n) => (n.spec?.ingress ?? []).flatMap((rule, i) => {
+    if (!rule.from?.length) return [`ingress rule ${i} lets in every source: say from which pods or namespaces`];
+    // The metrics port is for the monitoring namespace only.
+    const metrics = (rule.ports ?? []).some((p) => p.port === "metrics" || p.port === 9090);
+    const onlyMonitoring = rule.from.every((peer) => !peer.podSelector && !peer.ipBlock &&
+      peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"]);
+    return metrics && !onlyMonitoring ? [`ingress rule ${i} lets the metrics port in from outside the monitoring namespace`] : [];
+  })],
   ["network-policy-targets-pods", "NetworkPolicy", (n, all) =>
     all.some((w) => WORKLOAD_KINDS.has(w.kind) && matches(n.spec?.podSelector?.matchLabels ?? {}, podLabels(w)))
       ? [] : ["its podSelector matches no workload's pods"]],

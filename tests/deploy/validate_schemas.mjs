@@ -1,5 +1,6 @@
 // Validates every object of the given manifests against the Kubernetes OpenAPI schemas, as the
-// npm package kubernetes-models carries them (chosen by apiVersion and kind). Exits 1 with one
+// npm packages kubernetes-models and @kubernetes-models/prometheus-operator carry them (chosen by
+// apiVersion and kind). Exits 1 with one
 // line per invalid object or unknown kind.
 import { importPackageFile, loadObjects } from "./load.mjs";
 
@@ -8,10 +9,13 @@ let problems = 0;
 for (const { file, object } of objects) {
   const { apiVersion = "", kind = "" } = object;
   const where = `${file}: ${kind} ${object.metadata?.name ?? "(no name)"}`;
-  // "apps/v1" -> apps/v1/Deployment.js; "v1" -> v1/Service.js
+  // "apps/v1" -> apps/v1/Deployment.js; "v1" -> v1/Service.js; the Prometheus Operator's kinds
+  // (deploy/monitoring) from @kubernetes-models/prometheus-operator.
+  const operator = apiVersion.startsWith("monitoring.coreos.com/");
   let model;
   try {
-    model = (await importPackageFile(`kubernetes-models/${apiVersion}/${kind}.js`))[kind];
+    model = (await importPackageFile(
+      `${operator ? "@kubernetes-models/prometheus-operator" : "kubernetes-models"}/${apiVersion}/${kind}.js`))[kind];
   } catch {
     console.log(`${where}: no schema for apiVersion ${apiVersion} kind ${kind}`);
     problems++;

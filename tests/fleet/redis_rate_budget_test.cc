@@ -285,11 +285,12 @@ TEST_F(FleetBudgetTest, WithoutRedisEachReplicaKeepsToItsShareAndSharesAgainWhen
   RedisRateBudget& a = NewBudget(a_state, 3000);  // 20 ms apart; 40 ms each for two replicas
   StartAll();
   ASSERT_TRUE(Eventually([&] { return a_state.fleet_size() == 2; }));
-  const int64_t up_before = Metrics().shared_state_up.value();
+  const int64_t up_before = Metrics().shared_state_up.With({}).value();
 
   own->Kill();
   ASSERT_TRUE(Eventually([&] { return a_state.mode() == SharedState::Mode::kLocal; }));
-  EXPECT_TRUE(Eventually([&] { return Metrics().shared_state_up.value() == up_before - 2; }));
+  EXPECT_TRUE(
+      Eventually([&] { return Metrics().shared_state_up.With({}).value() == up_before - 2; }));
   const absl::Time start = absl::Now();
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(AcquireNow(a, 1).status.ok());
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(40) * 19);  // its share, not the whole rate
@@ -301,7 +302,7 @@ TEST_F(FleetBudgetTest, WithoutRedisEachReplicaKeepsToItsShareAndSharesAgainWhen
     EXPECT_TRUE(Eventually([&] { return replica->mode() == SharedState::Mode::kShared; },
                            absl::Seconds(5)));
   }
-  EXPECT_EQ(Metrics().shared_state_up.value(), up_before);
+  EXPECT_EQ(Metrics().shared_state_up.With({}).value(), up_before);
   ASSERT_TRUE(AcquireNow(a, 1).status.ok());
   EXPECT_EQ(a.shared_grants(), 1);
 }

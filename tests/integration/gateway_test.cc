@@ -471,5 +471,22 @@ TEST_F(GatewayTest, DrainingGatewayRefusesNewStreams) {
   drain.join();
 }
 
+// Connection aging moves new calls to other replicas; it never cuts a call in flight (gRFC A9:
+// the grace is unlimited by default). A stream ten times as long as the connection age.
+TEST_F(GatewayTest, AStreamTenTimesLongerThanTheConnectionAgeCompletesInOneCall) {
+  // 20 pages of 50, each answered after 600 ms, one at a time: about 12 s.
+  ASSERT_EQ(sim_->Control("POST", "/_sim/faults?kind=latency&ms=600&count=-1").status, 200);
+  Config config = BaseConfig();
+  config.connections.max_age = absl::Seconds(1);
+  config.stream.prefetch_pages = 1;
+  StartGateway(config);
+  const absl::Time start = absl::Now();
+  Result result = Stream(Request("cl-sim-1000"));
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.ids, sim_->Ids("cl-sim-1000"));
+  EXPECT_GE(took, absl::Seconds(10));  // ten connection ages went by during the one call
+}
+
 }  // namespace
 }  // namespace contacts::gateway

@@ -54,7 +54,8 @@ class ObservabilityTest : public ::testing::Test {
     gateway_ = contacts::testing::StartGatewayProcess(
         *sim_, {.client_id = kAppId,
                 .client_secret = kSecret,
-                .extra = {"--retry-initial-backoff", "10ms", "--log-level", "debug"}});
+                .extra = {"--retry-initial-backoff", "10ms", "--log-level", "debug",
+                          "--metrics-accounts", "1", "--account-rate-limit", "acct-budget=600"}});
     ASSERT_NE(gateway_, nullptr);
     ASSERT_NE(gateway_->admin_port(), 0) << "the ready line names no admin port";
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_->port()),
@@ -124,6 +125,12 @@ TEST_F(ObservabilityTest, StreamMovesTheGrpcAndGatewayCounters) {
   EXPECT_EQ(delta(absl::StrCat("grpc_server_handling_seconds_count{", kStream, "}")), 1);
   EXPECT_GT(delta(absl::StrCat("grpc_server_handling_seconds_sum{", kStream, "}")), 0);
   EXPECT_EQ(delta("contacts_gateway_contacts_streamed_total"), 1234);
+  EXPECT_EQ(delta("contacts_gateway_stream_duration_seconds_count"), 1);
+  EXPECT_EQ(delta("contacts_gateway_stream_duration_seconds_bucket{le=\"+Inf\"}"), 1);
+  EXPECT_EQ(delta("contacts_gateway_stream_first_message_seconds_count"), 1);
+  EXPECT_GT(delta("contacts_gateway_stream_duration_seconds_sum"),
+            delta("contacts_gateway_stream_first_message_seconds_sum"));
+  EXPECT_EQ(delta("contacts_gateway_resumed_streams_total"), 0);
   EXPECT_EQ(delta("contacts_gateway_upstream_requests_total{code=\"200\"}"), pages);
   EXPECT_EQ(delta("contacts_gateway_upstream_request_duration_seconds_count"), pages);
   EXPECT_EQ(delta("contacts_gateway_upstream_request_duration_seconds_bucket{le=\"+Inf\"}"), pages);
@@ -185,6 +192,43 @@ TEST_F(ObservabilityTest, RetriedUpstreamFailureIsCountedByStatusAndCode) {
   EXPECT_EQ(delta("contacts_gateway_upstream_requests_total{code=\"200\"}"), 3);  // 50 + 50 + 20
   EXPECT_EQ(delta("contacts_gateway_upstream_retries_total{code=\"UNAVAILABLE\"}"), 1);
   EXPECT_EQ(delta("contacts_gateway_contacts_streamed_total"), 120);
+}
+
+TEST_F(ObservabilityTest, ResumesThrottlingAndBudgetWaitsAreCounted) {
+  // A 429 (retried at once) on the first page of acct-obs, the first account labelled.
+  ASSERT_EQ(sim_->Control("POST",
+                          "/_sim/faults?kind=status&code=429&retry_after=0&count=1&list=cl-sim-120")
+                .status,
+            200);
+  const std::string before = Scrape();
+  StreamContactsRequest request = Request("cl-sim-120");
+  request.set_max_batch_size(50);
+  grpc::ClientContext context;
+  auto reader = stub_->StreamContacts(&context, request);
+  StreamContactsResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+  context.TryCancel();
+  reader->Finish();
+  request.set_resume_token(first.resume_token());
+  Result resumed = Stream(request);
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status.error_message();
+  EXPECT_EQ(resumed.contacts, 70);
+  // acct-budget is limited to 10 requests a second: its 13 pages wait for the budget.
+  StreamContactsRequest budgeted = Request("cl-sim-1234");
+  budgeted.set_account_id("acct-budget");
+  budgeted.set_page_size(100);
+  ASSERT_TRUE(Stream(budgeted).status.ok());
+  const std::string after = Scrape();
+  auto delta = [&](const std::string& series) {
+    return Value(after, series) - Value(before, series);
+  };
+  EXPECT_EQ(delta("contacts_gateway_resumed_streams_total"), 1);
+  EXPECT_EQ(delta("contacts_gateway_upstream_requests_total{code=\"429\"}"), 1);
+  EXPECT_EQ(delta("contacts_gateway_account_upstream_throttled_total{account=\"acct-obs\"}"), 1);
+  const double waits = delta("contacts_gateway_rate_budget_wait_seconds_count");
+  EXPECT_GE(waits, 10);  // the first page finds a token; with prefetch most others wait
+  EXPECT_EQ(delta("contacts_gateway_account_rate_budget_waits_total{account=\"(other)\"}"), waits);
+  EXPECT_THAT(after, Not(HasSubstr("account=\"acct-budget\"")));  // one account labelled only
 }
 
 TEST_F(ObservabilityTest, HealthChecksAreCountedAsUnaryCalls) {

@@ -13,6 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "server/app/gateway_server.h"
 #include "tests/integration/sim_suite.h"
 #include "tests/integration/test_support.h"
@@ -21,6 +23,7 @@ namespace contacts::gateway {
 namespace {
 
 using ::contacts::testing::KoreSim;
+using ::testing::HasSubstr;
 
 constexpr char kAppId[] = "cs-budget";
 constexpr char kSecret[] = "budget-secret-7a2c";
@@ -56,7 +59,8 @@ class RateBudgetTest : public ::contacts::testing::SimSuite {
     grpc::Status status;
     std::vector<std::string> ids;
   };
-  Result Stream(const std::string& list, const std::string& account = "acct-budget") {
+  Result Stream(const std::string& list, const std::string& account = "acct-budget",
+                absl::Duration deadline = absl::Seconds(60)) {
     Result result;
     contacts::v1::StreamContactsRequest request;
     request.set_stream_id("st-budget");
@@ -64,7 +68,7 @@ class RateBudgetTest : public ::contacts::testing::SimSuite {
     request.set_account_id(account);
     request.set_page_size(kPageSize);
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
     auto reader = stub_->StreamContacts(&context, request);
     contacts::v1::StreamContactsResponse response;
     while (reader->Read(&response)) {
@@ -147,6 +151,32 @@ TEST_F(RateBudgetTest, AccountsOverTheirBudgetWaitWithoutFailing) {
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_EQ(result.ids, sim_->Ids(list));
   EXPECT_EQ(sim_->ListRequests(), 3);
+}
+
+// A budget that cannot serve a page before the call's deadline says so at once: DEADLINE_EXCEEDED
+// (not UNAVAILABLE, which callers would resume in a loop), with when a request is free.
+TEST_F(RateBudgetTest, ABudgetThatCannotFitTheDeadlineIsDeadlineExceededSayingWhen) {
+  StartGateway(/*per_minute=*/2, /*prefetch_pages=*/1);  // a request every 30 s
+  ASSERT_TRUE(Stream("cl-sim-10").status.ok());          // spends the one free request
+  const absl::Time start = absl::Now();
+  Result refused = Stream("cl-sim-20", "acct-budget", absl::Seconds(5));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(4));  // refused, not waited out
+  ASSERT_EQ(refused.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << refused.status.error_message();
+  EXPECT_THAT(refused.status.error_message(), HasSubstr("rate budget of account acct-budget"));
+  google::rpc::Status rich;
+  ASSERT_TRUE(rich.ParseFromString(refused.status.error_details()));
+  std::string reason;
+  int64_t retry_seconds = -1;
+  for (const google::protobuf::Any& any : rich.details()) {
+    if (google::rpc::ErrorInfo info; any.UnpackTo(&info)) reason = info.reason();
+    if (google::rpc::RetryInfo retry; any.UnpackTo(&retry)) {
+      retry_seconds = retry.retry_delay().seconds();
+    }
+  }
+  EXPECT_EQ(reason, "RATE_BUDGET_EXHAUSTED");
+  EXPECT_GE(retry_seconds, 20);  // the next request is ~30 s away
+  EXPECT_LE(retry_seconds, 30);
 }
 
 }  // namespace

@@ -192,9 +192,9 @@ int64_t ResidentBytes(pid_t pid) {
 }
 
 HttpResult HttpRequest(const std::string& method, int port, const std::string& target,
-                       const std::string& ca_file) {
+                       const std::string& ca_file, const std::string& address) {
   asio::io_context io;
-  asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"),
+  asio::ip::tcp::endpoint endpoint(asio::ip::make_address(address),
                                    static_cast<unsigned short>(port));
   http::request<http::empty_body> request{http::string_to_verb(method), target, 11};
   request.set(http::field::host, "localhost");

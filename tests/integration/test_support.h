@@ -64,9 +64,9 @@ struct HttpResult {
   int status = 0;
   std::string body;
 };
-// One HTTP/1.1 request to 127.0.0.1:port ("localhost" as TLS host name when ca_file is set).
+// One HTTP/1.1 request to address:port ("localhost" as TLS host name when ca_file is set).
 HttpResult HttpRequest(const std::string& method, int port, const std::string& target,
-                       const std::string& ca_file = "");
+                       const std::string& ca_file = "", const std::string& address = "127.0.0.1");
 
 std::vector<std::string> SplitLines(const std::string& text);
 

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/service/credentials.h"
@@ -27,8 +29,13 @@ std::string FileJson(const std::string& a_accounts = R"(["acct-a"])") {
                                      {"name": "svc-m", "mtls_subject": "CN=svc-m", "accounts": ["*"]}]})");
 }
 
+// A new file of its own (tests run in parallel processes: a name from rand(), unseeded, was the
+// same in every one of them).
 std::string WriteFile(const std::string& content) {
-  std::string path = absl::StrCat(::testing::TempDir(), "/credentials-", rand(), ".json");
+  std::string path = absl::StrCat(::testing::TempDir(), "/credentials-XXXXXX");
+  const int fd = mkstemp(path.data());
+  EXPECT_GE(fd, 0) << path;
+  if (fd >= 0) close(fd);
   std::ofstream(path) << content;
   return path;
 }

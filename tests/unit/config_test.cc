@@ -33,6 +33,23 @@ TEST(ConfigTest, DefaultsAreUsable) {
   EXPECT_GT(config->cache.max_bytes, 0u);
 }
 
+TEST(ConfigTest, ListensOnIpv6AndIpv4WithTheProbePortOnlyWhenAsked) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen, "[::]:50051");
+  EXPECT_EQ(config->admin_listen, "[::]:9090");
+  EXPECT_EQ(config->probe_listen, "");
+  EXPECT_EQ(config->metrics_accounts, 0);
+  config = Parse({"--metrics-accounts=20"}, {{"CONTACTS_GATEWAY_PROBE_LISTEN", "[::]:50052"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->probe_listen, "[::]:50052");
+  EXPECT_EQ(config->metrics_accounts, 20);
+  EXPECT_THAT(Parse({"--probe-listen=50052"}).status().message(),
+              HasSubstr("--probe-listen: expected HOST:PORT"));
+  EXPECT_THAT(Parse({"--metrics-accounts=5000"}).status().message(),
+              HasSubstr("--metrics-accounts"));
+}
+
 TEST(ConfigTest, FlagsBeatEnvironmentBeatsDefaults) {
   absl::StatusOr<Config> config =
       Parse({"--page-size=20", "--listen", "127.0.0.1:0"},
@@ -58,7 +75,7 @@ TEST(ConfigTest, ConnectionSettingsSuitKubernetes) {
   absl::StatusOr<Config> config = Parse({});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->connections.max_age, absl::Minutes(5));
-  EXPECT_EQ(config->connections.max_age_grace, config->drain_timeout);
+  EXPECT_EQ(config->connections.max_age_grace, absl::InfiniteDuration());  // streams run on
   EXPECT_EQ(config->connections.min_ping_interval, absl::Seconds(10));
   EXPECT_TRUE(config->connections.permit_pings_without_calls);
   EXPECT_EQ(config->connections.max_concurrent_streams, 100);

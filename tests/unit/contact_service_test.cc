@@ -14,6 +14,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "server/core/error_reason.h"
 #include "tests/unit/fake_page_source.h"
 
 namespace contacts::gateway {
@@ -290,6 +293,88 @@ TEST_F(ContactServiceTest, CallerDeadlineReachesTheUpstreamRequest) {
   ASSERT_TRUE(reader->Finish().ok());
   absl::Duration skew = absl::FromChrono(deadline) - source_->requests()[0].deadline;
   EXPECT_LT(absl::AbsDuration(skew), absl::Seconds(1));
+}
+
+// The google.rpc.Status details of a failed call (grpc-status-details-bin).
+struct Details {
+  std::optional<google::rpc::ErrorInfo> info;
+  std::optional<google::rpc::RetryInfo> retry;
+  std::optional<google::rpc::BadRequest> bad_request;
+};
+Details DetailsOf(const grpc::Status& status) {
+  Details out;
+  google::rpc::Status rich;
+  EXPECT_TRUE(rich.ParseFromString(status.error_details())) << "no google.rpc.Status details";
+  EXPECT_EQ(rich.code(), static_cast<int>(status.error_code()));
+  for (const google::protobuf::Any& any : rich.details()) {
+    if (google::rpc::ErrorInfo info; any.UnpackTo(&info)) out.info = info;
+    if (google::rpc::RetryInfo retry; any.UnpackTo(&retry)) out.retry = retry;
+    if (google::rpc::BadRequest bad; any.UnpackTo(&bad)) out.bad_request = bad;
+  }
+  return out;
+}
+
+TEST_F(ContactServiceTest, ABadFieldIsNamedInBadRequestAndErrorInfo) {
+  StartServer(10);
+  StreamContactsRequest request = Request();
+  request.set_contact_list_id("../admin");
+  std::vector<std::string> ids;
+  grpc::Status status = ReadAll(request, &ids);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Details details = DetailsOf(status);
+  ASSERT_TRUE(details.info.has_value());
+  EXPECT_EQ(details.info->reason(), "INVALID_REQUEST");
+  EXPECT_EQ(details.info->domain(), "contacts-gateway");
+  EXPECT_FALSE(details.info->metadata().contains("resume_token"));
+  ASSERT_TRUE(details.bad_request.has_value());
+  ASSERT_EQ(details.bad_request->field_violations_size(), 1);
+  EXPECT_EQ(details.bad_request->field_violations(0).field(), "contact_list_id");
+  EXPECT_FALSE(details.retry.has_value());
+  request = Request();
+  request.set_resume_token("tampered");
+  details = DetailsOf(ReadAll(request, &ids));
+  EXPECT_EQ(details.info->reason(), "INVALID_RESUME_TOKEN");
+  EXPECT_EQ(details.bad_request->field_violations(0).field(), "resume_token");
+}
+
+TEST_F(ContactServiceTest, UnavailableAfterContactsCarriesTheResumeTokenAndWhenToRetry) {
+  StartServer(1000);
+  source_->FailAt(99, WithReason(absl::UnavailableError("upstream answered HTTP 503"),
+                                 reason::kUpstreamUnavailable));
+  std::vector<std::string> ids;
+  std::vector<StreamContactsResponse> messages;
+  grpc::Status status = ReadAll(Request(), &ids, &messages);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  ASSERT_FALSE(messages.empty());
+  Details details = DetailsOf(status);
+  ASSERT_TRUE(details.info.has_value());
+  EXPECT_EQ(details.info->reason(), "UPSTREAM_UNAVAILABLE");
+  EXPECT_EQ(details.info->metadata().at("resume_token"), messages.back().resume_token());
+  ASSERT_TRUE(details.retry.has_value());
+  EXPECT_GT(details.retry->retry_delay().seconds() + details.retry->retry_delay().nanos(), 0);
+}
+
+TEST_F(ContactServiceTest, TheUpstreamsRetryAfterBecomesRetryInfo) {
+  StartServer(1000);
+  source_->Script({{WithReason(absl::ResourceExhaustedError("upstream answered HTTP 429"),
+                               reason::kUpstreamRateLimited),
+                    {.throttled = true, .retry_after = absl::Seconds(42)}}});
+  std::vector<std::string> ids;
+  grpc::Status status = ReadAll(Request(), &ids);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  Details details = DetailsOf(status);
+  EXPECT_EQ(details.info->reason(), "UPSTREAM_RATE_LIMITED");
+  EXPECT_FALSE(details.info->metadata().contains("resume_token"));  // nothing went out
+  ASSERT_TRUE(details.retry.has_value());
+  EXPECT_EQ(details.retry->retry_delay().seconds(), 42);
+}
+
+TEST_F(ContactServiceTest, ACallerRefusalNamesTheCaller) {
+  StartServer(10, 12, /*with_minter=*/false);
+  std::vector<std::string> ids;
+  grpc::Status status = ReadAll(Request(), &ids);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(DetailsOf(status).info->reason(), "CALLER_UNAUTHENTICATED");
 }
 
 }  // namespace
