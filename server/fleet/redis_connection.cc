@@ -177,8 +177,7 @@ absl::StatusOr<std::shared_ptr<RedisConnection>> RedisConnection::Create(asio::i
 
 RedisConnection::RedisConnection(asio::io_context& io, RedisOptions options, RedisUrl url,
                                  std::unique_ptr<ssl::context> tls, std::string role)
-    : io_(io),
-      options_(std::move(options)),
+    : options_(std::move(options)),
       url_(std::move(url)),
       tls_(std::move(tls)),
       role_(std::move(role)),

@@ -129,7 +129,6 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   void FailPending(const absl::Status& status);
   void Enqueue(std::string bytes, Callback done);
 
-  boost::asio::io_context& io_;
   const RedisOptions options_;
   const RedisUrl url_;
   const std::unique_ptr<boost::asio::ssl::context> tls_;

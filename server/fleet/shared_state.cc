@@ -172,15 +172,17 @@ void SharedState::Counted(int64_t replicas) {
   const absl::Time now = absl::Now();
   if (mode_.load() == Mode::kLocal) {
     // Replicas that lost Redis with this one may still keep to their share on their own: rejoin
-    // until as many replicas heartbeat again as there were, or a heartbeat TTL has passed (who
-    // is not back by then is gone). Nobody to wait for if this replica was never on its own.
+    // until as many replicas heartbeat again as there were, or until each would have (its next
+    // reconnect, a connect and the heartbeat TTL; who is not back by then is gone). Nobody to
+    // wait for if this replica was never on its own.
     joined_ = now;
     if (!served_alone_) size_before_ = 0;
     ever_up_ = true;
     SetMode(Mode::kRejoining, absl::OkStatus());
   }
-  const bool rejoined =
-      replicas >= size_before_ || now - joined_ >= 3 * options_.heartbeat_interval;
+  const absl::Duration others_back = options_.redis.reconnect_max + options_.redis.connect_timeout +
+                                     3 * options_.heartbeat_interval;
+  const bool rejoined = replicas >= size_before_ || now - joined_ >= others_back;
   // While rejoining, shares stay those of the fleet as it was: a Redis restarted empty counts
   // only the replicas back so far.
   int64_t size = std::max(replicas, options_.min_replicas);

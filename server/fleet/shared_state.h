@@ -35,7 +35,8 @@ struct SharedStateOptions {
 // budget and the page store act on:
 //   kShared     both connections up, every replica known to share again: use Redis
 //   kRejoining  up again after an outage, but replicas that kept to their share on their own may
-//               not have come back yet: use Redis, and keep to the share too
+//               not have come back yet: use Redis, and keep to the share too, until as many
+//               replicas heartbeat as before (or all would have: backoff + connect + 3 heartbeats)
 //   kLocal      Redis unusable: every replica keeps to its share of each account's rate, pages
 //               are fetched without sharing
 // A change of state is logged once (JSON log) and shown as contacts_gateway_shared_state_up.
