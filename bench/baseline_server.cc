@@ -9,10 +9,11 @@
 // The messages are the gateway's, byte for byte in shape and size: for each --list cl-sim-N,
 // kore-sim's rendered 1000-contact pages go through the gateway's ParsePage, and each contact's
 // encoded entry is followed by resume_token (the gateway's EncodeResumeToken, with the last four
-// ids as after one contact per message), total_results and delivered_count. All are built before
+// ids as after one contact per message, signed with the key file's key as the gateway signs with
+// its --resume-token-key-file), total_results and delivered_count. All are built before
 // the ready line; a call copies nothing, it hands gRPC a reference to the next message.
 //
-//   baseline_server [--listen HOST:PORT] --list cl-sim-N [--list cl-sim-M ...]
+//   baseline_server [--listen HOST:PORT] [--resume-token-key-file FILE] --list cl-sim-N ...
 //
 // Prints "baseline_server listening on HOST:PORT" when ready; serves until killed. A call for
 // another list ends with NOT_FOUND; the request's page_size, max_batch_size, max_contacts and
@@ -21,8 +22,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,7 +54,8 @@ constexpr std::string_view kAccountId = "acct-bench";
 using Messages = std::vector<grpc::Slice>;
 
 // The messages of list cl-sim-`size`, one contact each, as the gateway would send them.
-absl::StatusOr<Messages> BuildMessages(const std::string& list_id, int64_t size) {
+absl::StatusOr<Messages> BuildMessages(const std::string& list_id, int64_t size,
+                                       const contacts::gateway::ResumeTokenKeys& token_keys) {
   namespace gw = contacts::gateway;
   namespace sim = contacts::kore_sim;
   const uint64_t fingerprint = gw::ListFingerprint(kStreamId, list_id, kAccountId);
@@ -82,7 +86,7 @@ absl::StatusOr<Messages> BuildMessages(const std::string& list_id, int64_t size)
       rest.set_delivered_count(delivered);
       rest.set_resume_token(gw::EncodeResumeToken(
           {delivered, delivered, std::vector<std::string>(last_ids.begin(), last_ids.end())},
-          fingerprint));
+          fingerprint, token_keys));
       rest.AppendToString(&wire);
       messages.emplace_back(wire);
     }
@@ -171,16 +175,20 @@ class BaselineService final
 };
 
 constexpr std::string_view kUsage =
-    "usage: baseline_server [--listen HOST:PORT] --list cl-sim-N [--list cl-sim-M ...]\n";
+    "usage: baseline_server [--listen HOST:PORT] [--resume-token-key-file FILE] --list cl-sim-N "
+    "[--list cl-sim-M ...]\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:0";
+  std::shared_ptr<const contacts::gateway::ResumeTokenKeys> keys =
+      contacts::gateway::ResumeTokenKeys::ProcessRandom();
   std::map<std::string, Messages> lists;
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
-    if (i + 1 >= argc || (flag != "--listen" && flag != "--list")) {
+    if (i + 1 >= argc ||
+        (flag != "--listen" && flag != "--list" && flag != "--resume-token-key-file")) {
       std::fprintf(stderr, "%s", kUsage.data());
       return 2;
     }
@@ -189,13 +197,27 @@ int main(int argc, char** argv) {
       listen = value;
       continue;
     }
+    if (flag == "--resume-token-key-file") {  // before the lists it signs for
+      std::ifstream in(value);
+      std::stringstream text;
+      text << in.rdbuf();
+      absl::StatusOr<std::shared_ptr<const contacts::gateway::ResumeTokenKeys>> parsed =
+          contacts::gateway::ResumeTokenKeys::Parse(text.str());
+      if (!in || !parsed.ok()) {
+        std::fprintf(stderr, "baseline_server: %s: %s\n", value.c_str(),
+                     in ? std::string(parsed.status().message()).c_str() : "cannot read it");
+        return 2;
+      }
+      keys = *std::move(parsed);
+      continue;
+    }
     int64_t size = 0;
     if (!value.starts_with("cl-sim-") || !absl::SimpleAtoi(value.substr(7), &size) || size < 0) {
       std::fprintf(stderr, "baseline_server: lists are kore-sim's generated cl-sim-N\n%s",
                    kUsage.data());
       return 2;
     }
-    absl::StatusOr<Messages> messages = BuildMessages(value, size);
+    absl::StatusOr<Messages> messages = BuildMessages(value, size, *keys);
     if (!messages.ok()) {
       std::fprintf(stderr, "baseline_server: %s\n",
                    std::string(messages.status().message()).c_str());

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end benchmarks, one command each (method, targets, results: bench/REPORT.md).
-#   bench/run.sh b1|b2|b3|b4|b5|b6|b7|all  builds build-release/, starts kore-sim and the gateway
-#                                     (B2: and baseline_server; B7: three gateways and a
+#   bench/run.sh b1|b2|b3|b4|b5|b6|b7|b9|all  builds build-release/, starts kore-sim and the
+#                                     gateway (B2: and baseline_server; B7: three gateways and a
 #                                     redis-server), repeats each measurement BENCH_RUNS
 #                                     times (default 5), prints medians, writes
 #                                     bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
@@ -71,13 +71,19 @@ start_sim() {  # start_sim KORE_SIM_FLAGS...: kore-sim serving its pages from it
   sim_port=$(port_of "$work/sim.out")
 }
 
+# The resume token key the gateway and baseline_server share, so that their messages (each with a
+# signed resume_token) are the same bytes.
+printf 'bench-resume-token-key-0123456789abcdef\n' >"$work/resume.key"
+
 start_gw() {  # start_gw GATEWAY_FLAGS...
   rm -f "$work/gw.out"
   printf 'bench-secret-4d2\n' >"$work/secret"
-  "$gw" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
+  local keys=()  # builds from before signed resume tokens have no key file
+  ! has_flag --resume-token-key-file || keys=(--resume-token-key-file "$work/resume.key")
+  env "${gw_env[@]}" "$gw" --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
     --client-id cs-bench --client-secret-file "$work/secret" --allow-unauthenticated-callers \
     --admin-listen 127.0.0.1:0 --max-page-size 10000 \
-    --max-batch-size 100000 --log-level warning "$@" >"$work/gw.out" 2>"$work/gw.err" &
+    --max-batch-size 100000 --log-level warning "${keys[@]}" "$@" >"$work/gw.out" 2>"$work/gw.err" &
   gw_pid=$!
   pids+=("$gw_pid")
   gw_port=$(port_of "$work/gw.out")
@@ -87,7 +93,8 @@ start_baseline() {  # start_baseline LIST...: baseline_server with those cl-sim-
   rm -f "$work/base.out"
   local lists=() l
   for l; do lists+=(--list "$l"); done
-  "$base" --listen 127.0.0.1:0 "${lists[@]}" >"$work/base.out" 2>"$work/base.err" &
+  "$base" --listen 127.0.0.1:0 --resume-token-key-file "$work/resume.key" "${lists[@]}" \
+    >"$work/base.out" 2>"$work/base.err" &
   base_pid=$!
   pids+=("$base_pid")
   base_port=$(port_of "$work/base.out")
@@ -543,9 +550,46 @@ smoke() {
   echo "bench smoke: ok"
 }
 
+b9() {  # memory after a burst, and B1's throughput, for each allocator Debian offers
+  begin b9
+  start_sim
+  local n=${BENCH_B1_CONTACTS:-1000000} run variant rss_idle rss_after flags
+  load_with() { load_from "$gw_port" --gateway-pid "$gw_pid" "$@"; }
+  for run in $(seq "$runs"); do
+    for variant in glibc trimmer arena2 jemalloc tcmalloc; do
+      gw_env=() flags=(--memory-trim-interval 0)
+      case $variant in
+        trimmer) flags=() ;;  # the gateway's default: --memory-trim-interval 10s
+        arena2) gw_env=(MALLOC_ARENA_MAX=2) ;;
+        jemalloc) gw_env=(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2) ;;
+        tcmalloc) gw_env=(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4) ;;
+      esac
+      start_gw "${no_limit[@]}" --page-cache-bytes 0 "${flags[@]}"
+      load_with --list cl-sim-$n --page-size 1000 --batch-size 1000 >/dev/null  # warm
+      measure "$variant" "$run" load_with --list cl-sim-$n --page-size 1000 --batch-size 1000
+      rss_idle=$(awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$gw_pid/status")
+      # The burst: 1,000 streams at once over 16 connections.
+      load_with --list cl-sim-20000 --streams 1000 --channels 16 --page-size 500 --batch-size 100 \
+        >/dev/null
+      sleep 12  # more than one trimmer interval
+      rss_after=$(awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$gw_pid/status")
+      record "rss-$variant" "$run" "rss_mib_before=$rss_idle rss_mib_after=$rss_after"
+      stop "$gw_pid"
+    done
+  done
+  gw_env=()
+  summarize b9
+  local v
+  for v in glibc trimmer arena2 jemalloc tcmalloc; do
+    echo "B9 $v: RSS after the burst $(median b9 rss-$v rss_mib_after) MiB [$(spread b9 rss-$v rss_mib_after)] (before: $(median b9 rss-$v rss_mib_before)); B1 $(median b9 $v contacts_per_s) contacts/s [$(spread b9 $v contacts_per_s)], gateway $(median b9 $v gw_cpu_ns_per_contact) ns/contact"
+  done
+  stop "$sim_pid"
+}
+
+gw_env=()
 case ${1:-} in
-  b1 | b2 | b3 | b4 | b5 | b6 | b7) build; budget_flags; "$1" ;;
-  all) build; budget_flags; b1; b2; b3; b4; b5; b6; b7 ;;
+  b1 | b2 | b3 | b4 | b5 | b6 | b7 | b9) build; budget_flags; "$1" ;;
+  all) build; budget_flags; b1; b2; b3; b4; b5; b6; b7; b9 ;;
   smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
-  *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|b7|all|smoke BUILD_DIR" ;;
+  *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|b7|b9|all|smoke BUILD_DIR" ;;
 esac

@@ -91,6 +91,15 @@ std::string ReadSecretFile(const std::string& path, std::string* out) {
   return "";
 }
 
+std::string ReadResumeTokenKeys(const std::string& path, StreamOptions* out) {
+  std::string text;
+  if (std::string problem = ReadSecretFile(path, &text); !problem.empty()) return problem;
+  absl::StatusOr<std::shared_ptr<const ResumeTokenKeys>> keys = ResumeTokenKeys::Parse(text);
+  if (!keys.ok()) return std::string(keys.status().message());
+  out->resume_token_keys = *std::move(keys);
+  return "";
+}
+
 #define STRING(field)                   \
   [](Config& c, const std::string& v) { \
     c.field = v;                        \
@@ -133,6 +142,17 @@ const std::vector<Setting>& Settings() {
       {"max-concurrent-streams", "N",
        "Most calls at once on one client connection (more wait for a slot).",
        INT(connections.max_concurrent_streams, 1, 1 << 20)},
+      {"max-request-bytes", "N",
+       "Largest request message a caller may send (a request is a few hundred bytes; larger ones "
+       "end with RESOURCE_EXHAUSTED).",
+       INT(connections.max_request_bytes, 256, 1 << 20)},
+      {"memory-quota", "BYTES",
+       "Memory gRPC may use for all client connections and calls together (socket reads, HTTP/2 "
+       "buffers, calls); under pressure it refuses streams and closes connections.",
+       INT(connections.memory_quota, size_t{1} << 20, size_t{1} << 40)},
+      {"max-connection-idle", "DURATION",
+       "Close client connections without calls for this long (GOAWAY); 0 = never.",
+       DURATION(connections.max_idle)},
       {"admin-listen", "HOST:PORT",
        "Address of the admin HTTP port (GET /metrics for Prometheus, GET /healthz); port 0 picks a "
        "free "
@@ -194,6 +214,13 @@ const std::vector<Setting>& Settings() {
        "Per-account --rate-limit (the request's account_id); repeatable; N = 0 means no limit.",
        [](Config& c, const std::string& v) { return ParseAccountLimits(v, &c.rate.per_account); },
        [](const Config&) { return std::string(); }},
+      {"rejected-credentials-ttl", "DURATION",
+       "How long a caller's own JWT that the upstream refused (401/403) for an account is refused "
+       "by the gateway itself, without spending the account's budget; 0 = never remembered.",
+       DURATION(credential_memory.ttl)},
+      {"rejected-credentials-max", "N",
+       "Most JWT verdicts remembered (as hashes) at once; the oldest go first.",
+       INT(credential_memory.max_entries, 1, 10000000)},
       {"page-cache-bytes", "N",
        "Memory for recently fetched pages, shared by streams of the same list; 0 = no cache "
        "(identical requests in flight are shared anyway).",
@@ -214,6 +241,12 @@ const std::vector<Setting>& Settings() {
        "File holding the client secret (e.g. a mounted Kubernetes Secret).",
        [](Config& c, const std::string& v) { return ReadSecretFile(v, &c.client_secret); },
        nullptr},
+      {"resume-token-key-file", "FILE",
+       "Keys that sign resume tokens (HMAC-SHA256), one per line, at least 32 bytes each, the "
+       "signing key first (others are still accepted, for rotation); the same file for every "
+       "replica. Without it a random key per process: tokens do not survive a restart.",
+       [](Config& c, const std::string& v) { return ReadResumeTokenKeys(v, &c.stream); },
+       [](const Config&) { return std::string(); }},
       {"credentials-file", "FILE",
        "JSON file of per-account upstream credentials and the callers allowed to use them (see "
        "README); re-read when it changes.",
@@ -225,8 +258,37 @@ const std::vector<Setting>& Settings() {
        "INSECURE, for local development and demos: callers that do not authenticate may use the "
        "gateway's upstream credentials for any account.",
        BOOL(authz.allow_unauthenticated)},
-      {"max-streams-per-caller", "N", "Concurrent streams one authenticated caller may hold.",
+      {"max-streams-per-caller", "N",
+       "Concurrent streams one caller may hold: an authenticated one, or one that sends its own "
+       "JWT (told apart by its verified identity, else by the JWT).",
        INT(authz.max_streams_per_caller, 1, 1000000)},
+      {"pass-through-requires-auth", "auto|true|false",
+       "Callers that send their own JWT must also authenticate to the gateway (bearer token or "
+       "mTLS) with a caller rule that lists the account; auto: whenever --credentials-file lists "
+       "callers.",
+       [](Config& c, const std::string& v) {
+         static const std::pair<const char*, PassThroughAuth> kValues[] = {
+             {"auto", PassThroughAuth::kAuto},
+             {"true", PassThroughAuth::kRequired},
+             {"false", PassThroughAuth::kOptional}};
+         for (auto [name, value] : kValues) {
+           if (absl::AsciiStrToLower(v) == name) {
+             c.authz.pass_through_auth = value;
+             return std::string();
+           }
+         }
+         return std::string("expected auto, true or false");
+       },
+       [](const Config& c) {
+         switch (c.authz.pass_through_auth) {
+           case PassThroughAuth::kRequired:
+             return std::string("true");
+           case PassThroughAuth::kOptional:
+             return std::string("false");
+           default:
+             return std::string("auto");
+         }
+       }},
       {"tls-cert", "FILE", "PEM certificate chain to serve gRPC over TLS (plaintext without it).",
        STRING(tls.cert_file)},
       {"tls-key", "FILE", "PEM private key of --tls-cert.", STRING(tls.key_file)},
@@ -307,6 +369,10 @@ const std::vector<Setting>& Settings() {
        "With --shared-state-pages: larger pages are not shared.",
        INT(shared_state.max_page_bytes, 1024, size_t{64} << 20)},
       {"io-threads", "N", "Threads doing upstream I/O.", INT(io_threads, 1, 64)},
+      {"memory-trim-interval", "DURATION",
+       "How often the gateway checks whether malloc holds much free memory (over 16 MiB) and gives "
+       "it back to the system (after a burst of load); 0 = never.",
+       DURATION(memory_trim_interval)},
       {"drain-timeout", "DURATION",
        "On SIGTERM/SIGINT, how long streams in flight may take to finish.",
        DURATION(drain_timeout)},
@@ -362,6 +428,10 @@ absl::Status Check(const Config& c) {
   }
   if (c.tls.require_client_cert && c.tls.client_ca_file.empty()) {
     return absl::InvalidArgumentError("--tls-require-client-cert needs --tls-client-ca");
+  }
+  if (c.authz.pass_through_auth == PassThroughAuth::kRequired && c.credentials_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--pass-through-requires-auth=true needs --credentials-file with the callers");
   }
   if (c.credentials_reload_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--credentials-reload-interval: must be above 0");

@@ -10,6 +10,7 @@
 #include "server/core/log.h"
 #include "server/service/authz.h"
 #include "server/service/contact_service.h"
+#include "server/stream/credential_memory.h"
 #include "server/stream/local_rate_budget.h"
 #include "server/stream/page_cache.h"
 #include "server/stream/retry.h"
@@ -29,6 +30,15 @@ struct ConnectionOptions {
   absl::Duration min_ping_interval = absl::Seconds(10);  // clients pinging more often are cut off
   bool permit_pings_without_calls = true;
   int max_concurrent_streams = 100;  // per connection
+  // What anyone who reaches the port can make the gateway hold before any authorization runs.
+  // The largest request message: a larger one ends RESOURCE_EXHAUSTED, but only once gRPC 1.51 has
+  // read it whole. The memory gRPC's ResourceQuota lets every connection and call of the server
+  // use together (socket reads, HTTP/2 buffers): over it, gRPC resets a stream (ENHANCE_YOUR_CALM)
+  // per reclamation pass and closes idle connections, which is what stops a large request early.
+  // How long a connection may carry no call: gRPC 1.51 has no limit on the number of connections.
+  int max_request_bytes = 4096;
+  size_t memory_quota = 64 << 20;
+  absl::Duration max_idle = absl::Minutes(2);  // then GOAWAY; 0 = never
 };
 
 // TLS for the gateway's own callers; certificate files are re-read every reload_interval (gRPC's
@@ -72,6 +82,7 @@ struct Config {
   KoreClientOptions upstream;
   RetryOptions retry;
   RateBudgetOptions rate;
+  CredentialMemoryOptions credential_memory;
   PageCacheOptions cache;
   SharedStateConfig shared_state;
   std::string client_id;
@@ -84,6 +95,7 @@ struct Config {
   JwtOptions jwt;
   StreamOptions stream;
   int io_threads = 2;
+  absl::Duration memory_trim_interval = absl::Seconds(10);  // 0 = never (see MemoryTrimmer)
   absl::Duration drain_timeout = absl::Seconds(20);
   Severity log_level = Severity::kInfo;
 };

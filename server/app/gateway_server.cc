@@ -2,6 +2,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
@@ -22,6 +23,7 @@
 #include "server/service/contact_service.h"
 #include "server/service/grpc_metrics.h"
 #include "server/stream/budgeted_page_source.h"
+#include "server/stream/credential_memory.h"
 #include "server/stream/local_rate_budget.h"
 #include "server/stream/page_cache.h"
 #include "server/stream/retry.h"
@@ -31,6 +33,8 @@ namespace contacts::gateway {
 namespace {
 
 constexpr int kWriteBufferBytes = 16 << 10;
+constexpr int kMaxPingStrikes = 2;
+constexpr absl::Duration kHandshakeTimeout = absl::Seconds(10);
 
 int Millis(absl::Duration d) {
   return static_cast<int>(
@@ -98,8 +102,11 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   }
   gateway->budgeted_ =
       std::make_unique<BudgetedPageSource>(*gateway->rate_budget_, *gateway->upstream_);
-  gateway->retry_ =
-      std::make_unique<RetryingPageSource>(gateway->io_, *gateway->budgeted_, config.retry);
+  // Before the budget: a JWT the upstream refused lately is refused without spending a request.
+  gateway->credential_memory_ = std::make_unique<CredentialMemoryPageSource>(
+      gateway->io_, *gateway->budgeted_, config.credential_memory);
+  gateway->retry_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->credential_memory_,
+                                                         config.retry);
   gateway->cache_ =
       std::make_unique<CachingPageSource>(gateway->io_, *gateway->store_, *gateway->retry_);
   absl::StatusOr<std::unique_ptr<CredentialStore>> credentials =
@@ -120,13 +127,22 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
           "the gateway mints upstream credentials but no callers may use them: list callers in "
           "--credentials-file, or pass --allow-unauthenticated-callers (local development only)");
     }
-    gateway->authorizer_ = std::make_unique<Authorizer>(*gateway->credentials_, config.authz);
+  }
+  AuthzOptions authz = config.authz;
+  authz.max_metadata_bytes = static_cast<size_t>(config.max_metadata_bytes);
+  gateway->authorizer_ = std::make_unique<Authorizer>(*gateway->credentials_, authz);
+  if (config.stream.resume_token_keys == ResumeTokenKeys::ProcessRandom()) {
+    Log(Severity::kWarning,
+        "no --resume-token-key-file: resume tokens are signed with a random key of this process, "
+        "so they do not survive a restart and other replicas refuse them");
   }
   gateway->service_ =
       std::make_unique<ContactService>(*gateway->cache_, gateway->authorizer_.get(), config.stream);
   for (int i = 0; i < config.io_threads; ++i) {
     gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
   }
+  gateway->trimmer_ = std::make_unique<MemoryTrimmer>(gateway->io_, config.memory_trim_interval,
+                                                      kMemoryTrimThreshold);
 
   // Reflection serves the descriptors linked into this binary; referencing the health proto keeps
   // its descriptor linked, so `describe grpc.health.v1.Health` works.
@@ -143,12 +159,27 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                                Millis(connections.max_age_grace));
   }
+  // Pings more often than that are strikes; after kMaxPingStrikes the connection ends with GOAWAY
+  // ENHANCE_YOUR_CALM "too_many_pings" (what gRPC does by default, here on purpose).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              Millis(connections.min_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, kMaxPingStrikes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
                              connections.permit_pings_without_calls ? 1 : 0);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, connections.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, config.max_metadata_bytes);
+  // What anyone who reaches the port can make the gateway hold (see ConnectionOptions). gRPC 1.51
+  // reads a request whole before checking its size, so the quota is what cuts a large one short;
+  // metadata is bounded by GRPC_ARG_MAX_METADATA_SIZE above (and by the Authorizer, for clients
+  // that never acknowledge SETTINGS); a TLS handshake gets kHandshakeTimeout instead of 120 s.
+  builder.SetMaxReceiveMessageSize(connections.max_request_bytes);
+  grpc::ResourceQuota quota("contacts-gateway");
+  quota.Resize(connections.memory_quota);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, Millis(kHandshakeTimeout));
+  if (connections.max_idle > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, Millis(connections.max_idle));
+  }
   // How much a stream's buffer-hinted messages may wait for one socket write (see the reactor):
   // enough for ~100 one-contact messages, small enough that a stream whose caller stopped reading
   // holds little beyond its flow-control window.
@@ -258,6 +289,7 @@ void GatewayServer::Shutdown(absl::Duration drain) {
   }
   if (shared_) shared_->Stop();  // leaves the fleet and closes its Redis connections
   // Let what is already queued run (cancelled fetches hand their streams back), then stop.
+  trimmer_.reset();
   work_.reset();
   const absl::Time give_up = absl::Now() + absl::Seconds(1);
   while (!io_.stopped() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));

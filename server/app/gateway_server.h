@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/app/config.h"
+#include "server/app/memory_trim.h"
 #include "server/core/page_store.h"
 #include "server/core/rate_budget.h"
 #include "server/fleet/shared_state.h"
@@ -56,18 +57,21 @@ class GatewayServer {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
       io_.get_executor()};
   std::vector<std::thread> io_threads_;
-  // Callers → cache_ (shares pages through store_) → retry_ → budgeted_ (asks rate_budget_ before
-  // every attempt) → upstream_ (the Kore.ai adapter). With --shared-state, rate_budget_ (and with
+  std::unique_ptr<MemoryTrimmer> trimmer_;  // on io_, stopped before it
+  // Callers → cache_ (shares pages through store_) → retry_ → credential_memory_ (refuses callers'
+  // JWTs the upstream refused lately) → budgeted_ (asks rate_budget_ before every attempt) →
+  // upstream_ (the Kore.ai adapter). With --shared-state, rate_budget_ (and with
   // --shared-state-pages, store_) are shared with the other replicas through shared_ (Redis).
   std::unique_ptr<PageSource> upstream_;
   std::unique_ptr<SharedState> shared_;
   std::unique_ptr<RateBudget> rate_budget_;
   std::unique_ptr<PageSource> budgeted_;
+  std::unique_ptr<PageSource> credential_memory_;
   std::unique_ptr<PageSource> retry_;
   std::unique_ptr<PageStore> store_;
   std::unique_ptr<PageSource> cache_;
   std::unique_ptr<CredentialStore> credentials_;
-  std::unique_ptr<Authorizer> authorizer_;  // null when the gateway mints nothing
+  std::unique_ptr<Authorizer> authorizer_;
   std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
   // Answers UNIMPLEMENTED to every method but health's on the probe server (gRPC wants a

@@ -261,6 +261,12 @@ GatewayMetrics::GatewayMetrics()
                           .Add<Counter>("contacts_gateway_page_cache_hits_total",
                                         "Pages served from the page cache instead of the upstream.")
                           .With({})),
+      refused_caller_jwt_requests(
+          registry
+              .Add<Counter>("contacts_gateway_refused_caller_jwt_requests_total",
+                            "Page requests with a caller's own JWT refused by the gateway itself: "
+                            "the upstream refused that JWT for that account shortly before.")
+              .With({})),
       contacts_streamed(registry
                             .Add<Counter>("contacts_gateway_contacts_streamed_total",
                                           "Contacts written to StreamContacts callers.")

@@ -181,12 +181,13 @@ struct GatewayMetrics {
   Family<Histogram>& grpc_handling_seconds;
 
   // The gateway's own, prefix contacts_gateway_.
-  Family<Counter>& upstream_requests;   // code: HTTP status, or "transport_error"
-  Histogram& upstream_request_seconds;  // each upstream HTTP exchange
-  Family<Counter>& upstream_retries;    // code: the failure retried (UNAVAILABLE, ...)
-  Histogram& rate_budget_wait_seconds;  // one observation per wait for the rate budget
-  Counter& coalesced_pages;             // pages a stream got from another's fetch
-  Counter& page_cache_hits;             // pages served from the page cache
+  Family<Counter>& upstream_requests;    // code: HTTP status, or "transport_error"
+  Histogram& upstream_request_seconds;   // each upstream HTTP exchange
+  Family<Counter>& upstream_retries;     // code: the failure retried (UNAVAILABLE, ...)
+  Histogram& rate_budget_wait_seconds;   // one observation per wait for the rate budget
+  Counter& coalesced_pages;              // pages a stream got from another's fetch
+  Counter& page_cache_hits;              // pages served from the page cache
+  Counter& refused_caller_jwt_requests;  // refused at once: the upstream refused that JWT lately
   Counter& contacts_streamed;
   Gauge& active_streams;
   Gauge& upstream_connections;  // open or opening, idle ones included

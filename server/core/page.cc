@@ -1,5 +1,7 @@
 #include "server/core/page.h"
 
+#include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "absl/status/status.h"
@@ -178,15 +180,40 @@ absl::StatusOr<EncodedContacts> EncodedContacts::FromWire(std::string_view wire)
   return out;
 }
 
+EncodedContacts::Bytes& EncodedContacts::Bytes::operator=(const Bytes& other) {
+  if (this == &other) return *this;
+  data_.reset();
+  size_ = capacity_ = 0;
+  reserve(other.size_);
+  if (other.size_ > 0) std::memcpy(data_.get(), other.data_.get(), other.size_);
+  size_ = other.size_;
+  return *this;
+}
+
+void EncodedContacts::Bytes::reserve(size_t capacity) {
+  if (capacity <= capacity_) return;
+  std::unique_ptr<char[]> grown(new char[capacity]);
+  if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
+  data_ = std::move(grown);
+  capacity_ = capacity;
+}
+
+char* EncodedContacts::Bytes::Extend(size_t n) {
+  if (size_ + n > capacity_) reserve(std::max(size_ + n, 2 * capacity_));
+  char* out = data_.get() + size_;
+  size_ += n;
+  return out;
+}
+
 std::string_view EncodedContacts::id(size_t i) const {
   const Entry& entry = buffer_->entries[i];
-  return std::string_view(buffer_->wire).substr(entry.id, entry.id_size);
+  return buffer_->wire.view().substr(entry.id, entry.id_size);
 }
 
 std::string_view EncodedContacts::wire(size_t begin, size_t end) const {
   if (begin >= end) return {};
   const size_t from = begin == 0 ? 0 : buffer_->entries[begin - 1].end;
-  return std::string_view(buffer_->wire).substr(from, buffer_->entries[end - 1].end - from);
+  return buffer_->wire.view().substr(from, buffer_->entries[end - 1].end - from);
 }
 
 size_t EncodedContacts::footprint() const {
@@ -231,9 +258,7 @@ void EncodedContacts::Append(const Fields& fields) {
            ? 1 + VarintSize(TimeSize(*fields.update_time)) + TimeSize(*fields.update_time)
            : 0);
   Buffer& buffer = Mutable();
-  const size_t begin = buffer.wire.size();
-  buffer.wire.resize(begin + 1 + VarintSize(size) + size);
-  char* out = buffer.wire.data() + begin;
+  char* out = buffer.wire.Extend(1 + VarintSize(size) + size);
   *out++ = kContactsEntry;
   out = PutVarint(out, size);
   const size_t id = static_cast<size_t>(out - buffer.wire.data()) +

@@ -41,6 +41,7 @@ struct PageRequest {
   int32_t limit = 0;
   UpstreamCredentials credentials;
   bool caller_credentials = false;  // `credentials` are the caller's own (pass-through), not minted
+  std::string caller;               // who asks, for fairness between callers (RateBudget::Ask)
   uint64_t owner = 0;               // the stream asking, for fairness between streams
   bool first_page = false;          // the stream's first: goes before running streams' later pages
   TraceContext trace;               // the stream's span: each upstream request is a child of it

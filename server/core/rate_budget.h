@@ -25,7 +25,11 @@ class RateBudget {
  public:
   struct Ask {
     std::string account;
-    uint64_t owner = 0;  // the stream asking: an account's streams take turns, one request each
+    // Who asks: the caller's verified identity, or a hash of its own JWT (pass-through), "" for
+    // callers the gateway does not tell apart. An account's callers take turns first, one request
+    // each, so that one caller's many streams cannot take the whole budget.
+    std::string caller{};
+    uint64_t owner = 0;  // the stream asking: then a caller's streams take turns, one request each
     absl::Time deadline = absl::InfiniteFuture();  // refuse at once if nothing is free before it
     bool first_page = false;  // a stream's first page goes before later pages of running streams
   };

@@ -44,8 +44,10 @@ struct RedisRateBudget::Account {
     bool reserving = false;        // a slot asked for or held: no second one
   };
   int64_t per_minute = 1;
-  absl::Duration interval;        // between grants at the account's full rate
-  std::deque<uint64_t> rotation;  // owners with waiting requests, whose turn comes first first
+  absl::Duration interval;  // between grants at the account's full rate
+  // Who gets the next slot that comes: the same order as the in-process budget's.
+  BudgetTurns turns;
+  // Each owner reserves one slot at a time, for its oldest request.
   absl::flat_hash_map<uint64_t, Owner> owners;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Slot>> slots;
   // The replica's own schedule (at its share of the rate), used without Redis and while
@@ -132,16 +134,8 @@ void RedisRateBudget::Acquire(Ask ask, std::shared_ptr<Cancellation> cancel, Cal
     waiters_.emplace(id, std::move(waiter));
     const std::string name = w.ask.account;
     Account& account = Get(name);
-    Account::Owner& owner = account.owners[w.ask.owner];
-    if (owner.waiters.empty()) {
-      // A stream's first page goes before later pages of running streams.
-      if (w.ask.first_page) {
-        account.rotation.push_front(w.ask.owner);
-      } else {
-        account.rotation.push_back(w.ask.owner);
-      }
-    }
-    owner.waiters.push_back(id);
+    account.owners[w.ask.owner].waiters.push_back(id);
+    account.turns.Add(id, w.ask);
     if (w.ask.deadline != absl::InfiniteFuture()) {
       w.deadline.expires_after(
           absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), w.ask.deadline - w.since)));
@@ -165,23 +159,23 @@ void RedisRateBudget::Acquire(Ask ask, std::shared_ptr<Cancellation> cancel, Cal
 }
 
 void RedisRateBudget::Pump(const std::string& name, Account& account) {
-  // Owners without a slot ask for one, for their oldest request: first pages first, then in
-  // turn. Asking may end a request at once (refused), which lets its owner ask again.
+  // Owners without a slot ask for one, for their oldest request, the longest waiting first.
+  // Asking may end a request at once (refused), which lets its owner ask again.
   for (bool asked = true; asked;) {
     asked = false;
-    for (bool first_pages : {true, false}) {
-      const std::vector<uint64_t> turn(account.rotation.begin(), account.rotation.end());
-      for (uint64_t owner : turn) {
-        auto it = account.owners.find(owner);
-        if (it == account.owners.end() || it->second.reserving || it->second.waiters.empty()) {
-          continue;
-        }
-        const uint64_t waiter = it->second.waiters.front();
-        if (waiters_.at(waiter)->ask.first_page != first_pages) continue;
-        it->second.reserving = true;
-        asked = true;
-        Reserve(name, account, owner, waiter);
+    std::vector<std::pair<uint64_t, uint64_t>> asking;  // (oldest request, owner)
+    for (const auto& [owner, o] : account.owners) {
+      if (!o.reserving && !o.waiters.empty()) asking.emplace_back(o.waiters.front(), owner);
+    }
+    std::sort(asking.begin(), asking.end());
+    for (const auto& [waiter, owner] : asking) {
+      auto it = account.owners.find(owner);
+      if (it == account.owners.end() || it->second.reserving || it->second.waiters.empty()) {
+        continue;
       }
+      it->second.reserving = true;
+      asked = true;
+      Reserve(name, account, owner, it->second.waiters.front());
     }
   }
 }
@@ -310,22 +304,13 @@ void RedisRateBudget::Fire(const std::string& name, uint64_t slot_id) {
   const uint64_t reserved_for = slot->second->waiter;
   const bool later = slot->second->later;
   account.slots.erase(slot);
-  // The owner's oldest request goes; if it has none left (cancelled), the slot goes to the next
-  // owner waiting, a first page first.
-  uint64_t chosen = 0;
+  // The slot goes to whoever's turn it is among the replica's waiting requests (callers in turn,
+  // then their streams, a first page first among its caller's): the number of slots a replica
+  // holds follows its streams, the order they are used in follows the in-process budget's.
   if (auto it = account.owners.find(owner); it != account.owners.end()) {
     it->second.reserving = false;
-    if (!it->second.waiters.empty()) chosen = it->second.waiters.front();
   }
-  for (bool first_pages : {true, false}) {
-    for (uint64_t other : account.rotation) {
-      if (chosen != 0) break;
-      const std::deque<uint64_t>& queue = account.owners.at(other).waiters;
-      if (!queue.empty() && waiters_.at(queue.front())->ask.first_page == first_pages) {
-        chosen = queue.front();
-      }
-    }
-  }
+  const uint64_t chosen = account.turns.empty() ? 0 : account.turns.Next();
   if (chosen == 0) {
     unused_slots_.fetch_add(1, std::memory_order_relaxed);
   } else {
@@ -347,14 +332,10 @@ void RedisRateBudget::Finish(uint64_t id, Decision decision, bool waited) {
   const std::string& name = waiter->ask.account;
   Account& account = Get(name);
   const uint64_t owner = waiter->ask.owner;
+  account.turns.Remove(id);  // unless it was taken out in turn
   Account::Owner& queue = account.owners[owner];
   queue.waiters.erase(std::find(queue.waiters.begin(), queue.waiters.end(), id));
-  account.rotation.erase(std::find(account.rotation.begin(), account.rotation.end(), owner));
-  if (!queue.waiters.empty()) {
-    account.rotation.push_back(owner);  // served: its turn comes again after the others'
-  } else if (!queue.reserving) {
-    account.owners.erase(owner);
-  }
+  if (queue.waiters.empty() && !queue.reserving) account.owners.erase(owner);
   waiter->deadline.cancel();
   waiter->cancel->Forget(waiter->handle);
   if (decision.status.ok() && waited) {

@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "server/core/budget_turns.h"
 #include "server/core/rate_budget.h"
 #include "server/fleet/shared_state.h"
 
@@ -26,9 +27,11 @@ struct FleetBudgetOptions {
 // The upstream's budget per account, spent by every replica together through Redis (GCRA on
 // Redis's clock, one atomic script per grant: kGrantScript). A request that may not go at once
 // gets a reserved slot and waits for it on a timer; it is sent then without asking again.
-// Fairness: each replica reserves at most one slot per waiting stream (Ask::owner) at a time,
-// streams taking turns, so reservations interleave streams fleet-wide and a replica with one
-// stream of an account gets a slot as often as each stream of a replica with eight. A 429 seen by
+// Fairness: each replica reserves at most one slot per waiting stream (Ask::owner) at a time, so
+// reservations interleave streams fleet-wide and a replica with one stream of an account gets a
+// slot as often as each stream of a replica with eight; a slot goes, when it comes, to the
+// replica's request whose turn it is (BudgetTurns: callers in turn, then each caller's streams,
+// a first page first among its caller's), as in the in-process budget. A 429 seen by
 // any replica pauses the account on all of them (kPauseScript and its message: slots reserved
 // before the pause are given back and asked again); RateLimit-Remaining/-Reset cap the whole
 // fleet until the reset (kQuotaScript).

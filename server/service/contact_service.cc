@@ -133,9 +133,10 @@ absl::StatusOr<StreamSetup> Setup(const StreamOptions& options,
   if (!credentials.ok()) return CallerFailure(credentials.status());
   setup.credentials = *std::move(credentials);
   setup.base.caller_credentials = setup.credentials.pass_through();
+  setup.base.caller = setup.credentials.caller();
   if (!request->resume_token().empty()) {
     absl::StatusOr<ResumePoint> point =
-        DecodeResumeToken(request->resume_token(), setup.fingerprint);
+        DecodeResumeToken(request->resume_token(), setup.fingerprint, *options.resume_token_keys);
     if (!point.ok()) {
       return WithField(WithReason(point.status(), reason::kInvalidResumeToken), "resume_token");
     }
@@ -411,7 +412,8 @@ class StreamContactsReactor final
 
   // Resumes right after the last contact written.
   std::string ResumeToken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return EncodeResumeToken(window_->resume_point(), setup_->fingerprint);
+    return EncodeResumeToken(window_->resume_point(), setup_->fingerprint,
+                             *service_.options_.resume_token_keys);
   }
 
   grpc::Status FinalStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

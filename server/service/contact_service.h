@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
@@ -13,6 +14,7 @@
 #include "contacts/v1/contacts.grpc.pb.h"
 #include "server/core/page_source.h"
 #include "server/service/authz.h"
+#include "server/stream/resume_token.h"
 
 namespace contacts::gateway {
 
@@ -25,6 +27,8 @@ struct StreamOptions {
   int32_t prefetch_pages = 4;        // pages in flight or buffered ahead of the caller, at most
   int64_t max_pages = 100000;        // per stream, against upstreams that never stop
   int32_t seam_overlap = 1;          // contacts re-read at each page seam (see Pager)
+  // Sign and check resume tokens; without configured keys a random key of this process.
+  std::shared_ptr<const ResumeTokenKeys> resume_token_keys = ResumeTokenKeys::ProcessRandom();
 };
 
 class StreamContactsReactor;

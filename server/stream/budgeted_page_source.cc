@@ -13,7 +13,8 @@ void BudgetedPageSource::Fetch(PageRequest request, std::shared_ptr<Cancellation
     inner_.Fetch(std::move(request), std::move(cancel), std::move(done));
     return;
   }
-  RateBudget::Ask ask{request.account_id, request.owner, request.deadline, request.first_page};
+  RateBudget::Ask ask{request.account_id, request.caller, request.owner, request.deadline,
+                      request.first_page};
   budget_.Acquire(
       std::move(ask), cancel,
       [this, request = std::move(request), cancel,

@@ -66,7 +66,7 @@ BudgetBooks::Account& BudgetBooks::Get(const std::string& account, absl::Time no
     if (accounts_.size() >= sweep_at_) {
       for (auto idle = accounts_.begin(); idle != accounts_.end();) {
         const Account& a = idle->second;
-        if (a.rotation.empty() && a.in_flight == 0 && a.bucket.Idle(now)) {
+        if (a.turns.empty() && a.in_flight == 0 && a.bucket.Idle(now)) {
           accounts_.erase(idle++);
         } else {
           ++idle;
@@ -80,39 +80,18 @@ BudgetBooks::Account& BudgetBooks::Get(const std::string& account, absl::Time no
   return it->second;
 }
 
-absl::Time BudgetBooks::Enqueue(Ticket ticket, const std::string& account, uint64_t owner,
-                                bool first_page, absl::Time now) {
-  Account& a = Get(account, now);
-  std::deque<Ticket>& queue = a.queues[owner];
-  // A new owner joins the end of the rotation (the front for a stream's first page, so that time
-  // to first message does not grow with the streams already running); an owner already waiting
-  // is served after its own.
-  int64_t ahead = 0;
-  if (!queue.empty()) {
-    ahead = static_cast<int64_t>(queue.size());
-  } else if (first_page) {
-    a.rotation.push_front(owner);
-  } else {
-    ahead = static_cast<int64_t>(a.rotation.size());
-    a.rotation.push_back(owner);
-  }
-  queue.push_back(ticket);
-  waiting_.emplace(ticket, Waiting{account, owner});
+absl::Time BudgetBooks::Enqueue(Ticket ticket, const RateBudget::Ask& ask, absl::Time now) {
+  Account& a = Get(ask.account, now);
+  const int64_t ahead = a.turns.Add(ticket, ask);
+  waiting_.emplace(ticket, ask.account);
   return a.bucket.Ready(now, ahead + 1);
 }
 
 bool BudgetBooks::Remove(Ticket ticket) {
   auto it = waiting_.find(ticket);
   if (it == waiting_.end()) return false;
-  Account& a = accounts_.at(it->second.account);
-  const uint64_t owner = it->second.owner;
+  accounts_.at(it->second).turns.Remove(ticket);
   waiting_.erase(it);
-  std::deque<Ticket>& queue = a.queues[owner];
-  queue.erase(std::find(queue.begin(), queue.end(), ticket));
-  if (queue.empty()) {
-    a.queues.erase(owner);
-    a.rotation.erase(std::find(a.rotation.begin(), a.rotation.end(), owner));
-  }
   return true;
 }
 
@@ -120,22 +99,14 @@ std::vector<BudgetBooks::Ticket> BudgetBooks::Grant(absl::Time now, absl::Time* 
   std::vector<Ticket> granted;
   *wake = absl::InfiniteFuture();
   for (auto& [name, a] : accounts_) {
-    while (!a.rotation.empty() && a.bucket.Ready(now) <= now) {
-      const uint64_t owner = a.rotation.front();
-      a.rotation.pop_front();
-      std::deque<Ticket>& queue = a.queues[owner];
-      granted.push_back(queue.front());
-      waiting_.erase(queue.front());
-      queue.pop_front();
-      if (queue.empty()) {
-        a.queues.erase(owner);
-      } else {
-        a.rotation.push_back(owner);
-      }
+    while (!a.turns.empty() && a.bucket.Ready(now) <= now) {
+      const Ticket ticket = a.turns.Next();
+      granted.push_back(ticket);
+      waiting_.erase(ticket);
       a.bucket.Take(now);
       ++a.in_flight;
     }
-    if (!a.rotation.empty()) *wake = std::min(*wake, a.bucket.Ready(now));
+    if (!a.turns.empty()) *wake = std::min(*wake, a.bucket.Ready(now));
   }
   return granted;
 }
@@ -183,7 +154,7 @@ void LocalRateBudget::Acquire(Ask ask, std::shared_ptr<Cancellation> cancel, Cal
   std::optional<Decision> refused;
   {
     absl::MutexLock lock(&mu_);
-    absl::Time ready = books_.Enqueue(ticket, ask.account, ask.owner, ask.first_page, now);
+    absl::Time ready = books_.Enqueue(ticket, ask, now);
     if (ready > ask.deadline) {
       books_.Remove(ticket);
       refused = Decision{absl::DeadlineExceededError(absl::StrCat(

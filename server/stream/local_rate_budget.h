@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/core/budget_turns.h"
 #include "server/core/rate_budget.h"
 
 namespace contacts::gateway {
@@ -61,9 +62,9 @@ class TokenBucket {
 };
 
 // The books of all accounts' budgets, pure logic (no I/O, no clock of its own, not thread-safe):
-// which waiting request may go when. Waiters of one account are served round-robin between their
-// owners (streams), one grant per owner per turn, so a stream with many pages in flight does not
-// crowd out a stream with one; an owner asking for its first page joins at the front.
+// which waiting request may go when. Waiters of one account are served in BudgetTurns' order
+// (round-robin between callers, then between each caller's streams; first pages first among their
+// caller's streams).
 class BudgetBooks {
  public:
   using Ticket = uint64_t;
@@ -75,10 +76,9 @@ class BudgetBooks {
   // their number has doubled, so that a gateway serving many accounts over time stays bounded.
   size_t accounts() const { return accounts_.size(); }
 
-  // Queues a request of `owner` for `account` (Limited) and returns when it would go at the
-  // earliest (an estimate: the owners ahead in the rotation are each served first).
-  absl::Time Enqueue(Ticket ticket, const std::string& account, uint64_t owner, bool first_page,
-                     absl::Time now);
+  // Queues a request (ask.account must be Limited) and returns when it would go at the earliest
+  // (an estimate: the callers and owners ahead in the turns are each served first).
+  absl::Time Enqueue(Ticket ticket, const RateBudget::Ask& ask, absl::Time now);
   // Removes a waiting ticket; false when it is not waiting.
   bool Remove(Ticket ticket);
   // The tickets that may go at `now`, in grant order; *wake is when the next waiting ticket may
@@ -93,20 +93,15 @@ class BudgetBooks {
   struct Account {
     explicit Account(TokenBucket b) : bucket(b) {}
     TokenBucket bucket;
-    std::deque<uint64_t> rotation;  // owners with waiting tickets, next to serve first
-    absl::flat_hash_map<uint64_t, std::deque<Ticket>> queues;
+    BudgetTurns turns;
     int64_t in_flight = 0;  // granted, not answered yet
-  };
-  struct Waiting {
-    std::string account;
-    uint64_t owner;
   };
   Account& Get(const std::string& account, absl::Time now);
 
   const RateBudgetOptions options_;
   absl::flat_hash_map<std::string, Account> accounts_;
   size_t sweep_at_ = 64;  // accounts_ size at which idle accounts are forgotten
-  absl::flat_hash_map<Ticket, Waiting> waiting_;
+  absl::flat_hash_map<Ticket, std::string> waiting_;  // the account of each waiting ticket
 };
 
 // RateBudget of one process: BudgetBooks with a timer. A wait costs no thread: grants come from

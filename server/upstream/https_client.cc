@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
@@ -179,7 +180,7 @@ struct HttpsClient::Pool {
   HttpsClient* client ABSL_GUARDED_BY(mu) = nullptr;
   size_t open ABSL_GUARDED_BY(mu) = 0;  // slots taken: connections open or opening, idle too
   std::vector<std::shared_ptr<Connection>> idle ABSL_GUARDED_BY(mu);
-  std::list<std::shared_ptr<Waiter>> waiters ABSL_GUARDED_BY(mu);  // first come, first served
+  std::list<std::shared_ptr<Waiter>> waiters ABSL_GUARDED_BY(mu);  // urgent ones first
 
   // Pops the first queued request; its slot or connection is the caller's to give it.
   std::shared_ptr<Waiter> PopLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
@@ -380,7 +381,13 @@ void HttpsClient::Get(HttpRequest request, std::shared_ptr<Cancellation> cancel,
           std::make_shared<Waiter>(io_, std::move(request), std::move(cancel), std::move(done));
       std::weak_ptr<Waiter> weak = waiter;
       waiter->queued = true;
-      waiter->position = pool_->waiters.insert(pool_->waiters.end(), waiter);
+      // Urgent requests (a stream's first page) go after the urgent ones already waiting.
+      auto at = pool_->waiters.end();
+      if (waiter->request.urgent) {
+        at = std::find_if(pool_->waiters.begin(), pool_->waiters.end(),
+                          [](const std::shared_ptr<Waiter>& w) { return !w->request.urgent; });
+      }
+      waiter->position = pool_->waiters.insert(at, waiter);
       if (waiter->request.deadline != absl::InfiniteFuture()) {
         waiter->deadline.expires_after(
             Left(std::min(waiter->request.deadline, absl::Now() + kLongestQueueWait)));

@@ -64,6 +64,7 @@ struct HttpRequest {
   std::string target;  // path (after the base URL's prefix) and query, already encoded
   std::vector<std::pair<std::string, std::string>> headers;
   absl::Time deadline = absl::InfiniteFuture();  // bounds the queue wait and every step
+  bool urgent = false;  // waits for a connection ahead of the requests that are not
 };
 
 struct HttpResponse {
@@ -80,8 +81,8 @@ struct HttpResponse {
 // connections for reuse (a kept-alive connection the server closed is retried once on a fresh
 // one). Every step — the queue wait, name lookup, connect, TLS handshake, the exchange — ends at
 // the request's deadline, its step's timeout, or at once on cancellation, whichever comes first.
-// At most max_connections are open or opening; a request that finds none free waits in a FIFO
-// queue for a kept-alive connection or a free slot.
+// At most max_connections are open or opening; a request that finds none free waits in a queue for
+// a kept-alive connection or a free slot: urgent requests first, each kind first come first served.
 //
 // Errors: kUnavailable (a transport failure or a step's timeout: worth another attempt),
 // kDeadlineExceeded (the request's deadline passed), kCancelled, kFailedPrecondition (the server's

@@ -118,6 +118,7 @@ void KoreClient::Fetch(PageRequest request, std::shared_ptr<Cancellation> cancel
     }
   }
   http.deadline = request.deadline;
+  http.urgent = request.first_page;  // time to first message does not wait for running streams
   const absl::Time began = absl::Now();
   http_->Get(
       std::move(http), std::move(cancel),

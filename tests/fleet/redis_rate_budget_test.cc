@@ -81,12 +81,16 @@ class FleetBudgetTest : public ::testing::Test {
     int stream;
     absl::Time at;
   };
-  std::vector<Grant> Race(const std::vector<std::pair<RateBudget*, uint64_t>>& streams, int total) {
+  // `callers`, if given, names each stream's caller.
+  std::vector<Grant> Race(const std::vector<std::pair<RateBudget*, uint64_t>>& streams, int total,
+                          const std::vector<std::string>& callers = {}) {
     absl::Mutex mu;
     std::vector<Grant> grants;
     int outstanding = static_cast<int>(streams.size());
     std::function<void(int)> ask = [&](int stream) {
-      streams[stream].first->Acquire({.account = kAccount, .owner = streams[stream].second},
+      streams[stream].first->Acquire({.account = kAccount,
+                                      .caller = callers.empty() ? "" : callers[stream],
+                                      .owner = streams[stream].second},
                                      std::make_shared<Cancellation>(),
                                      [&, stream](RateBudget::Decision decision) {
                                        EXPECT_TRUE(decision.status.ok()) << decision.status;
@@ -220,6 +224,21 @@ TEST_F(FleetBudgetTest, OneStreamOnOneReplicaGetsItsTurnAgainstEightOnAnother) {
   // Each stream holds one reserved slot at a time, so slots go round all nine streams: 10 each.
   EXPECT_GE(alone, 8) << "of 90";
   EXPECT_LE(alone, 12) << "of 90";
+}
+
+TEST_F(FleetBudgetTest, OnOneReplicaCallersTakeTurnsAsInProcess) {
+  RedisRateBudget& budget = NewBudget(NewReplica(), 3000);
+  StartAll();
+  // One caller with four streams, another with one: the slots the five streams reserve go to the
+  // callers in turn, so the lone caller gets every other one.
+  std::vector<Grant> grants =
+      Race({{&budget, 1}, {&budget, 2}, {&budget, 3}, {&budget, 4}, {&budget, 5}}, 60,
+           {"many", "many", "many", "many", "one"});
+  ASSERT_EQ(grants.size(), 60u);
+  const auto lone =
+      std::count_if(grants.begin(), grants.end(), [](const Grant& g) { return g.stream == 4; });
+  EXPECT_GE(lone, 25) << "of 60 (a fifth, 12, if streams took turns regardless of callers)";
+  EXPECT_LE(lone, 31) << "of 60";
 }
 
 TEST_F(FleetBudgetTest, ARefusalReservesNothing) {

@@ -27,8 +27,12 @@ http_get() { /usr/bin/python3 -c 'import sys,urllib.request; sys.stdout.write(ur
 pids+=($!)
 sim_port=$(port_of "$work/sim.out")
 printf 'e2e-secret-5b1d\n' >"$work/secret"
+# Every gateway of this test signs resume tokens with one key, as replicas share one Secret: a
+# token of the gateway before a restart is good with the one after.
+printf 'e2e-resume-token-key-0123456789abcdef\n' >"$work/resume.key"
 "$gateway_bin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" --upstream-allow-plain-http \
-  --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers --rate-limit 0 >"$work/gw.out" 2>"$work/gw.err" &
+  --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers --rate-limit 0 \
+  --resume-token-key-file "$work/resume.key" >"$work/gw.out" 2>"$work/gw.err" &
 gateway_pid=$!
 pids+=($gateway_pid)
 gw_port=$(port_of "$work/gw.out")
@@ -101,7 +105,7 @@ http_post "http://127.0.0.1:$sim_port/_sim/faults?kind=latency&ms=20&count=-1"
 start_gateway() {
   "$gateway_bin" --listen "127.0.0.1:$gw_port" --admin-listen 127.0.0.1:0 --upstream "http://127.0.0.1:$sim_port" \
     --upstream-allow-plain-http --client-id cs-e2e --client-secret-file "$work/secret" --allow-unauthenticated-callers --drain-timeout 0.3s --rate-limit 0 \
-    >"$work/gw$1.out" 2>"$work/gw$1.err" &
+    --resume-token-key-file "$work/resume.key" >"$work/gw$1.out" 2>"$work/gw$1.err" &
   gateway_pid=$!
   pids+=($gateway_pid)
   port_of "$work/gw$1.out" >/dev/null

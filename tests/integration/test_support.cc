@@ -298,6 +298,14 @@ std::unique_ptr<ChildProcess> StartGatewayProcess(const KoreSim& upstream,
     args.insert(args.end(), {"--client-secret-file", secret_file});
   }
   if (flags.allow_unauthenticated_callers) args.push_back("--allow-unauthenticated-callers");
+  // One resume token key for every gateway process of the test, as replicas share one Secret: a
+  // token from before a restart is good after it. A key file in `extra` comes later and wins.
+  static const std::string* key_file = [] {
+    auto* path = new std::string(TempDir() + "/resume-token.keys");
+    std::ofstream(*path) << "test-support-resume-token-key-0123456789\n";
+    return path;
+  }();
+  args.insert(args.end(), {"--resume-token-key-file", *key_file});
   args.insert(args.end(), flags.extra.begin(), flags.extra.end());
   return ChildProcess::Start(args);
 }

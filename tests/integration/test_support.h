@@ -182,7 +182,8 @@ struct GatewayFlags {
   std::vector<std::string> extra{};  // last on the command line
 };
 // Starts the contacts-gateway binary against `upstream` (its URL and CA, or plain HTTP allowed),
-// with an admin port (admin_port()), no rate limit of its own (--rate-limit 0) and `flags`.
+// with an admin port (admin_port()), no rate limit of its own (--rate-limit 0), the resume token
+// key every gateway process of the test shares, and `flags`.
 // Fails the current test (and returns nullptr) when it does not start.
 std::unique_ptr<ChildProcess> StartGatewayProcess(const KoreSim& upstream,
                                                   const GatewayFlags& flags = {});

@@ -261,8 +261,10 @@ class KoreClientPoolTest : public ::testing::Test {
   }
 
   void Fetch(int64_t skip, std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>(),
-             absl::Time deadline = absl::InfiniteFuture()) {
-    client_->Fetch(Request(skip, deadline), std::move(cancel), outcomes_.For(skip));
+             absl::Time deadline = absl::InfiniteFuture(), bool first_page = false) {
+    PageRequest request = Request(skip, deadline);
+    request.first_page = first_page;
+    client_->Fetch(std::move(request), std::move(cancel), outcomes_.For(skip));
   }
 
   // Fetch 0 holds the only connection while fetch 1 ended in the queue: once 0 is answered, it has
@@ -325,6 +327,26 @@ TEST_F(KoreClientPoolTest, QueuedFetchesReuseTheOpenConnectionsFirstComeFirstSer
   EXPECT_EQ(upstream.accepted(), 2);
   EXPECT_EQ(upstream.peak_open(), 2);
   for (int64_t skip = 0; skip < 6; ++skip) ExpectPageOf(skip);
+}
+
+// A stream's first page does not wait behind the later pages of streams already running.
+TEST_F(KoreClientPoolTest, AFirstPageWaitsAheadOfLaterPages) {
+  HeldUpstream upstream;
+  MakeClient(upstream, 1);
+  Fetch(0);
+  ASSERT_TRUE(upstream.AwaitRequests(1));
+  Fetch(1);
+  Fetch(2);
+  Fetch(3, std::make_shared<Cancellation>(), absl::InfiniteFuture(), /*first_page=*/true);
+  Fetch(4, std::make_shared<Cancellation>(), absl::InfiniteFuture(), /*first_page=*/true);
+  for (size_t answered = 1; answered <= 4; ++answered) {
+    upstream.Answer(1);
+    ASSERT_TRUE(upstream.AwaitRequests(1 + answered));
+    ASSERT_TRUE(outcomes_.Await(answered));
+  }
+  upstream.Answer(1);
+  ASSERT_TRUE(outcomes_.Await(5));
+  EXPECT_THAT(upstream.skips(), ElementsAre(0, 3, 4, 1, 2));
 }
 
 TEST_F(KoreClientPoolTest, ClosedConnectionGivesItsSlotToTheNextFetch) {

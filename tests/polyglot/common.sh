@@ -36,12 +36,16 @@ start_sim() {
 # start_gateway GATEWAY N [FLAGS...]: gateway number N on $gw_port (0 or unset = any port, then
 # remembered), upstream kore-sim, holding the app's credentials; sets $gateway_pid and $gw_port.
 # Anyone may call it, unless $gw_auth holds other flags (e.g. "${secure_gateway[@]}", see make_pki).
+# Every gateway signs resume tokens with one key, as replicas share one Secret, so that clients
+# resume across a restart.
 gw_auth=(--allow-unauthenticated-callers)
+printf 'polyglot-resume-token-key-0123456789abcdef\n' >"$work/resume.key"
 start_gateway() {
   local bin=$1 n=$2
   shift 2
   "$bin" --listen "127.0.0.1:${gw_port:-0}" --upstream "$sim" --upstream-allow-plain-http \
     --client-id "$app_id" --client-secret-file "$work/secret" "${gw_auth[@]}" \
+    --resume-token-key-file "$work/resume.key" \
     --admin-listen 127.0.0.1:0 --rate-limit 0 "$@" >"$work/gw$n.out" 2>"$work/gw$n.err" &
   gateway_pid=$!
   pids+=($gateway_pid)

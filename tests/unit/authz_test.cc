@@ -141,6 +141,61 @@ TEST(AuthorizerTest, LimitsConcurrentStreamsPerCaller) {
   EXPECT_TRUE(authz.Authorize(Bearer("token-a"), "acct-a").ok());
 }
 
+TEST(AuthorizerTest, PassThroughCallersAreCountedByTheirJwtWhenAuthenticationIsOptional) {
+  auto store = *CredentialStore::Create({});  // no credentials file: no caller rules
+  Authorizer authz(*store, {.max_streams_per_caller = 2});
+  absl::StatusOr<Grant> one = authz.AuthorizePassThrough({}, "acct-a", "jwt-one");
+  absl::StatusOr<Grant> two = authz.AuthorizePassThrough({}, "acct-b", "jwt-one");
+  ASSERT_TRUE(one.ok() && two.ok());
+  EXPECT_EQ(one->caller, "jwt:" + HexSha256("jwt-one").substr(0, 16));
+  EXPECT_EQ(one->minter, nullptr);  // the caller's own credentials go upstream
+  absl::StatusOr<Grant> three = authz.AuthorizePassThrough({}, "acct-a", "jwt-one");
+  EXPECT_EQ(three.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(three.status().message(), HasSubstr("--max-streams-per-caller"));
+  EXPECT_THAT(three.status().message(), Not(HasSubstr("jwt-one")));
+  EXPECT_TRUE(authz.AuthorizePassThrough({}, "acct-a", "jwt-two").ok());  // another caller
+  *one = Grant{};
+  EXPECT_TRUE(authz.AuthorizePassThrough({}, "acct-a", "jwt-one").ok());
+}
+
+TEST(AuthorizerTest, PassThroughCallersMustAuthenticateWheneverCallerRulesExist) {
+  auto store = *CredentialStore::Create({.file = WriteFile(FileJson())});
+  Authorizer authz(*store, {.max_streams_per_caller = 1});  // auto
+  absl::StatusOr<Grant> none = authz.AuthorizePassThrough({}, "acct-a", "jwt-one");
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(none.status().message(), HasSubstr("callers that send their own JWT too"));
+  EXPECT_EQ(authz.AuthorizePassThrough(Bearer("token-x"), "acct-a", "jwt-one").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  // A known caller's rule must list the account, and its streams count under its name whatever
+  // JWT each sends.
+  EXPECT_EQ(authz.AuthorizePassThrough(Bearer("token-a"), "acct-b", "jwt-one").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  absl::StatusOr<Grant> a = authz.AuthorizePassThrough(Bearer("token-a"), "acct-a", "jwt-one");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->caller, "svc-a");
+  EXPECT_EQ(authz.AuthorizePassThrough(Bearer("token-a"), "acct-a", "jwt-two").status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(authz.Authorize(Bearer("token-a"), "acct-a").status().code(),
+            absl::StatusCode::kResourceExhausted);  // one limit for both kinds of stream
+
+  // Optional: anyone may pass through, told apart by a verified identity when there is one.
+  Authorizer optional(*store, {.pass_through_auth = PassThroughAuth::kOptional});
+  EXPECT_TRUE(optional.AuthorizePassThrough({}, "acct-b", "jwt-one").ok());
+  absl::StatusOr<Grant> m =
+      optional.AuthorizePassThrough({.mtls_subjects = {"CN=svc-m"}}, "acct-z", "jwt-one");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->caller, "svc-m");
+}
+
+TEST(AuthorizerTest, RequiredPassThroughAuthenticationRefusesEveryoneWithoutRules) {
+  auto store = *CredentialStore::Create({.default_app = {"cs-default", "secret-d"}});
+  Authorizer authz(*store, {.pass_through_auth = PassThroughAuth::kRequired});
+  EXPECT_EQ(authz.AuthorizePassThrough({}, "acct-a", "jwt-one").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  Authorizer automatic(*store, {});  // auto, and no caller rules: optional
+  EXPECT_TRUE(automatic.AuthorizePassThrough({}, "acct-a", "jwt-one").ok());
+}
+
 TEST(CredentialStoreTest, ReloadsAChangedFileAndKeepsTheOldOneWhenTheNewIsBad) {
   std::string path = WriteFile(FileJson());
   auto store = *CredentialStore::Create({.file = path, .reload_interval = absl::Hours(1)});

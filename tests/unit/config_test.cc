@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 
 namespace contacts::gateway {
@@ -110,6 +111,36 @@ TEST(ConfigTest, UpstreamMaxConnectionsFromFlagOrEnvironment) {
   EXPECT_THAT(HelpText(), HasSubstr("env CONTACTS_GATEWAY_UPSTREAM_MAX_CONNECTIONS, default 64"));
 }
 
+TEST(ConfigTest, RejectedCredentialsAreRememberedForAShortBoundedTime) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->credential_memory.ttl, absl::Seconds(30));
+  EXPECT_EQ(config->credential_memory.max_entries, 10000u);
+  config = Parse({"--rejected-credentials-ttl=0", "--rejected-credentials-max=50"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->credential_memory.ttl, absl::ZeroDuration());
+  EXPECT_EQ(config->credential_memory.max_entries, 50u);
+  EXPECT_THAT(Parse({"--rejected-credentials-max=0"}).status().message(),
+              HasSubstr("--rejected-credentials-max"));
+}
+
+TEST(ConfigTest, BoundsOnWhatCallersCanMakeTheGatewayHold) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->connections.max_request_bytes, 4096);
+  EXPECT_EQ(config->connections.memory_quota, size_t{64} << 20);
+  EXPECT_EQ(config->connections.max_idle, absl::Minutes(2));
+  config =
+      Parse({"--max-request-bytes=8192", "--memory-quota=33554432", "--max-connection-idle=0"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->connections.max_request_bytes, 8192);
+  EXPECT_EQ(config->connections.memory_quota, size_t{32} << 20);
+  EXPECT_EQ(config->connections.max_idle, absl::ZeroDuration());
+  EXPECT_THAT(Parse({"--max-request-bytes=100"}).status().message(),
+              HasSubstr("--max-request-bytes"));
+  EXPECT_THAT(Parse({"--memory-quota=1000"}).status().message(), HasSubstr("--memory-quota"));
+}
+
 TEST(ConfigTest, SecretsNeverAppearInErrorsOrHelp) {
   absl::StatusOr<Config> config = Parse({"--client-secret-file=/nonexistent/secret"});
   EXPECT_FALSE(config.ok());
@@ -120,6 +151,36 @@ TEST(ConfigTest, SecretsNeverAppearInErrorsOrHelp) {
   EXPECT_EQ(config->client_secret, "hunter2-secret");
   EXPECT_THAT(HelpText(), HasSubstr("CONTACTS_GATEWAY_CLIENT_SECRET_FILE"));
   EXPECT_THAT(HelpText(), Not(HasSubstr("hunter2")));
+}
+
+TEST(ConfigTest, ResumeTokenKeysComeFromAFileThatIsNeverQuoted) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->stream.resume_token_keys, ResumeTokenKeys::ProcessRandom());
+
+  const std::string dir = ::testing::TempDir();
+  const std::string good = dir + "/config_test_resume.keys";
+  const std::string key = "config-test-signing-key-0123456789abcdef";
+  std::ofstream(good) << key << "\n";
+  config = Parse({}, {{"CONTACTS_GATEWAY_RESUME_TOKEN_KEY_FILE", good}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_NE(config->stream.resume_token_keys, ResumeTokenKeys::ProcessRandom());
+  const uint64_t list = ListFingerprint("st", "cl", "acct");
+  absl::StatusOr<std::shared_ptr<const ResumeTokenKeys>> same = ResumeTokenKeys::Create({key});
+  ASSERT_TRUE(same.ok());
+  EXPECT_TRUE(DecodeResumeToken(EncodeResumeToken({}, list, *config->stream.resume_token_keys),
+                                list, **same)
+                  .ok());
+
+  const std::string bad = dir + "/config_test_short.keys";
+  std::ofstream(bad) << "too-short-S3CR3T\n";
+  absl::StatusOr<Config> refused = Parse({"--resume-token-key-file", bad});
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("--resume-token-key-file: line 1: a key needs at least 32 bytes"));
+  EXPECT_THAT(refused.status().message(), Not(HasSubstr("S3CR3T")));
+  EXPECT_THAT(Parse({"--resume-token-key-file=/nonexistent/keys"}).status().message(),
+              HasSubstr("cannot read the file"));
+  EXPECT_THAT(HelpText(), HasSubstr("CONTACTS_GATEWAY_RESUME_TOKEN_KEY_FILE, default (none)"));
 }
 
 TEST(ConfigTest, SecurityFlagsGoTogetherAndDefaultToClosed) {
@@ -144,6 +205,18 @@ TEST(ConfigTest, SecurityFlagsGoTogetherAndDefaultToClosed) {
   EXPECT_TRUE(config->authz.allow_unauthenticated);
   EXPECT_EQ(config->authz.max_streams_per_caller, 3);
   EXPECT_EQ(config->credentials_file, "f");
+  EXPECT_EQ(config->authz.pass_through_auth, PassThroughAuth::kAuto);
+  config = Parse({"--pass-through-requires-auth=false"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->authz.pass_through_auth, PassThroughAuth::kOptional);
+  EXPECT_THAT(Parse({"--pass-through-requires-auth=true"}).status().message(),
+              HasSubstr("needs --credentials-file"));
+  config = Parse({"--pass-through-requires-auth", "TRUE", "--credentials-file=f"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->authz.pass_through_auth, PassThroughAuth::kRequired);
+  EXPECT_THAT(Parse({"--pass-through-requires-auth=maybe"}).status().message(),
+              HasSubstr("expected auto, true or false"));
+  EXPECT_THAT(HelpText(), HasSubstr("CONTACTS_GATEWAY_PASS_THROUGH_REQUIRES_AUTH, default auto"));
 }
 
 TEST(ConfigTest, RateLimitsPerAccountAddUp) {

@@ -23,6 +23,12 @@ const absl::Time kStart = absl::FromUnixSeconds(1'700'000'000);
 
 absl::Time At(double seconds) { return kStart + absl::Seconds(seconds); }
 
+// A request of stream `owner` of `caller` for `account`.
+RateBudget::Ask Ask(const std::string& account, uint64_t owner, bool first_page = false,
+                    const std::string& caller = "") {
+  return {.account = account, .caller = caller, .owner = owner, .first_page = first_page};
+}
+
 TEST(TokenBucketTest, PacesAtTheRateAfterTheBurst) {
   TokenBucket bucket(60, 2, kStart);
   EXPECT_EQ(bucket.Ready(kStart), kStart);
@@ -81,12 +87,12 @@ TEST(BudgetBooksTest, UnlimitedAccountsAreNotBudgeted) {
 TEST(BudgetBooksTest, ServesOwnersRoundRobinNotByHowManyTheyAsk) {
   BudgetBooks budget({.per_minute = 60, .burst = 1, .per_account = {}});
   // Owner 1 queues five pages, owners 2 and 3 one each, all before any token.
-  budget.Enqueue(100, "acct", 1, false, kStart);  // takes the first token below
+  budget.Enqueue(100, Ask("acct", 1), kStart);  // takes the first token below
   absl::Time wake;
   EXPECT_THAT(budget.Grant(kStart, &wake), ElementsAre(100));
-  for (BudgetBooks::Ticket t : {101, 102, 103, 104}) budget.Enqueue(t, "acct", 1, false, kStart);
-  budget.Enqueue(201, "acct", 2, false, kStart);
-  budget.Enqueue(301, "acct", 3, false, kStart);
+  for (BudgetBooks::Ticket t : {101, 102, 103, 104}) budget.Enqueue(t, Ask("acct", 1), kStart);
+  budget.Enqueue(201, Ask("acct", 2), kStart);
+  budget.Enqueue(301, Ask("acct", 3), kStart);
   EXPECT_EQ(wake, absl::InfiniteFuture());
   EXPECT_THAT(budget.Grant(kStart, &wake), IsEmpty());
   EXPECT_EQ(wake, At(1));
@@ -100,8 +106,8 @@ TEST(BudgetBooksTest, ServesOwnersRoundRobinNotByHowManyTheyAsk) {
 
 TEST(BudgetBooksTest, AccountsHaveBudgetsOfTheirOwn) {
   BudgetBooks budget({.per_minute = 60, .burst = 1, .per_account = {{"big", 600}}});
-  for (BudgetBooks::Ticket t : {1, 2}) budget.Enqueue(t, "small", 1, false, kStart);
-  for (BudgetBooks::Ticket t : {11, 12}) budget.Enqueue(t, "big", 2, false, kStart);
+  for (BudgetBooks::Ticket t : {1, 2}) budget.Enqueue(t, Ask("small", 1), kStart);
+  for (BudgetBooks::Ticket t : {11, 12}) budget.Enqueue(t, Ask("big", 2), kStart);
   absl::Time wake;
   EXPECT_THAT(budget.Grant(kStart, &wake), testing::UnorderedElementsAre(1, 11));
   EXPECT_EQ(wake, At(0.1));
@@ -111,16 +117,16 @@ TEST(BudgetBooksTest, AccountsHaveBudgetsOfTheirOwn) {
 
 TEST(BudgetBooksTest, EstimatesTheGrantBehindTheOwnersAhead) {
   BudgetBooks budget({.per_minute = 60, .burst = 1, .per_account = {}});
-  EXPECT_EQ(budget.Enqueue(1, "acct", 1, false, kStart), kStart);
-  EXPECT_EQ(budget.Enqueue(2, "acct", 2, false, kStart), At(1));
-  EXPECT_EQ(budget.Enqueue(3, "acct", 3, false, kStart), At(2));
+  EXPECT_EQ(budget.Enqueue(1, Ask("acct", 1), kStart), kStart);
+  EXPECT_EQ(budget.Enqueue(2, Ask("acct", 2), kStart), At(1));
+  EXPECT_EQ(budget.Enqueue(3, Ask("acct", 3), kStart), At(2));
 }
 
 TEST(BudgetBooksTest, RemovedTicketsAreNotGranted) {
   BudgetBooks budget({.per_minute = 60, .burst = 1, .per_account = {}});
-  budget.Enqueue(1, "acct", 1, false, kStart);
-  budget.Enqueue(2, "acct", 2, false, kStart);
-  budget.Enqueue(3, "acct", 2, false, kStart);
+  budget.Enqueue(1, Ask("acct", 1), kStart);
+  budget.Enqueue(2, Ask("acct", 2), kStart);
+  budget.Enqueue(3, Ask("acct", 2), kStart);
   EXPECT_TRUE(budget.Remove(1));
   EXPECT_FALSE(budget.Remove(1));
   EXPECT_TRUE(budget.Remove(3));
@@ -133,32 +139,32 @@ TEST(BudgetBooksTest, ForgetsIdleAccountsButNotBusyOrPausedOnes) {
   BudgetBooks budget({.per_minute = 60, .burst = 1, .per_account = {}});
   absl::Time wake;
   // A paused account, and one with a request in flight: both must be kept.
-  budget.Enqueue(1, "paused", 1, false, kStart);
-  budget.Enqueue(2, "busy", 2, false, kStart);
+  budget.Enqueue(1, Ask("paused", 1), kStart);
+  budget.Enqueue(2, Ask("busy", 2), kStart);
   ASSERT_THAT(budget.Grant(kStart, &wake), testing::UnorderedElementsAre(1, 2));
   budget.Answered("paused", {.throttled = true, .retry_after = absl::Seconds(10000)}, kStart);
   // Thousands of accounts that each spent a token and were answered.
   for (int i = 0; i < 5000; ++i) {
     const std::string account = absl::StrCat("a", i);
-    budget.Enqueue(10 + i, account, 3, false, At(i));
+    budget.Enqueue(10 + i, Ask(account, 3), At(i));
     ASSERT_THAT(budget.Grant(At(i), &wake), ElementsAre(10 + i));
     budget.Answered(account, {}, At(i));
   }
   EXPECT_LE(budget.accounts(), 64u);  // each refills a second after its request, then goes
   // The paused account still pauses, the busy one still counts its request in flight.
-  budget.Enqueue(20000, "paused", 1, false, At(5000));
+  budget.Enqueue(20000, Ask("paused", 1), At(5000));
   EXPECT_THAT(budget.Grant(At(5000), &wake), IsEmpty());
   EXPECT_EQ(wake, At(10000));
-  budget.Enqueue(20001, "busy", 2, false, At(5000));
+  budget.Enqueue(20001, Ask("busy", 2), At(5000));
   EXPECT_THAT(budget.Grant(At(5000), &wake), ElementsAre(20001));
 }
 
 TEST(BudgetBooksTest, ThrottledAnswerPausesTheWholeAccount) {
   BudgetBooks budget({.per_minute = 600, .burst = 1, .per_account = {}});
-  budget.Enqueue(1, "acct", 1, false, kStart);
+  budget.Enqueue(1, Ask("acct", 1), kStart);
   absl::Time wake;
   ASSERT_THAT(budget.Grant(kStart, &wake), ElementsAre(1));
-  budget.Enqueue(2, "acct", 2, false, kStart);  // another stream of the same account
+  budget.Enqueue(2, Ask("acct", 2), kStart);  // another stream of the same account
   budget.Answered("acct", {.throttled = true, .retry_after = absl::Seconds(7)}, At(0.5));
   EXPECT_THAT(budget.Grant(At(1), &wake), IsEmpty());
   EXPECT_EQ(wake, At(7.5));
@@ -167,28 +173,28 @@ TEST(BudgetBooksTest, ThrottledAnswerPausesTheWholeAccount) {
 
 TEST(BudgetBooksTest, ThrottledWithoutRetryAfterUsesTheResetOrASecond) {
   BudgetBooks budget({.per_minute = 600, .burst = 1, .per_account = {}});
-  budget.Enqueue(1, "acct", 1, false, kStart);
+  budget.Enqueue(1, Ask("acct", 1), kStart);
   absl::Time wake;
   budget.Grant(kStart, &wake);
   budget.Answered("acct", {.throttled = true, .reset = absl::Seconds(4)}, kStart);
-  budget.Enqueue(2, "acct", 1, false, kStart);
+  budget.Enqueue(2, Ask("acct", 1), kStart);
   budget.Grant(kStart, &wake);
   EXPECT_EQ(wake, At(4));
   budget.Grant(At(4), &wake);
   budget.Answered("acct", {.throttled = true}, At(4));
-  budget.Enqueue(3, "acct", 1, false, At(4));
+  budget.Enqueue(3, Ask("acct", 1), At(4));
   budget.Grant(At(4), &wake);
   EXPECT_EQ(wake, At(5));
 }
 
 TEST(BudgetBooksTest, RemainingQuotaCountsRequestsStillInFlight) {
   BudgetBooks budget({.per_minute = 6000, .burst = 10, .per_account = {}});
-  for (BudgetBooks::Ticket t : {1, 2, 3}) budget.Enqueue(t, "acct", 1, false, kStart);
+  for (BudgetBooks::Ticket t : {1, 2, 3}) budget.Enqueue(t, Ask("acct", 1), kStart);
   absl::Time wake;
   ASSERT_THAT(budget.Grant(kStart, &wake), ElementsAre(1, 2, 3));
   // The answer to 1 says two requests are left for 30 s; 2 and 3 will spend them.
   budget.Answered("acct", {.remaining = 2, .reset = absl::Seconds(30)}, kStart);
-  budget.Enqueue(4, "acct", 1, false, kStart);
+  budget.Enqueue(4, Ask("acct", 1), kStart);
   EXPECT_THAT(budget.Grant(At(1), &wake), IsEmpty());
   EXPECT_EQ(wake, At(30));
   EXPECT_THAT(budget.Grant(At(30), &wake), ElementsAre(4));
@@ -196,15 +202,75 @@ TEST(BudgetBooksTest, RemainingQuotaCountsRequestsStillInFlight) {
 
 TEST(BudgetBooksTest, AStreamsFirstPageGoesBeforeRunningStreamsLaterPages) {
   BudgetBooks budget({.per_minute = 60, .burst = 1, .per_account = {}});
-  budget.Enqueue(1, "acct", 1, false, kStart);  // takes the only token
+  budget.Enqueue(1, Ask("acct", 1), kStart);  // takes the only token
   absl::Time wake;
   ASSERT_THAT(budget.Grant(kStart, &wake), ElementsAre(1));
-  for (BudgetBooks::Ticket t : {2, 3}) budget.Enqueue(t, "acct", 1, false, kStart);
-  budget.Enqueue(4, "acct", 2, false, kStart);
-  EXPECT_EQ(budget.Enqueue(5, "acct", 3, true, kStart), At(1));  // a new stream: next in line
+  for (BudgetBooks::Ticket t : {2, 3}) budget.Enqueue(t, Ask("acct", 1), kStart);
+  budget.Enqueue(4, Ask("acct", 2), kStart);
+  EXPECT_EQ(budget.Enqueue(5, Ask("acct", 3, /*first_page=*/true), kStart),
+            At(1));  // a new stream: next in line
   EXPECT_THAT(budget.Grant(At(1), &wake), ElementsAre(5));
   EXPECT_THAT(budget.Grant(At(2), &wake), ElementsAre(2));
   EXPECT_THAT(budget.Grant(At(3), &wake), ElementsAre(4));
+}
+
+TEST(BudgetBooksTest, ServesCallersRoundRobinThenTheirStreams) {
+  BudgetBooks budget({.per_minute = 60, .burst = 1, .per_account = {}});
+  absl::Time wake;
+  budget.Enqueue(1, Ask("acct", 99, false, "first"), kStart);  // takes the only token
+  ASSERT_THAT(budget.Grant(kStart, &wake), ElementsAre(1));
+  // Caller "many" has four streams with two pages each, caller "one" one stream with three.
+  for (uint64_t owner : {11, 12, 13, 14}) {
+    for (BudgetBooks::Ticket page : {0, 1}) {
+      budget.Enqueue(owner * 10 + page, Ask("acct", owner, false, "many"), kStart);
+    }
+  }
+  for (BudgetBooks::Ticket t : {901, 902, 903})
+    budget.Enqueue(t, Ask("acct", 9, false, "one"), kStart);
+  std::vector<BudgetBooks::Ticket> order;
+  for (int second = 1; second <= 11; ++second) {
+    for (BudgetBooks::Ticket t : budget.Grant(At(second), &wake)) order.push_back(t);
+  }
+  // "one" gets every other request while it waits, not one in five; within "many" its streams
+  // take turns.
+  EXPECT_THAT(order, ElementsAre(110, 901, 120, 902, 130, 903, 140, 111, 121, 131, 141));
+  EXPECT_EQ(wake, absl::InfiniteFuture());
+}
+
+TEST(BudgetBooksTest, ACallersNewStreamGoesFirstOnlyAmongItsOwnStreams) {
+  BudgetBooks budget({.per_minute = 60, .burst = 1, .per_account = {}});
+  absl::Time wake;
+  budget.Enqueue(1, Ask("acct", 1, false, "a"), kStart);  // takes the only token
+  ASSERT_THAT(budget.Grant(kStart, &wake), ElementsAre(1));
+  budget.Enqueue(2, Ask("acct", 1, false, "a"), kStart);
+  budget.Enqueue(3, Ask("acct", 2, false, "b"), kStart);
+  // Caller a opens streams to jump the queue: each new stream's first page comes next among a's
+  // streams, but b keeps its turn.
+  EXPECT_EQ(budget.Enqueue(4, Ask("acct", 3, true, "a"), kStart), At(1));
+  EXPECT_EQ(budget.Enqueue(5, Ask("acct", 4, true, "a"), kStart), At(1));
+  EXPECT_EQ(budget.Enqueue(6, Ask("acct", 5, true, "c"), kStart), At(3));  // behind a and b
+  std::vector<BudgetBooks::Ticket> order;
+  for (int second = 1; second <= 5; ++second) {
+    for (BudgetBooks::Ticket t : budget.Grant(At(second), &wake)) order.push_back(t);
+  }
+  EXPECT_THAT(order, ElementsAre(5, 3, 6, 4, 2));
+}
+
+TEST(BudgetBooksTest, EstimatesTheGrantBehindTheCallersAhead) {
+  BudgetBooks budget({.per_minute = 60, .burst = 1, .per_account = {}});
+  EXPECT_EQ(budget.Enqueue(1, Ask("acct", 1, false, "a"), kStart), kStart);
+  for (BudgetBooks::Ticket t : {2, 3, 4}) budget.Enqueue(t, Ask("acct", 1, false, "a"), kStart);
+  budget.Enqueue(5, Ask("acct", 2, false, "b"), kStart);
+  // c's first request waits for one of a's and one of b's; its second for a's second too (b has
+  // no second), after c's own first.
+  EXPECT_EQ(budget.Enqueue(6, Ask("acct", 3, false, "c"), kStart), At(2));
+  EXPECT_EQ(budget.Enqueue(7, Ask("acct", 3, false, "c"), kStart), At(4));
+  absl::Time wake;
+  std::vector<BudgetBooks::Ticket> order;
+  for (int second = 0; second <= 6; ++second) {
+    for (BudgetBooks::Ticket t : budget.Grant(At(second), &wake)) order.push_back(t);
+  }
+  EXPECT_THAT(order, ElementsAre(1, 5, 6, 2, 7, 3, 4));
 }
 
 class LocalRateBudgetTest : public ::testing::Test {

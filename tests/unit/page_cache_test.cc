@@ -181,6 +181,8 @@ TEST_F(CachingPageSourceTest, CancelledWaiterLeavesAtOnceAndTheLastOneCancelsThe
   EXPECT_EQ(b.get().status().code(), absl::StatusCode::kCancelled);
   EXPECT_TRUE(inner.cancelled(0));
   inner.Answer(absl::CancelledError("cancelled"));
+  // The answer reaches the cache before the test (and the cache) ends.
+  EXPECT_TRUE(inner.WaitAnswered(1));
   EXPECT_EQ(inner.calls(), 1u);
 }
 
