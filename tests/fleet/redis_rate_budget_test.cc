@@ -208,7 +208,12 @@ TEST_F(FleetBudgetTest, ReplicasTogetherNeverGoFasterThanTheRate) {
   // Timers may fire late on a loaded machine, never early: the whole run takes at least 59 slots
   // (one of slack), whatever the load.
   EXPECT_GE(grants.back().at - grants.front().at, absl::Milliseconds(20) * 58);
-  EXPECT_EQ(a.shared_grants() + b.shared_grants(), 60 + 6);  // and the last asks of each stream
+  // Every slot reserved in Redis went to a request (60, and the last ask of each stream), or was
+  // left over by a stream whose last request another stream's slot served (at most one each).
+  EXPECT_TRUE(Eventually([&] {
+    return a.shared_grants() + b.shared_grants() == 60 + 6 + a.unused_slots() + b.unused_slots();
+  }));
+  EXPECT_LE(a.unused_slots() + b.unused_slots(), 6);
   EXPECT_EQ(a.local_grants() + b.local_grants(), 0);
 }
 
