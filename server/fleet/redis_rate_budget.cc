@@ -311,6 +311,24 @@ void RedisRateBudget::Fire(const std::string& name, uint64_t slot_id) {
     it->second.reserving = false;
   }
   const uint64_t chosen = account.turns.empty() ? 0 : account.turns.Next();
+  if (chosen != 0) {
+    // It served another stream's request: this stream, still waiting, takes over that stream's
+    // reserved slot, so that neither is left holding a slot it no longer needs.
+    const uint64_t served = waiters_.at(chosen)->ask.owner;
+    auto own = account.owners.find(owner);
+    auto other = account.owners.find(served);
+    if (served != owner && own != account.owners.end() && !own->second.waiters.empty() &&
+        other != account.owners.end() && other->second.reserving) {
+      for (auto& [id, held] : account.slots) {
+        if (held->owner != served) continue;
+        held->owner = owner;
+        held->waiter = own->second.waiters.front();
+        own->second.reserving = true;
+        other->second.reserving = false;
+        break;
+      }
+    }
+  }
   if (chosen == 0) {
     unused_slots_.fetch_add(1, std::memory_order_relaxed);
   } else {

@@ -209,7 +209,8 @@ TEST_F(FleetBudgetTest, ReplicasTogetherNeverGoFasterThanTheRate) {
   // (one of slack), whatever the load.
   EXPECT_GE(grants.back().at - grants.front().at, absl::Milliseconds(20) * 58);
   // Every slot reserved in Redis went to a request (60, and the last ask of each stream), or was
-  // left over by a stream whose last request another stream's slot served (at most one each).
+  // left over by a stream whose last request another stream's slot served while its own was still
+  // being reserved (rare; at most one each).
   EXPECT_TRUE(Eventually([&] {
     return a.shared_grants() + b.shared_grants() == 60 + 6 + a.unused_slots() + b.unused_slots();
   }));
