@@ -307,8 +307,11 @@ TEST_F(LocalRateBudgetTest, GrantsInTurnAndCountsOnlyTheQueued) {
     budget.Acquire({.account = "acct", .owner = owner}, std::make_shared<Cancellation>(),
                    [&, owner, granted](RateBudget::Decision d) {
                      EXPECT_TRUE(d.status.ok()) << d.status;
-                     std::lock_guard<std::mutex> lock(mu);
-                     order.push_back(owner);
+                     {
+                       std::lock_guard<std::mutex> lock(mu);
+                       order.push_back(owner);
+                     }
+                     // Outside the lock: once the last is set, the test may end and destroy `mu`.
                      granted->set_value();
                    });
   }
