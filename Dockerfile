@@ -22,7 +22,8 @@ RUN --mount=type=cache,target=/ccache \
 FROM ${BASE}
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates libgrpc++1.51 libprotobuf32 libabsl20220623 libssl3 libsimdjson14 >/dev/null \
+      ca-certificates libgrpc++1.51 libprotobuf32 libabsl20220623 libssl3 libsimdjson14 \
+      libhiredis0.14 >/dev/null \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 COPY --from=build /out/ /usr/local/bin/
 # As debian:bookworm-slim sets it (the debootstrap base of scripts/image-test.sh has none).

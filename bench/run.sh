@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end benchmarks, one command each (method, targets, results: bench/REPORT.md).
-#   bench/run.sh b1|..|b6|b8|b9|all    builds build-release/, starts kore-sim and the gateway (B2:
-#                                     and baseline_server), repeats each measurement BENCH_RUNS
+#   bench/run.sh b1|..|b9|all         builds build-release/, starts kore-sim and the gateway (B2:
+#                                     and baseline_server; B7: three gateways and a
+#                                     redis-server), repeats each measurement BENCH_RUNS
 #                                     times (default 5), prints medians, writes
 #                                     bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
 #   bench/run.sh before-after DIR     B1 (batch 1000), B3 (windows 1 and 8) and B5 with the gateway
@@ -35,6 +36,7 @@ die() { say "$*"; exit 1; }
 binaries() {  # binaries BUILD_DIR
   sim=$1/tools/kore-sim/kore-sim gw=$1/server/contacts-gateway
   client=$1/bench/load_client parser=$1/bench/parser_bench base=$1/bench/baseline_server
+  fleetb=$1/bench/fleet_bench
 }
 
 build() {
@@ -42,7 +44,7 @@ build() {
   "$root/scripts/deps.sh" --bench
   [[ -f $dir/build.ninja ]] || cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$dir" -j2 --target contacts-gateway kore-sim load_client parser_bench \
-    baseline_server >/dev/null
+    baseline_server fleet_bench >/dev/null
   binaries "$dir"
 }
 
@@ -446,6 +448,126 @@ b8() {
   done
 }
 
+# --- B7: replicas sharing one budget (and their pages) through Redis --------------------------
+start_redis() {  # a redis-server of this script's own on a free port, memory only
+  redis_port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+    --logfile "$work/redis.log" &
+  redis_pid=$!
+  pids+=("$redis_pid")
+  for _ in $(seq 200); do
+    [[ $(redis-cli -p "$redis_port" PING 2>/dev/null) == PONG ]] && return
+    sleep 0.05
+  done
+  die "redis-server did not start"
+}
+start_replica() {  # start_replica N GATEWAY_FLAGS...: gateway N of a fleet (fleet_port[N] ...)
+  local n=$1
+  shift
+  start_gw "$@"
+  mv "$work/gw.out" "$work/gw$n.out"
+  fleet_port[n]=$gw_port fleet_pid[n]=$gw_pid
+  fleet_admin[n]=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\).*/\1/p' "$work/gw$n.out")
+}
+redis_calls() {  # redis_calls PAGES: Redis's command counts since CONFIG RESETSTAT, as key=value
+  # Scripts are called with EVALSHA (EVAL after NOSCRIPT), one round trip each; the commands they
+  # run inside count too but cost no round trip. The heartbeat script is the only one with ZADD.
+  redis-cli -p "$redis_port" INFO commandstats |
+    sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\),.*/\1 \2/p' |
+    awk -v pages="$1" '{ n[$1] = $2 } END {
+      scripts = n["evalsha"] + n["eval"]; beats = n["zadd"]
+      printf "upstream_pages=%d script_calls=%d heartbeats=%d round_trips_per_page=%.2f", pages,
+        scripts, beats, (scripts - beats) / pages }'
+}
+# Per account of kore-sim's request log: the requests in its sliding window (t - 3 s, t] every
+# 50 ms (bench/results/b7_window_ACCOUNT.dat), and a key=value line of kore-sim's counts and the
+# share of the budget used between the first request and the last.
+window_series() {  # window_series PER_MINUTE WINDOW_S
+  /usr/bin/python3 - "$sim_port" "$results" "$1" "$2" <<'PY'
+import json, sys, urllib.request
+from datetime import datetime
+port, results, per_minute, window = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+get = lambda path: json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}{path}"))
+log, stats = get("/_sim/requests")["requests"], get("/_sim/stats")["accounts"]
+at = lambda r: datetime.fromisoformat(r["time"].rstrip("Z")).timestamp()
+t0 = min(at(r) for r in log)
+for account in sorted(stats):
+    times = sorted(at(r) - t0 for r in log if r["account"] == account)
+    with open(f"{results}/b7_window_{account}.dat", "w") as out:
+        t, i, j = 0.0, 0, 0
+        while t <= times[-1] + window:
+            while j < len(times) and times[j] <= t: j += 1
+            while i < j and times[i] <= t - window: i += 1
+            print(f"{t:.2f} {j - i}", file=out)
+            t += 0.05
+    used = (len(times) - 1) * 60.0 / per_minute / (times[-1] - times[0])
+    s = stats[account]
+    print(account, f"requests={s['requests']} upstream_429={s['rate_limited']} "
+          f"max_in_window={s['max_in_window']} budget_used_pct={100 * used:.1f}")
+PY
+}
+
+b7() {
+  begin b7
+  local a g run account line clients=()
+  start_redis
+  # 3 replicas x 3 accounts, one stream of each account on each replica, each its own 40-page
+  # list, pages shared too: 120 requests an account against kore-sim's scaled Kore.ai limit (30
+  # requests per 3 s per account); the replicas' budget is 570 a minute (95% of it).
+  start_sim --rate-limit 30 --rate-window 3 --request-log 100000
+  local fleet=(--rate-limit 570 --shared-state "redis://127.0.0.1:$redis_port/0"
+               --shared-state-heartbeat 200ms --shared-state-pages)
+  for g in 0 1 2; do start_replica $g "${fleet[@]}"; done
+  for g in 0 1 2; do
+    for _ in $(seq 200); do
+      curl -fsS "http://127.0.0.1:${fleet_admin[g]}/metrics" |
+        grep -q '^contacts_gateway_shared_state_replicas 3$' && break
+      sleep 0.05
+    done
+  done
+  redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
+  for a in 0 1 2; do
+    for g in 0 1 2; do
+      load_from "${fleet_port[g]}" --list "cl-sim-$((4000 + 3 * a + g))" --account-id "acct-$a" \
+        --stream-id "st-$a-$g" --page-size 100 --batch-size 100 >"$work/load-$a-$g.out" &
+      clients+=($!)
+    done
+  done
+  for p in "${clients[@]}"; do wait "$p" || die "a B7 stream failed"; done
+  record fleet 1 "$(redis_calls "$(sim_stat list_requests)")"
+  window_series 570 3 >"$work/b7_accounts.txt"
+  while read -r account line; do record "$account" 1 "$line"; done <"$work/b7_accounts.txt"
+  for g in 0 1 2; do stop "${fleet_pid[g]}"; done
+  stop "$sim_pid"
+  # The budget alone: how long a grant takes through Redis against in-process, one at a time;
+  # and what one Redis serves, 3 replicas keeping 64 requests each of 1000 accounts waiting.
+  for run in $(seq "$runs"); do
+    measure latency "$run" "$fleetb" --redis "redis://127.0.0.1:$redis_port/0" --mode latency \
+      --grants 2000
+    measure throughput "$run" "$fleetb" --redis "redis://127.0.0.1:$redis_port/0" \
+      --mode throughput --replicas 3 --accounts 1000 --in-flight 64 --seconds 5
+  done
+  summarize b7
+  gnuplot <<EOF
+set terminal pngcairo size 800,480 font ",10"
+set output "$root/bench/b7_window.png"
+set title "B7: 3 replicas sharing through Redis, 3 accounts — $(features)"
+set xlabel "seconds"; set ylabel "requests in the last 3 s (kore-sim's sliding window)"
+set grid; set key bottom right; set yrange [0:35]
+plot "$results/b7_window_acct-0.dat" using 1:2 with lines title "acct-0", \
+     "$results/b7_window_acct-1.dat" using 1:2 with lines title "acct-1", \
+     "$results/b7_window_acct-2.dat" using 1:2 with lines title "acct-2", \
+     30 with lines dashtype 2 lw 2 title "kore-sim's limit: 30 per 3 s", \
+     28.5 with lines dashtype 3 title "the replicas' budget: 570/min"
+EOF
+  for a in 0 1 2; do
+    echo "B7 acct-$a: 429s $(median b7 acct-$a upstream_429) (target 0), most in a 3 s window $(median b7 acct-$a max_in_window) (limit 30), budget used $(median b7 acct-$a budget_used_pct)% (target >= 95%)"
+  done
+  echo "B7 Redis round trips per upstream page, budget and pages shared: $(median b7 fleet round_trips_per_page) (a grant, a page claim, a page publish; besides, a heartbeat and a PING per replica and --shared-state-heartbeat)"
+  echo "B7 added latency per grant, Redis vs in-process: p50 +$(median b7 latency added_p50_us) us [$(spread b7 latency added_p50_us)], p99 +$(median b7 latency added_p99_us) us [$(spread b7 latency added_p99_us)]; Redis calls per grant $(median b7 latency redis_calls_per_grant)"
+  echo "B7 grants one Redis served: $(median b7 throughput grants_per_s)/s [$(spread b7 throughput grants_per_s)] using $(median b7 throughput redis_cpu_s_per_s) Redis CPU s/s: $(median b7 throughput grants_per_redis_cpu_s) grants per Redis CPU second"
+}
+
 # --- smoke: CTest's check that the harness runs and counts every contact (no timing) ----------
 smoke() {
   binaries "$1"
@@ -550,10 +672,10 @@ before_after() {  # before_after BUILD_DIR: B1, B3 and B5 with an older gateway 
 
 gw_env=()
 case ${1:-} in
-  b1 | b2 | b3 | b4 | b5 | b6 | b8 | b9) build; budget_flags; "$1" ;;
-  all) build; budget_flags; b1; b2; b3; b4; b5; b6; b8; b9 ;;
+  b1 | b2 | b3 | b4 | b5 | b6 | b7 | b8 | b9) build; budget_flags; "$1" ;;
+  all) build; budget_flags; b1; b2; b3; b4; b5; b6; b7; b8; b9 ;;
   before-after) [[ -n ${2:-} ]] || die "usage: bench/run.sh before-after OLD_BUILD_DIR"
     build; before_after "$2" ;;
   smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
-  *) die "usage: bench/run.sh b1|b2|b3|b4|b5|b6|b8|b9|all|before-after OLD_BUILD_DIR|smoke BUILD_DIR" ;;
+  *) die "usage: bench/run.sh b1|..|b9|all|before-after OLD_BUILD_DIR|smoke BUILD_DIR" ;;
 esac

@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # Installs what building (and, with --test, testing) needs on Debian 12; skips what is there.
-#   scripts/deps.sh          build and demo: compiler, CMake, gRPC, protobuf, Boost, OpenSSL, GoogleTest,
-#                            ...
+#   scripts/deps.sh          build and demo: compiler, CMake, gRPC, protobuf, Boost, OpenSSL, hiredis,
+#                            GoogleTest, ...
 #   scripts/deps.sh --test   also the benchmark comparisons, Python gRPC, Go with grpc-go, Node with
-#                            buf, grpc-js and google-proto-files (npm), the manifest checks: yamllint, kubernetes-models + yaml (npm),
+#                            buf, grpc-js and google-proto-files (npm), the manifest checks: yamllint,
+#                            kubernetes-models + yaml (npm),
 #                            kubectl, prometheus (promtool and the server, for tests/monitoring),
-#                            and raw HTTP/2 clients (python3-h2, nghttp2-client's h2load)
+#                            raw HTTP/2 clients (python3-h2, nghttp2-client's h2load), and
+#                            redis-server for the shared-state tests
 #   scripts/deps.sh --image  also what scripts/image-test.sh needs: podman, runc, debootstrap,
 #                            catatonit
-#   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts, and jemalloc and tcmalloc for B9
+#   scripts/deps.sh --bench  also gnuplot, for bench/run.sh's charts, redis-server for B7, and
+#                            jemalloc and tcmalloc for B9
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ca-certificates openssl libgrpc++-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler grpc-proto libboost-dev libssl-dev libabsl-dev libsimdjson-dev
-  libgtest-dev libgmock-dev libbenchmark-dev)
+  libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev)
 if [[ ${1:-} == --test ]]; then
   command -v npm >/dev/null || packages+=(nodejs npm)  # a machine may have Node from elsewhere
   packages+=(nlohmann-json3-dev rapidjson-dev python3
     python3-grpcio python3-h2 nghttp2-client clang-14 clang-format-14 libclang-rt-14-dev
-    libfuzzer-14-dev yamllint prometheus)
+    libfuzzer-14-dev yamllint prometheus redis-server)
   # examples/go (GOPATH mode, offline). protobuf 1.5 named: grpc-go would pull in the older 1.3.
   packages+=(golang-go golang-google-grpc-dev golang-google-genproto-dev golang-google-protobuf-dev
     golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc)
@@ -26,7 +29,7 @@ fi
 if [[ ${1:-} == --image ]]; then
   packages+=(podman runc debootstrap uidmap catatonit)  # catatonit: kube play's pause image
 fi
-if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox libjemalloc2 libtcmalloc-minimal4); fi
+if [[ ${1:-} == --bench ]]; then packages+=(gnuplot-nox redis-server libjemalloc2 libtcmalloc-minimal4); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -16,7 +16,7 @@ scripts/deps.sh --test
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 
-targets=(fuzz_page_parser fuzz_resume_token fuzz_request_validation)
+targets=(fuzz_page_parser fuzz_resume_token fuzz_request_validation fuzz_page_record fuzz_fleet_replies)
 out=$PWD/build-fuzz/fuzz-run
 artifacts=$PWD/build-fuzz/artifacts
 rm -rf "$out"

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "server/fleet/redis_connection.h"
 
 namespace contacts::gateway {
 namespace {
@@ -328,6 +329,48 @@ const std::vector<Setting>& Settings() {
        "Contacts re-read at each page seam to notice a list that shifted under the stream; 0 = "
        "off.",
        INT(stream.seam_overlap, 0, 1000)},
+      {"shared-state", "URL",
+       "Redis through which replicas share each account's upstream budget (and, with "
+       "--shared-state-pages, fetched pages): redis://[USER@]HOST[:PORT][/DB], or rediss:// for "
+       "TLS. Empty = every process on its own.",
+       STRING(shared_state.url)},
+      {"shared-state-ca-file", "FILE",
+       "Extra PEM CA bundle trusted for rediss://, besides the system roots.",
+       STRING(shared_state.ca_file)},
+      {"shared-state-password-file", "FILE",
+       "File holding the Redis password (AUTH; with a USER@ in the URL, that ACL user's). Or set "
+       "CONTACTS_GATEWAY_SHARED_STATE_PASSWORD; never a flag.",
+       [](Config& c, const std::string& v) { return ReadSecretFile(v, &c.shared_state.password); },
+       nullptr},
+      {"shared-state-prefix", "TEXT",
+       "Prefix of every Redis key and channel, so fleets may share one Redis.",
+       STRING(shared_state.prefix)},
+      {"shared-state-connect-timeout", "DURATION",
+       "Limit for connecting to Redis (TCP, TLS, AUTH, SELECT); then retried with backoff.",
+       DURATION(shared_state.connect_timeout)},
+      {"shared-state-timeout", "DURATION",
+       "Limit for one Redis command; a slower Redis counts as away (each replica keeps to its "
+       "share) until it answers in time again.",
+       DURATION(shared_state.command_timeout)},
+      {"shared-state-heartbeat", "DURATION",
+       "How often each replica tells Redis it is alive; one silent for 3 of these no longer "
+       "counts in the fleet's size.",
+       DURATION(shared_state.heartbeat)},
+      {"shared-state-min-replicas", "N",
+       "Replicas assumed at least when a replica's share is worked out without Redis (e.g. the "
+       "Deployment's replica count, for a start while Redis is away).",
+       INT(shared_state.min_replicas, 1, 100000)},
+      {"shared-state-pages", "",
+       "Share fetched pages between replicas through Redis too, for --page-cache-ttl (they hold "
+       "phone numbers: see SECURITY.md).",
+       BOOL(shared_state.pages)},
+      {"shared-state-lease", "DURATION",
+       "With --shared-state-pages: a replica fetching a page holds it this long at most before "
+       "another takes over (a crashed fetcher).",
+       DURATION(shared_state.lease)},
+      {"shared-state-max-page-bytes", "N",
+       "With --shared-state-pages: larger pages are not shared.",
+       INT(shared_state.max_page_bytes, 1024, size_t{64} << 20)},
       {"io-threads", "N", "Threads doing upstream I/O.", INT(io_threads, 1, 64)},
       {"memory-trim-interval", "DURATION",
        "How often the gateway checks whether malloc holds much free memory (over 16 MiB) and gives "
@@ -417,6 +460,33 @@ absl::Status Check(const Config& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--admin-listen: expected HOST:PORT, or empty for none (got \"", c.admin_listen, "\")"));
   }
+  if (!c.shared_state.url.empty()) {
+    absl::StatusOr<RedisUrl> url = ParseRedisUrl(c.shared_state.url);
+    if (!url.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--shared-state: ", url.status().message()));
+    if (!url->user.empty() && c.shared_state.password.empty()) {
+      return absl::InvalidArgumentError(
+          "--shared-state names a user but no password is set (--shared-state-password-file or "
+          "CONTACTS_GATEWAY_SHARED_STATE_PASSWORD)");
+    }
+    for (char ch : c.shared_state.prefix) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) &&
+          std::string_view(":._-").find(ch) == std::string_view::npos) {
+        return absl::InvalidArgumentError(
+            "--shared-state-prefix: letters, digits and : . _ - only");
+      }
+    }
+    if (c.shared_state.command_timeout <= absl::ZeroDuration() ||
+        c.shared_state.connect_timeout <= absl::ZeroDuration() ||
+        c.shared_state.heartbeat < absl::Milliseconds(100) ||
+        c.shared_state.lease < absl::Milliseconds(100)) {
+      return absl::InvalidArgumentError(
+          "--shared-state-timeout and --shared-state-connect-timeout must be above 0, "
+          "--shared-state-heartbeat and --shared-state-lease at least 100ms");
+    }
+  } else if (c.shared_state.pages) {
+    return absl::InvalidArgumentError("--shared-state-pages needs --shared-state");
+  }
   if (!c.probe_listen.empty() && c.probe_listen.rfind(':') == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--probe-listen: expected HOST:PORT, or empty for none (got \"", c.probe_listen, "\")"));
@@ -474,6 +544,11 @@ absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args,
       value = args[++i];
     }
     if (absl::Status s = Apply(*setting, config, value, "--" + name); !s.ok()) return s;
+  }
+  // The Redis password is never a flag: the file above, or this variable.
+  if (const char* password = getenv("CONTACTS_GATEWAY_SHARED_STATE_PASSWORD");
+      config.shared_state.password.empty() && password != nullptr) {
+    config.shared_state.password = password;
   }
   if (absl::Status s = Check(config); !s.ok()) return s;
   return config;

@@ -51,6 +51,22 @@ struct ServingTlsOptions {
   absl::Duration reload_interval = absl::Seconds(60);
 };
 
+// Replicas sharing each account's upstream budget, and fetched pages, through Redis (fleet/). An
+// empty url keeps every process on its own, as without it.
+struct SharedStateConfig {
+  std::string url;  // redis://[USER@]HOST[:PORT][/DB] or rediss://
+  std::string ca_file;
+  std::string password;  // never printed
+  std::string prefix = "contacts-gateway:";
+  absl::Duration connect_timeout = absl::Seconds(2);
+  absl::Duration command_timeout = absl::Milliseconds(500);
+  absl::Duration heartbeat = absl::Seconds(1);
+  int64_t min_replicas = 1;
+  bool pages = false;  // share fetched pages too (they hold phone numbers: opt in)
+  absl::Duration lease = absl::Seconds(10);
+  size_t max_page_bytes = 1 << 20;
+};
+
 // Everything contacts-gateway can be told, with its defaults.
 struct Config {
   // "[::]" listens on IPv6 and IPv4 alike (IPv4 only where the host has no IPv6).
@@ -68,6 +84,7 @@ struct Config {
   RateBudgetOptions rate;
   CredentialMemoryOptions credential_memory;
   PageCacheOptions cache;
+  SharedStateConfig shared_state;
   std::string client_id;
   std::string client_secret;  // never printed
   std::string credentials_file;

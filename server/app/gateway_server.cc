@@ -18,6 +18,8 @@
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 #include "server/core/sync.h"
+#include "server/fleet/redis_page_store.h"
+#include "server/fleet/redis_rate_budget.h"
 #include "server/service/contact_service.h"
 #include "server/service/grpc_metrics.h"
 #include "server/stream/budgeted_page_source.h"
@@ -92,7 +94,13 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
       KoreClient::Create(gateway->io_, config.upstream);
   if (!client.ok()) return client.status();
   gateway->upstream_ = *std::move(client);
-  gateway->rate_budget_ = std::make_unique<LocalRateBudget>(gateway->io_, config.rate);
+  if (config.shared_state.url.empty()) {
+    gateway->rate_budget_ = std::make_unique<LocalRateBudget>(gateway->io_, config.rate);
+    gateway->store_ = std::make_unique<LocalPageStore>(config.cache);
+  } else {
+    absl::Status shared = gateway->ShareThroughRedis(config);
+    if (!shared.ok()) return shared;
+  }
   gateway->budgeted_ =
       std::make_unique<BudgetedPageSource>(*gateway->rate_budget_, *gateway->upstream_);
   // Before the budget: a JWT the upstream refused lately is refused without spending a request.
@@ -100,7 +108,6 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
       gateway->io_, *gateway->budgeted_, config.credential_memory);
   gateway->retry_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->credential_memory_,
                                                          config.retry);
-  gateway->store_ = std::make_unique<LocalPageStore>(config.cache);
   gateway->cache_ =
       std::make_unique<CachingPageSource>(gateway->io_, *gateway->store_, *gateway->retry_);
   absl::StatusOr<std::unique_ptr<CredentialStore>> credentials =
@@ -208,6 +215,39 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   return gateway;
 }
 
+absl::Status GatewayServer::ShareThroughRedis(const Config& config) {
+  const SharedStateConfig& c = config.shared_state;
+  SharedStateOptions options;
+  options.redis.url = c.url;
+  options.redis.ca_file = c.ca_file;
+  options.redis.password = c.password;
+  options.redis.connect_timeout = c.connect_timeout;
+  options.redis.command_timeout = c.command_timeout;
+  // A reply carries at most a stored page, whose record is capped.
+  options.redis.max_reply_bytes = c.max_page_bytes + (64 << 10);
+  options.prefix = c.prefix;
+  options.heartbeat_interval = c.heartbeat;
+  options.min_replicas = c.min_replicas;
+  absl::StatusOr<std::unique_ptr<SharedState>> shared = SharedState::Create(io_, options);
+  if (!shared.ok()) return shared.status();
+  shared_ = *std::move(shared);
+  rate_budget_ =
+      std::make_unique<RedisRateBudget>(io_, *shared_,
+                                        FleetBudgetOptions{.per_minute = config.rate.per_minute,
+                                                           .burst = config.rate.burst,
+                                                           .per_account = config.rate.per_account});
+  if (c.pages && config.cache.ttl > absl::ZeroDuration()) {
+    store_ = std::make_unique<RedisPageStore>(
+        io_, *shared_,
+        FleetPageOptions{
+            .ttl = config.cache.ttl, .lease = c.lease, .max_page_bytes = c.max_page_bytes});
+  } else {
+    store_ = std::make_unique<LocalPageStore>(config.cache);
+  }
+  shared_->Start();  // after the budget and the store listen to it
+  return absl::OkStatus();
+}
+
 void GatewayServer::SetReady(bool ready) {
   for (grpc::Server* server : {server_.get(), probe_server_.get()}) {
     if (server == nullptr) continue;
@@ -249,6 +289,7 @@ void GatewayServer::Shutdown(absl::Duration drain) {
     probe_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
     probe_server_->Wait();
   }
+  if (shared_) shared_->Stop();  // leaves the fleet and closes its Redis connections
   // Let what is already queued run (cancelled fetches hand their streams back), then stop.
   trimmer_.reset();
   work_.reset();

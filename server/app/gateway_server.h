@@ -16,6 +16,7 @@
 #include "server/core/page_size_memory.h"
 #include "server/core/page_store.h"
 #include "server/core/rate_budget.h"
+#include "server/fleet/shared_state.h"
 #include "server/service/contact_service.h"
 
 namespace contacts::gateway {
@@ -48,6 +49,8 @@ class GatewayServer {
 
  private:
   GatewayServer() = default;
+  // rate_budget_ and store_ through Redis (--shared-state).
+  absl::Status ShareThroughRedis(const Config& config);
   // Sets the readiness services ("" and ContactService) on both servers' health services.
   void SetReady(bool ready);
 
@@ -58,8 +61,10 @@ class GatewayServer {
   std::unique_ptr<MemoryTrimmer> trimmer_;  // on io_, stopped before it
   // Callers → cache_ (shares pages through store_) → retry_ → credential_memory_ (refuses callers'
   // JWTs the upstream refused lately) → budgeted_ (asks rate_budget_ before every attempt) →
-  // upstream_ (the Kore.ai adapter).
+  // upstream_ (the Kore.ai adapter). With --shared-state, rate_budget_ (and with
+  // --shared-state-pages, store_) are shared with the other replicas through shared_ (Redis).
   std::unique_ptr<PageSource> upstream_;
+  std::unique_ptr<SharedState> shared_;
   std::unique_ptr<RateBudget> rate_budget_;
   std::unique_ptr<PageSource> budgeted_;
   std::unique_ptr<PageSource> credential_memory_;

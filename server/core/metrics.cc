@@ -322,7 +322,15 @@ GatewayMetrics::GatewayMetrics()
                              .With({})),
       build_info(registry.Add<Gauge>("contacts_gateway_build_info",
                                      "The gateway's version and source revision; always 1.",
-                                     {"version", "revision"})) {
+                                     {"version", "revision"})),
+      shared_state_up(registry.Add<Gauge>(
+          "contacts_gateway_shared_state_up",
+          "With --shared-state: 1 while the replicas share the upstream budget and pages through "
+          "Redis, 0 while this one keeps to its share on its own.")),
+      shared_state_replicas(registry.Add<Gauge>(
+          "contacts_gateway_shared_state_replicas",
+          "With --shared-state: gateway replicas sharing the budget, as their heartbeats in Redis "
+          "last told.")) {
   build_info.With({CONTACTS_VERSION, CONTACTS_REVISION}).Set(1);
   registry.AddCollector(std::make_unique<ProcessCollector>());
 }

@@ -205,6 +205,12 @@ struct GatewayMetrics {
   Counter& page_size_refusals;            // 400s that refused a page size, asked again smaller
   Family<Gauge>& build_info;              // version, revision: one series, value 1
 
+  // With --shared-state only (fleet/SharedState resolves the series, so they are absent without
+  // it): 1 while replicas share through Redis, 0 while this one keeps to its share on its own;
+  // and the fleet's size as the heartbeats last told it.
+  Family<Gauge>& shared_state_up;
+  Family<Gauge>& shared_state_replicas;
+
  private:
   // The label for `account`, or "" when per-account series are off.
   std::string AccountLabel(std::string_view account);

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/stubs/common.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "server/core/encoding.h"
 
@@ -56,7 +60,125 @@ char* PutTime(char* out, char tag, const EncodedContacts::Time& time) {
 
 size_t BytesSize(std::string_view bytes) { return 1 + VarintSize(bytes.size()) + bytes.size(); }
 
+// Readers of untrusted bytes: each consumes from the front of *in, false when *in ends too soon or
+// holds no varint in its shortest form (at most ten bytes, the tenth at most 1, the last not 0).
+bool ReadVarint(std::string_view* in, uint64_t* out) {
+  uint64_t value = 0;
+  for (size_t i = 0; i < 10 && i < in->size(); ++i) {
+    const auto byte = static_cast<unsigned char>((*in)[i]);
+    if ((i == 9 && byte > 1) || (i > 0 && byte == 0)) return false;
+    value |= static_cast<uint64_t>(byte & 0x7f) << (7 * i);
+    if (!(byte & 0x80)) {
+      in->remove_prefix(i + 1);
+      *out = value;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ReadBytes(std::string_view* in, std::string_view* out) {
+  uint64_t size = 0;
+  if (!ReadVarint(in, &size) || size > in->size()) return false;
+  *out = in->substr(0, size);
+  in->remove_prefix(size);
+  return true;
+}
+
+// Consumes `tag` and its length-delimited value when *in starts with it.
+bool ReadField(std::string_view* in, char tag, std::optional<std::string_view>* out, bool* bad) {
+  if (in->empty() || (*in)[0] != tag) return false;
+  in->remove_prefix(1);
+  std::string_view value;
+  if (!ReadBytes(in, &value)) {
+    *bad = true;
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+bool ReadTime(std::string_view in, EncodedContacts::Time* out) {
+  uint64_t value = 0;
+  if (!in.empty() && in[0] == kSeconds) {
+    in.remove_prefix(1);
+    if (!ReadVarint(&in, &value)) return false;
+    out->seconds = static_cast<int64_t>(value);
+  }
+  if (!in.empty() && in[0] == kNanos) {
+    in.remove_prefix(1);
+    if (!ReadVarint(&in, &value) || value > 999'999'999) return false;
+    out->nanos = static_cast<int32_t>(value);
+  }
+  return in.empty();
+}
+
+absl::Status Malformed(size_t contact, std::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("contact ", contact, ": ", AsAbsl(what)));
+}
+
+// The page record (EncodePageRecord): kRecordMagic, kRecordVersion, a varint of flags, a varint
+// per fact present (int64 as two's complement), the varint size of the contacts' wire bytes, then
+// those bytes.
+constexpr char kRecordMagic = 'P';
+constexpr char kRecordVersion = 1;
+enum RecordFlag : uint64_t {
+  kHasSkip = 1,
+  kHasLimit = 2,
+  kHasMore = 4,
+  kMoreValue = 8,
+  kHasTotalResults = 16,
+  kHasTotalPages = 32,
+  kAllFlags = 63,
+};
+
 }  // namespace
+
+absl::StatusOr<EncodedContacts> EncodedContacts::FromWire(std::string_view wire) {
+  if (wire.size() > std::numeric_limits<uint32_t>::max()) {
+    return absl::InvalidArgumentError("contacts larger than 4 GiB");
+  }
+  EncodedContacts out;
+  out.Reserve(0, wire.size());
+  std::string_view in = wire;
+  for (size_t n = 0; !in.empty(); ++n) {
+    std::string_view entry;
+    if (in[0] != kContactsEntry) return Malformed(n, "not a contacts entry");
+    in.remove_prefix(1);
+    if (!ReadBytes(&in, &entry)) return Malformed(n, "truncated");
+    // The fields in the order Append writes them, each at most once.
+    std::optional<std::string_view> id, phone, created, updated;
+    bool bad = false;
+    ReadField(&entry, kId, &id, &bad);
+    ReadField(&entry, kPhoneNumber, &phone, &bad);
+    ReadField(&entry, kCreateTime, &created, &bad);
+    ReadField(&entry, kUpdateTime, &updated, &bad);
+    if (bad) return Malformed(n, "truncated field");
+    if (!entry.empty()) return Malformed(n, "unexpected field");
+    if (!id || id->empty()) return Malformed(n, "no id");
+    // Proto3 strings: a caller's protobuf library refuses a message with invalid UTF-8 in them.
+    if (!google::protobuf::internal::IsStructurallyValidUTF8(id->data(),
+                                                             static_cast<int>(id->size())) ||
+        (phone && !google::protobuf::internal::IsStructurallyValidUTF8(
+                      phone->data(), static_cast<int>(phone->size())))) {
+      return Malformed(n, "not UTF-8");
+    }
+    Fields fields{*id, phone.value_or(""), std::nullopt, std::nullopt};
+    for (auto [bytes, time] :
+         {std::pair{&created, &fields.create_time}, std::pair{&updated, &fields.update_time}}) {
+      if (!*bytes) continue;
+      *time = Time{};
+      if (!ReadTime(**bytes, &**time)) return Malformed(n, "bad timestamp");
+    }
+    out.Append(fields);
+  }
+  // Whatever Append would not have written (zero values, long varints, empty ids written out)
+  // differs from its output somewhere.
+  if (out.bytes() != wire.size() || (!out.empty() && out.wire(0, out.size()) != wire)) {
+    return absl::InvalidArgumentError("contacts not in the gateway's encoding");
+  }
+  return out;
+}
 
 EncodedContacts::Bytes& EncodedContacts::Bytes::operator=(const Bytes& other) {
   if (this == &other) return *this;
@@ -157,6 +279,60 @@ void EncodedContacts::push_back(const contacts::v1::Contact& contact) {
   if (contact.has_update_time())
     fields.update_time = Time{contact.update_time().seconds(), contact.update_time().nanos()};
   Append(fields);
+}
+
+std::string EncodePageRecord(const Page& page) {
+  const std::string_view wire = page.contacts.wire(0, page.contacts.size());
+  uint64_t flags = 0;
+  std::vector<int64_t> facts;
+  for (auto [fact, flag] : {std::pair{page.skip, kHasSkip}, std::pair{page.limit, kHasLimit},
+                            std::pair{page.total_results, kHasTotalResults},
+                            std::pair{page.total_pages, kHasTotalPages}}) {
+    if (!fact) continue;
+    flags |= flag;
+    facts.push_back(*fact);
+  }
+  if (page.has_more) flags |= kHasMore | (*page.has_more ? uint64_t{kMoreValue} : 0);
+  std::string out;
+  out.reserve(2 + 11 * (facts.size() + 2) + wire.size());
+  out += kRecordMagic;
+  out += kRecordVersion;
+  AppendVarint(&out, flags);
+  for (int64_t fact : facts) AppendVarint(&out, static_cast<uint64_t>(fact));
+  AppendVarint(&out, wire.size());
+  out.append(wire);
+  return out;
+}
+
+absl::StatusOr<Page> DecodePageRecord(std::string_view record) {
+  auto bad = [](std::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("stored page: ", AsAbsl(what)));
+  };
+  if (record.size() < 2 || record[0] != kRecordMagic) return bad("not a page record");
+  if (record[1] != kRecordVersion) return bad("unknown record version");
+  record.remove_prefix(2);
+  uint64_t flags = 0;
+  if (!ReadVarint(&record, &flags) || (flags & ~uint64_t{kAllFlags}) != 0 ||
+      ((flags & kMoreValue) && !(flags & kHasMore))) {
+    return bad("bad flags");
+  }
+  Page page;
+  for (auto [fact, flag] : {std::pair{&page.skip, kHasSkip}, std::pair{&page.limit, kHasLimit},
+                            std::pair{&page.total_results, kHasTotalResults},
+                            std::pair{&page.total_pages, kHasTotalPages}}) {
+    if (!(flags & flag)) continue;
+    uint64_t value = 0;
+    if (!ReadVarint(&record, &value)) return bad("truncated");
+    *fact = static_cast<int64_t>(value);
+  }
+  if (flags & kHasMore) page.has_more = (flags & kMoreValue) != 0;
+  std::string_view wire;
+  if (!ReadBytes(&record, &wire)) return bad("truncated");
+  if (!record.empty()) return bad("trailing bytes");
+  absl::StatusOr<EncodedContacts> contacts = EncodedContacts::FromWire(wire);
+  if (!contacts.ok()) return bad(std::string(contacts.status().message()));
+  page.contacts = *std::move(contacts);
+  return page;
 }
 
 void EncodedContacts::clear() {

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "contacts/v1/contacts.pb.h"
 
@@ -51,6 +52,11 @@ class EncodedContacts {
 
   void Reserve(size_t contacts, size_t bytes);
   void Append(const Fields& fields);
+  // Contacts back from the bytes wire(0, size()) returned (e.g. a page another replica stored):
+  // every `contacts` entry is walked, read and written again with Append. Errors
+  // (kInvalidArgument) unless the bytes are exactly what Append writes for contacts with an id and
+  // UTF-8 text, so a stored page can only ever send what this gateway would have sent itself.
+  static absl::StatusOr<EncodedContacts> FromWire(std::string_view wire);
   void push_back(const contacts::v1::Contact& contact);
   void clear();
 
@@ -100,6 +106,13 @@ struct Page {
   std::optional<int64_t> total_results;  // size of the whole list
   std::optional<int64_t> total_pages;
 };
+
+// A page as one replica stores it for the others (fleet/RedisPageStore): a versioned binary
+// record of the paging facts and the contacts' wire bytes.
+std::string EncodePageRecord(const Page& page);
+// The page of a record EncodePageRecord wrote; kInvalidArgument, saying what is wrong, for
+// anything else (another version, truncated, trailing bytes, contacts FromWire refuses).
+absl::StatusOr<Page> DecodePageRecord(std::string_view record);
 
 }  // namespace contacts::gateway
 

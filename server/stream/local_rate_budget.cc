@@ -66,7 +66,7 @@ BudgetBooks::Account& BudgetBooks::Get(const std::string& account, absl::Time no
     if (accounts_.size() >= sweep_at_) {
       for (auto idle = accounts_.begin(); idle != accounts_.end();) {
         const Account& a = idle->second;
-        if (a.rotation.empty() && a.in_flight == 0 && a.bucket.Idle(now)) {
+        if (a.turns.empty() && a.in_flight == 0 && a.bucket.Idle(now)) {
           accounts_.erase(idle++);
         } else {
           ++idle;
@@ -82,59 +82,16 @@ BudgetBooks::Account& BudgetBooks::Get(const std::string& account, absl::Time no
 
 absl::Time BudgetBooks::Enqueue(Ticket ticket, const RateBudget::Ask& ask, absl::Time now) {
   Account& a = Get(ask.account, now);
-  Caller& c = a.callers[ask.caller];
-  if (c.waiting == 0) a.rotation.push_back(ask.caller);
-  std::deque<Ticket>& queue = c.queues[ask.owner];
-  // This caller's grants before this ticket's. A new owner joins the end of its caller's turn (the
-  // front for a stream's first page); an owner already waiting is served after its own.
-  int64_t turns = 0;
-  if (!queue.empty()) {
-    turns = static_cast<int64_t>(queue.size());
-  } else if (ask.first_page) {
-    c.rotation.push_front(ask.owner);
-  } else {
-    turns = static_cast<int64_t>(c.rotation.size());
-    c.rotation.push_back(ask.owner);
-  }
-  queue.push_back(ticket);
-  ++c.waiting;
-  waiting_.emplace(ticket, Waiting{ask.account, ask.caller, ask.owner});
-  // Each other caller is served once before each of those turns (and once more before this one
-  // when it comes first in the rotation), as long as it has tickets waiting.
-  int64_t ahead = turns;
-  bool before = true;
-  for (const std::string& other : a.rotation) {
-    if (other == ask.caller) {
-      before = false;
-      continue;
-    }
-    ahead += std::min(static_cast<int64_t>(a.callers.at(other).waiting), turns + (before ? 1 : 0));
-  }
+  const int64_t ahead = a.turns.Add(ticket, ask);
+  waiting_.emplace(ticket, ask.account);
   return a.bucket.Ready(now, ahead + 1);
-}
-
-void BudgetBooks::Drop(Account& a, const std::string& caller, uint64_t owner, Ticket ticket) {
-  auto it = a.callers.find(caller);
-  Caller& c = it->second;
-  std::deque<Ticket>& queue = c.queues[owner];
-  queue.erase(std::find(queue.begin(), queue.end(), ticket));
-  --c.waiting;
-  if (queue.empty()) {
-    c.queues.erase(owner);
-    c.rotation.erase(std::find(c.rotation.begin(), c.rotation.end(), owner));
-  }
-  if (c.waiting == 0) {
-    a.callers.erase(it);
-    a.rotation.erase(std::find(a.rotation.begin(), a.rotation.end(), caller));
-  }
 }
 
 bool BudgetBooks::Remove(Ticket ticket) {
   auto it = waiting_.find(ticket);
   if (it == waiting_.end()) return false;
-  const Waiting waiting = std::move(it->second);
+  accounts_.at(it->second).turns.Remove(ticket);
   waiting_.erase(it);
-  Drop(accounts_.at(waiting.account), waiting.caller, waiting.owner, ticket);
   return true;
 }
 
@@ -142,24 +99,14 @@ std::vector<BudgetBooks::Ticket> BudgetBooks::Grant(absl::Time now, absl::Time* 
   std::vector<Ticket> granted;
   *wake = absl::InfiniteFuture();
   for (auto& [name, a] : accounts_) {
-    while (!a.rotation.empty() && a.bucket.Ready(now) <= now) {
-      // The next caller's next owner's oldest ticket; both go to the end of their turns (Drop
-      // takes them out when that was their last).
-      const std::string caller = a.rotation.front();
-      a.rotation.pop_front();
-      a.rotation.push_back(caller);
-      Caller& c = a.callers.at(caller);
-      const uint64_t owner = c.rotation.front();
-      c.rotation.pop_front();
-      c.rotation.push_back(owner);
-      const Ticket ticket = c.queues.at(owner).front();
+    while (!a.turns.empty() && a.bucket.Ready(now) <= now) {
+      const Ticket ticket = a.turns.Next();
       granted.push_back(ticket);
       waiting_.erase(ticket);
-      Drop(a, caller, owner, ticket);
       a.bucket.Take(now);
       ++a.in_flight;
     }
-    if (!a.rotation.empty()) *wake = std::min(*wake, a.bucket.Ready(now));
+    if (!a.turns.empty()) *wake = std::min(*wake, a.bucket.Ready(now));
   }
   return granted;
 }

@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/core/budget_turns.h"
 #include "server/core/rate_budget.h"
 
 namespace contacts::gateway {
@@ -61,13 +62,9 @@ class TokenBucket {
 };
 
 // The books of all accounts' budgets, pure logic (no I/O, no clock of its own, not thread-safe):
-// which waiting request may go when. Waiters of one account are served round-robin between their
-// callers (RateBudget::Ask::caller), one grant per caller per turn, and within a caller round-robin
-// between its owners (streams), one grant per owner per turn: a caller with many streams gets no
-// more of the account's budget than one with a single stream, and a stream with many pages in
-// flight no more than its caller's other streams. An owner asking for its first page goes first
-// among its caller's streams; a caller always joins the end of the account's turn, so that opening
-// streams never jumps the queue.
+// which waiting request may go when. Waiters of one account are served in BudgetTurns' order
+// (round-robin between callers, then between each caller's streams; first pages first among their
+// caller's streams).
 class BudgetBooks {
  public:
   using Ticket = uint64_t;
@@ -93,34 +90,18 @@ class BudgetBooks {
   void Answered(const std::string& account, const RateLimitFacts& facts, absl::Time now);
 
  private:
-  // One caller's waiting tickets, by owner. A caller is in its account's books only while it has
-  // some.
-  struct Caller {
-    std::deque<uint64_t> rotation;  // owners with waiting tickets, next to serve first
-    absl::flat_hash_map<uint64_t, std::deque<Ticket>> queues;
-    size_t waiting = 0;  // tickets in queues
-  };
   struct Account {
     explicit Account(TokenBucket b) : bucket(b) {}
     TokenBucket bucket;
-    std::deque<std::string> rotation;  // callers with waiting tickets, next to serve first
-    absl::flat_hash_map<std::string, Caller> callers;
+    BudgetTurns turns;
     int64_t in_flight = 0;  // granted, not answered yet
   };
-  struct Waiting {
-    std::string account;
-    std::string caller;
-    uint64_t owner;
-  };
   Account& Get(const std::string& account, absl::Time now);
-  // Takes `ticket` of `owner` out of `caller`'s books, and the owner and the caller out of their
-  // turns when they have nothing else waiting.
-  static void Drop(Account& a, const std::string& caller, uint64_t owner, Ticket ticket);
 
   const RateBudgetOptions options_;
   absl::flat_hash_map<std::string, Account> accounts_;
   size_t sweep_at_ = 64;  // accounts_ size at which idle accounts are forgotten
-  absl::flat_hash_map<Ticket, Waiting> waiting_;
+  absl::flat_hash_map<Ticket, std::string> waiting_;  // the account of each waiting ticket
 };
 
 // RateBudget of one process: BudgetBooks with a timer. A wait costs no thread: grants come from

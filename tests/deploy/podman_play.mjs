@@ -1,20 +1,21 @@
 // Turns the rendered dev overlay into what Debian 12's podman 4.3 `kube play` runs, for
 // scripts/image-test.sh. Changed, and only this:
 //  - host networking with free loopback ports (the workplace's network is loopback only): the
-//    gateway's CONTACTS_GATEWAY_*LISTEN ports, kore-sim's --listen, and the upstream URL
-//    http://kore-sim:8080 as http://127.0.0.1:SIM (no cluster DNS); containers' `ports` lists are
-//    left out (podman 4.3 turns them into port mappings, which host networking refuses);
+//    gateway's CONTACTS_GATEWAY_*LISTEN ports, kore-sim's --listen, Redis's port, and the URLs
+//    http://kore-sim:8080 as http://127.0.0.1:SIM and redis://redis:6379 as
+//    redis://127.0.0.1:REDIS (no cluster DNS); containers' `ports` lists are left out (podman 4.3
+//    turns them into port mappings, which host networking refuses);
 //  - Secrets become files for `podman secret create` (podman 4.3 mounts a Secret's data without
 //    decoding it from base64, so the files hold it decoded), not objects to play;
 //  - objects podman does not run (Service, NetworkPolicy, PodDisruptionBudget, ...) are left out.
 // Everything else (env names, ConfigMaps, mounts, securityContext, image) is played as rendered.
-//   node podman_play.mjs RENDERED OUT_DIR SIM LISTEN PROBE ADMIN
+//   node podman_play.mjs RENDERED OUT_DIR SIM LISTEN PROBE ADMIN REDIS
 //   -> OUT_DIR/play.yaml, OUT_DIR/secret-<name>.yaml per Secret, OUT_DIR/secrets (their names)
 import { writeFileSync } from "node:fs";
 import { importPackageFile, loadObjects } from "./load.mjs";
 
 const { stringify } = await importPackageFile("yaml/dist/index.js");
-const [rendered, out, sim, listen, probe, admin] = process.argv.slice(2);
+const [rendered, out, sim, listen, probe, admin, redis] = process.argv.slice(2);
 const objects = (await loadObjects([rendered])).map((o) => o.object);
 const port = (address, to) => address.replace(/:\d+$/, `:${to}`);
 
@@ -34,11 +35,16 @@ for (const object of objects) {
       data.CONTACTS_GATEWAY_PROBE_LISTEN = port(data.CONTACTS_GATEWAY_PROBE_LISTEN, probe);
       data.CONTACTS_GATEWAY_ADMIN_LISTEN = port(data.CONTACTS_GATEWAY_ADMIN_LISTEN, admin);
       data.CONTACTS_GATEWAY_UPSTREAM = data.CONTACTS_GATEWAY_UPSTREAM.replace("//kore-sim:8080", `//127.0.0.1:${sim}`);
+      if (data.CONTACTS_GATEWAY_SHARED_STATE) {
+        data.CONTACTS_GATEWAY_SHARED_STATE =
+          data.CONTACTS_GATEWAY_SHARED_STATE.replace("//redis:6379", `//127.0.0.1:${redis}`);
+      }
     }
     play.push(object);
   } else if (object.kind === "Deployment") {
     for (const c of object.spec.template.spec.containers) {
       c.command = c.command?.map((arg) => (arg === "0.0.0.0:8080" ? `127.0.0.1:${sim}` : arg));
+      if (c.name === "redis") c.args = [...c.args, "--bind", "127.0.0.1", "--port", redis];
       delete c.ports;
     }
     play.push(object);

@@ -7,9 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -303,6 +308,225 @@ std::unique_ptr<ChildProcess> StartGatewayProcess(const KoreSim& upstream,
   args.insert(args.end(), {"--resume-token-key-file", *key_file});
   args.insert(args.end(), flags.extra.begin(), flags.extra.end());
   return ChildProcess::Start(args);
+}
+
+}  // namespace contacts::testing
+
+namespace contacts::testing {
+namespace {
+
+int FreePort() {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io,
+                                   asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return acceptor.local_endpoint().port();
+}
+
+std::string ShellQuote(const std::string& arg) {
+  return absl::StrCat("'", absl::StrReplaceAll(arg, {{"'", "'\\''"}}), "'");
+}
+
+}  // namespace
+
+std::unique_ptr<RedisServer> RedisServer::Start(const Options& options) {
+  auto server = std::unique_ptr<RedisServer>(new RedisServer());
+  server->options_ = options;
+  server->dir_ = TempDir();
+  for (size_t i = 0; i + 1 < options.flags.size(); ++i) {
+    if (options.flags[i] == "--requirepass") server->password_ = options.flags[i + 1];
+  }
+  // The port is free when chosen, but another process may take it before redis-server binds it:
+  // then redis-server exits and another port is tried.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    server->port_ = FreePort();
+    if (server->Launch()) return server;
+  }
+  ADD_FAILURE() << "redis-server did not start; see " << server->dir_ << "/redis.log";
+  return nullptr;
+}
+
+bool RedisServer::Launch() {
+  std::vector<std::string> args = {
+      "/usr/bin/redis-server", "--bind", "127.0.0.1", "--save", "",
+      "--appendonly",          "no",     "--dir",     dir_,     "--logfile",
+      dir_ + "/redis.log"};
+  if (options_.tls_dir.empty()) {
+    args.insert(args.end(), {"--port", absl::StrCat(port_)});
+  } else {
+    const std::string& tls = options_.tls_dir;
+    args.insert(args.end(), {"--port", "0", "--tls-port", absl::StrCat(port_), "--tls-cert-file",
+                             tls + "/server.pem", "--tls-key-file", tls + "/server.key",
+                             "--tls-ca-cert-file", tls + "/ca.pem", "--tls-auth-clients", "no"});
+  }
+  args.insert(args.end(), options_.flags.begin(), options_.flags.end());
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    std::vector<char*> argv;
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < give_up) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    if (Cli({"PING"}) == "PONG") return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Kill();
+  return false;
+}
+
+std::string RedisServer::url() const {
+  return options_.tls_dir.empty() ? absl::StrCat("redis://127.0.0.1:", port_)
+                                  : absl::StrCat("rediss://localhost:", port_);
+}
+
+std::string RedisServer::Cli(const std::vector<std::string>& args) const {
+  std::string command = absl::StrCat("/usr/bin/redis-cli -h 127.0.0.1 -p ", port_);
+  if (!options_.tls_dir.empty()) {
+    absl::StrAppend(&command, " --tls --sni localhost --cacert ",
+                    ShellQuote(options_.tls_dir + "/ca.pem"));
+  }
+  if (!password_.empty()) {
+    absl::StrAppend(&command, " --no-auth-warning -a ", ShellQuote(password_));
+  }
+  for (const std::string& arg : args) absl::StrAppend(&command, " ", ShellQuote(arg));
+  absl::StrAppend(&command, " 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return "";
+  std::string out;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+  pclose(pipe);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+void RedisServer::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGCONT);
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+bool RedisServer::Restart() {
+  Kill();
+  if (Launch()) return true;
+  ADD_FAILURE() << "redis-server did not restart on port " << port_;
+  return false;
+}
+
+void RedisServer::Freeze(bool frozen) {
+  if (pid_ > 0) kill(pid_, frozen ? SIGSTOP : SIGCONT);
+}
+
+RedisServer::~RedisServer() { Kill(); }
+
+struct DelayProxy::Impl {
+  struct Link {
+    explicit Link(asio::io_context& io) : client(io), server(io) {}
+    asio::ip::tcp::socket client, server;
+  };
+
+  explicit Impl(int target_port)
+      : acceptor(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        target(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(target_port)) {}
+
+  void Accept() {
+    acceptor.async_accept([this](boost::system::error_code ec, asio::ip::tcp::socket socket) {
+      if (ec) return;
+      Accept();
+      if (cut) return;  // the socket closes here
+      auto link = std::make_shared<Link>(io);
+      link->client = std::move(socket);
+      links.erase(std::remove_if(links.begin(), links.end(),
+                                 [](const std::weak_ptr<Link>& l) { return l.expired(); }),
+                  links.end());
+      links.push_back(link);
+      link->server.async_connect(target, [this, link](boost::system::error_code ec) {
+        if (ec) {
+          Close(*link);
+          return;
+        }
+        Pump(link, &link->client, &link->server);
+        Pump(link, &link->server, &link->client);
+      });
+    });
+  }
+
+  // Reads a chunk, holds it for the delay, writes it on, and again; one chunk at a time.
+  void Pump(std::shared_ptr<Link> link, asio::ip::tcp::socket* from, asio::ip::tcp::socket* to) {
+    auto buffer = std::make_shared<std::array<char, 65536>>();
+    from->async_read_some(asio::buffer(*buffer), [this, link, from, to, buffer](
+                                                     boost::system::error_code ec, size_t n) {
+      if (ec) {
+        Close(*link);
+        return;
+      }
+      auto timer = std::make_shared<asio::steady_timer>(io);
+      timer->expires_after(std::chrono::milliseconds(delay_ms.load()));
+      timer->async_wait([this, link, from, to, buffer, n, timer](boost::system::error_code) {
+        asio::async_write(*to, asio::buffer(*buffer, n),
+                          [this, link, from, to, buffer](boost::system::error_code ec, size_t) {
+                            if (ec) {
+                              Close(*link);
+                              return;
+                            }
+                            Pump(link, from, to);
+                          });
+      });
+    });
+  }
+
+  void Close(Link& link) {
+    boost::system::error_code ignored;
+    link.client.close(ignored);
+    link.server.close(ignored);
+  }
+
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor;
+  asio::ip::tcp::endpoint target;
+  std::atomic<int64_t> delay_ms{0};
+  bool cut = false;                        // on the proxy's thread
+  std::vector<std::weak_ptr<Link>> links;  // on the proxy's thread
+  std::thread thread;
+};
+
+DelayProxy::DelayProxy(int target) : impl_(std::make_unique<Impl>(target)) {
+  port_ = impl_->acceptor.local_endpoint().port();
+  impl_->Accept();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+}
+
+DelayProxy::~DelayProxy() {
+  impl_->io.stop();
+  impl_->thread.join();
+}
+
+void DelayProxy::SetDelay(std::chrono::milliseconds delay) { impl_->delay_ms = delay.count(); }
+
+void DelayProxy::Cut(bool cut) {
+  asio::post(impl_->io, [impl = impl_.get(), cut] {
+    impl->cut = cut;
+    if (!cut) return;
+    for (const std::weak_ptr<Impl::Link>& weak : impl->links) {
+      if (std::shared_ptr<Impl::Link> link = weak.lock()) impl->Close(*link);
+    }
+    impl->links.clear();
+  });
 }
 
 }  // namespace contacts::testing

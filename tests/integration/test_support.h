@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -112,6 +113,63 @@ class KoreSim {
  private:
   std::unique_ptr<ChildProcess> process_;
   std::string ca_file_;
+};
+
+// Debian's redis-server on a free port of 127.0.0.1, started by the test, without persistence
+// (--save '' --appendonly no): an empty store after every (re)start. Its log is
+// <dir()>/redis.log. The destructor kills it.
+class RedisServer {
+ public:
+  struct Options {
+    std::vector<std::string> flags{};  // more redis-server flags, e.g. {"--requirepass", "pw"}
+    // TLS only (tls-port, no plain port) with <tls_dir>/server.pem and .key (for the name
+    // localhost), clients not asked for certificates; see MakeTestCertificates.
+    std::string tls_dir{};
+  };
+  // Fails the current test (and returns nullptr) when it does not answer PING within 10 s.
+  static std::unique_ptr<RedisServer> Start(const Options& options);
+  static std::unique_ptr<RedisServer> Start() { return Start(Options()); }
+  ~RedisServer();
+
+  int port() const { return port_; }
+  // redis://127.0.0.1:PORT, or rediss://localhost:PORT with TLS.
+  std::string url() const;
+  const std::string& dir() const { return dir_; }
+  // The output of redis-cli (its --tls/--cacert and -a password as needed) running `args`, e.g.
+  // Cli({"SCRIPT", "FLUSH"}); trailing newline removed.
+  std::string Cli(const std::vector<std::string>& args) const;
+  // SIGKILL, as a crash: clients see the connection reset.
+  void Kill();
+  // Starts it again on the same port (empty); false (and a test failure) when it does not answer.
+  bool Restart();
+  // Pauses or resumes the process (SIGSTOP / SIGCONT): connections stay open, nothing answers.
+  void Freeze(bool frozen);
+
+ private:
+  bool Launch();
+  Options options_;
+  std::string dir_;
+  std::string password_;  // from --requirepass, for Cli
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// A TCP proxy on a free port of 127.0.0.1 in front of 127.0.0.1:`target`, on its own thread, that
+// holds every chunk of bytes in either direction for `delay` (changeable at any time), or drops
+// every connection while cut. For slow and unreachable Redis.
+class DelayProxy {
+ public:
+  explicit DelayProxy(int target);
+  ~DelayProxy();
+  int port() const { return port_; }
+  void SetDelay(std::chrono::milliseconds delay);
+  // Closes every connection and refuses new ones while cut.
+  void Cut(bool cut);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
 };
 
 // What a test chooses of the gateway binary's command line. Every member has an initializer, so

@@ -4,8 +4,9 @@
 #   check.sh rules-unit   promtool test rules alerts.test.yaml: each alert fires and stays silent
 #   check.sh metrics      promtool check metrics on a real scrape of a gateway that streamed
 #   check.sh prometheus   a real Prometheus scrapes a gateway under load (kore-sim with 429s and
-#                         5xx, resumed and budget-bound streams); every alert expression and
-#                         dashboard query must evaluate and every series they select must exist
+#                         5xx, resumed and budget-bound streams; the budget shared through a real
+#                         redis-server); every alert expression and dashboard query must evaluate
+#                         and every series they select must exist
 # Usage: check.sh CHECK [KORE_SIM GATEWAY CLI]   (the last three for metrics and prometheus)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,8 +43,15 @@ case $check_name in
     start_sim "$sim_bin"
     # Retries and Retry-After short, two attempts per page; acct-budget limited to 10 requests/s;
     # pages at multiples of 50 (no seam overlap), so that a fault can name a page's skip.
+    # The budget through a redis-server of its own (memory only), so that the shared-state series
+    # exist.
+    redis_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+      --logfile "$work/redis.log" &
+    pids+=($!)
     start_gateway "$gateway_bin" 1 --metrics-accounts 5 --retry-attempts 2 --retry-initial-backoff 10ms \
-      --retry-after-cap 1s --account-rate-limit acct-budget=600 --page-size 50 --seam-overlap 0
+      --retry-after-cap 1s --account-rate-limit acct-budget=600 --page-size 50 --seam-overlap 0 \
+      --shared-state "redis://127.0.0.1:$redis_port/0"
     admin=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\).*/\1/p' "$work/gw1.out")
     prom_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     cat >"$work/prometheus.yml" <<CONFIG

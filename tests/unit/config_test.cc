@@ -252,5 +252,39 @@ TEST(ConfigTest, DurationsTakeSecondsOrUnits) {
   EXPECT_EQ(config->drain_timeout, absl::Minutes(1));
 }
 
+TEST(ConfigTest, SharedStateIsOffUnlessAUrlIsGiven) {
+  absl::StatusOr<Config> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->shared_state.url, "");
+  EXPECT_FALSE(config->shared_state.pages);
+  EXPECT_THAT(Parse({"--shared-state-pages"}).status().message(),
+              HasSubstr("--shared-state-pages needs --shared-state"));
+
+  config = Parse({"--shared-state=rediss://gw@redis:6380/1", "--shared-state-pages",
+                  "--shared-state-lease=3s", "--shared-state-prefix=fleet-a:"},
+                 {{"CONTACTS_GATEWAY_SHARED_STATE_PASSWORD", "redis-pw-3e1b"},
+                  {"CONTACTS_GATEWAY_SHARED_STATE_TIMEOUT", "250ms"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->shared_state.url, "rediss://gw@redis:6380/1");
+  EXPECT_EQ(config->shared_state.password, "redis-pw-3e1b");
+  EXPECT_TRUE(config->shared_state.pages);
+  EXPECT_EQ(config->shared_state.lease, absl::Seconds(3));
+  EXPECT_EQ(config->shared_state.command_timeout, absl::Milliseconds(250));
+  EXPECT_EQ(config->shared_state.prefix, "fleet-a:");
+}
+
+TEST(ConfigTest, TheRedisPasswordIsNeverAFlagNorShown) {
+  EXPECT_THAT(Parse({"--shared-state-password=x"}).status().message(),
+              HasSubstr("unknown flag --shared-state-password"));
+  absl::StatusOr<Config> in_url = Parse({"--shared-state=redis://gw:redis-pw-3e1b@redis"});
+  EXPECT_THAT(in_url.status().message(), HasSubstr("must not hold a password"));
+  EXPECT_THAT(in_url.status().message(), Not(HasSubstr("redis-pw-3e1b")));
+  EXPECT_THAT(Parse({"--shared-state=redis://gw@redis"}).status().message(),
+              HasSubstr("no password is set"));
+  EXPECT_THAT(HelpText(), HasSubstr("CONTACTS_GATEWAY_SHARED_STATE_PASSWORD"));
+  EXPECT_THAT(Parse({"--shared-state=http://redis"}).status().message(),
+              HasSubstr("--shared-state: "));
+}
+
 }  // namespace
 }  // namespace contacts::gateway

@@ -87,5 +87,89 @@ TEST(EncodedContactsTest, CopiesShareUntilOneChanges) {
   EXPECT_EQ(copy.size(), 0u);
 }
 
+// Bytes given as numbers, NULs included.
+std::string B(std::initializer_list<int> bytes) {
+  std::string out;
+  for (int byte : bytes) out += static_cast<char>(byte);
+  return out;
+}
+
+Page SamplePage() {
+  Page page;
+  for (const Contact& contact : Samples()) page.contacts.push_back(contact);
+  page.skip = 100;
+  page.limit = 4;
+  page.has_more = false;
+  page.total_results = -1;  // whatever the upstream said, negative too
+  return page;
+}
+
+TEST(PageRecordTest, RoundTripsContactsAndPagingFacts) {
+  const Page page = SamplePage();
+  absl::StatusOr<Page> back = DecodePageRecord(EncodePageRecord(page));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->contacts.size(), page.contacts.size());
+  EXPECT_EQ(back->contacts.wire(0, 4), page.contacts.wire(0, 4));
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(back->contacts.id(i), Samples()[i].id());
+  EXPECT_EQ(back->skip, 100);
+  EXPECT_EQ(back->limit, 4);
+  EXPECT_EQ(back->has_more, false);
+  EXPECT_EQ(back->total_results, -1);
+  EXPECT_EQ(back->total_pages, std::nullopt);
+
+  absl::StatusOr<Page> empty = DecodePageRecord(EncodePageRecord(Page{}));
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->contacts.size(), 0u);
+  EXPECT_EQ(empty->has_more, std::nullopt);
+}
+
+TEST(PageRecordTest, EveryTruncationAndTrailingByteIsRejected) {
+  const std::string record = EncodePageRecord(SamplePage());
+  for (size_t size = 0; size < record.size(); ++size) {
+    EXPECT_FALSE(DecodePageRecord(record.substr(0, size)).ok()) << size;
+  }
+  EXPECT_FALSE(DecodePageRecord(record + '\0').ok());
+  std::string other_version = record;
+  other_version[1] = 2;
+  EXPECT_EQ(DecodePageRecord(other_version).status().message(),
+            "stored page: unknown record version");
+  // Facts as varints in their shortest form only: one record per page.
+  EXPECT_FALSE(DecodePageRecord(B({'P', 1, 1, 0x80, 0x00, 0})).ok());
+  EXPECT_TRUE(DecodePageRecord(B({'P', 1, 1, 0x00, 0})).ok());
+  std::string unknown_flag = record;
+  unknown_flag[2] = static_cast<char>(unknown_flag[2] | 64);
+  EXPECT_FALSE(DecodePageRecord(unknown_flag).ok());
+}
+
+// One `contacts` entry (tag 0x0a) holding `contact` as raw bytes.
+std::string Entry(const std::string& contact) {
+  return B({0x0a, static_cast<int>(contact.size())}) + contact;
+}
+
+TEST(PageRecordTest, FromWireAcceptsOnlyWhatAppendWrites) {
+  const std::string id = B({0x0a, 2}) + "c1";  // field 1, "c1"
+  EXPECT_TRUE(EncodedContacts::FromWire(Entry(id)).ok());
+  EXPECT_TRUE(EncodedContacts::FromWire(Entry(id + B({0x1a, 0}))).ok());  // a zero create_time
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"no id", Entry(B({0x12, 1}) + "5")},
+      {"empty id written out", Entry(B({0x0a, 0}))},
+      {"id not UTF-8", Entry(B({0x0a, 2, 0xc3, 0x28}))},
+      {"phone not UTF-8", Entry(id + B({0x12, 1, 0xff}))},
+      {"unknown field", Entry(id + B({0x2a, 1}) + "x")},
+      {"fields out of order", Entry(B({0x12, 1}) + "5" + id)},
+      {"id twice", Entry(id + id)},
+      {"zero seconds written out", Entry(id + B({0x1a, 2, 0x08, 0}))},
+      {"nanos of 10^9", Entry(id + B({0x1a, 6, 0x10, 0x80, 0x94, 0xeb, 0xdc, 0x03}))},
+      {"entry length as a long varint", B({0x0a, 0x84, 0x00}) + id},
+      {"length past the end", Entry(B({0x0a, 9}) + "c1")},
+      {"not a contacts entry", B({0x12, 4}) + id},
+      {"varint of eleven bytes",
+       Entry(id + B({0x1a, 11, 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}))},
+  };
+  for (const auto& [what, wire] : bad) {
+    EXPECT_FALSE(EncodedContacts::FromWire(wire).ok()) << what;
+  }
+}
+
 }  // namespace
 }  // namespace contacts::gateway
