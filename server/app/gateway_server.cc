@@ -85,76 +85,8 @@ class Plugins final : public grpc::ServerBuilderOption {
   const bool reflection_;
 };
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config& config) {
-  std::unique_ptr<GatewayServer> gateway(new GatewayServer());
-  Metrics().SetAccountLabels(config.metrics_accounts);
-  absl::StatusOr<std::unique_ptr<KoreClient>> client =
-      KoreClient::Create(gateway->io_, config.upstream);
-  if (!client.ok()) return client.status();
-  gateway->upstream_ = *std::move(client);
-  if (config.shared_state.url.empty()) {
-    gateway->rate_budget_ = std::make_unique<LocalRateBudget>(gateway->io_, config.rate);
-    gateway->store_ = std::make_unique<LocalPageStore>(config.cache);
-  } else {
-    absl::Status shared = gateway->ShareThroughRedis(config);
-    if (!shared.ok()) return shared;
-  }
-  gateway->budgeted_ =
-      std::make_unique<BudgetedPageSource>(*gateway->rate_budget_, *gateway->upstream_);
-  // Before the budget: a JWT the upstream refused lately is refused without spending a request.
-  gateway->credential_memory_ = std::make_unique<CredentialMemoryPageSource>(
-      gateway->io_, *gateway->budgeted_, config.credential_memory);
-  gateway->retry_ = std::make_unique<RetryingPageSource>(gateway->io_, *gateway->credential_memory_,
-                                                         config.retry);
-  gateway->cache_ =
-      std::make_unique<CachingPageSource>(gateway->io_, *gateway->store_, *gateway->retry_);
-  absl::StatusOr<std::unique_ptr<CredentialStore>> credentials =
-      CredentialStore::Create({config.credentials_file,
-                               config.credentials_reload_interval,
-                               {config.client_id, config.client_secret, config.jwt.with_jti},
-                               config.jwt});
-  if (!credentials.ok()) return credentials.status();
-  gateway->credentials_ = *std::move(credentials);
-  if (gateway->credentials_->mints()) {
-    if (config.authz.allow_unauthenticated) {
-      Log(Severity::kWarning,
-          "--allow-unauthenticated-callers: anyone who can reach this gateway may read every "
-          "account "
-          "it holds credentials for; use it for local development and demos only");
-    } else if (gateway->credentials_->Current()->callers.empty()) {
-      return absl::InvalidArgumentError(
-          "the gateway mints upstream credentials but no callers may use them: list callers in "
-          "--credentials-file, or pass --allow-unauthenticated-callers (local development only)");
-    }
-  }
-  AuthzOptions authz = config.authz;
-  authz.max_metadata_bytes = static_cast<size_t>(config.max_metadata_bytes);
-  gateway->authorizer_ = std::make_unique<Authorizer>(*gateway->credentials_, authz);
-  if (config.stream.resume_token_keys == ResumeTokenKeys::ProcessRandom()) {
-    Log(Severity::kWarning,
-        "no --resume-token-key-file: resume tokens are signed with a random key of this process, "
-        "so they do not survive a restart and other replicas refuse them");
-  }
-  gateway->page_sizes_ = std::make_unique<LocalPageSizeMemory>();
-  gateway->service_ = std::make_unique<ContactService>(*gateway->cache_, gateway->authorizer_.get(),
-                                                       config.stream, gateway->page_sizes_.get());
-  for (int i = 0; i < config.io_threads; ++i) {
-    gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
-  }
-  gateway->trimmer_ = std::make_unique<MemoryTrimmer>(gateway->io_, config.memory_trim_interval,
-                                                      kMemoryTrimThreshold);
-
-  // Reflection serves the descriptors linked into this binary; referencing the health proto keeps
-  // its descriptor linked, so `describe grpc.health.v1.Health` works.
-  (void)grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::EnableDefaultHealthCheckService(true);  // one health service per server
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials =
-      ServerCredentials(config.tls);
-  if (!server_credentials.ok()) return server_credentials.status();
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, *server_credentials, &gateway->port_);
+// The channel arguments of the gRPC port: connection aging, pings, streams, sizes and memory.
+void SetConnectionLimits(const Config& config, grpc::ServerBuilder& builder) {
   const ConnectionOptions& connections = config.connections;
   if (connections.max_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, Millis(connections.max_age));
@@ -186,6 +118,84 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   // enough for ~100 one-contact messages, small enough that a stream whose caller stopped reading
   // holds little beyond its flow-control window.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, kWriteBufferBytes);
+}
+
+}  // namespace
+
+absl::Status GatewayServer::BuildPageSources(const Config& config) {
+  absl::StatusOr<std::unique_ptr<KoreClient>> client = KoreClient::Create(io_, config.upstream);
+  if (!client.ok()) return client.status();
+  upstream_ = *std::move(client);
+  if (config.shared_state.url.empty()) {
+    rate_budget_ = std::make_unique<LocalRateBudget>(io_, config.rate);
+    store_ = std::make_unique<LocalPageStore>(config.cache);
+  } else {
+    absl::Status shared = ShareThroughRedis(config);
+    if (!shared.ok()) return shared;
+  }
+  budgeted_ = std::make_unique<BudgetedPageSource>(*rate_budget_, *upstream_);
+  // Before the budget: a JWT the upstream refused lately is refused without spending a request.
+  credential_memory_ =
+      std::make_unique<CredentialMemoryPageSource>(io_, *budgeted_, config.credential_memory);
+  retry_ = std::make_unique<RetryingPageSource>(io_, *credential_memory_, config.retry);
+  cache_ = std::make_unique<CachingPageSource>(io_, *store_, *retry_);
+  return absl::OkStatus();
+}
+
+absl::Status GatewayServer::BuildService(const Config& config) {
+  absl::StatusOr<std::unique_ptr<CredentialStore>> credentials =
+      CredentialStore::Create({config.credentials_file,
+                               config.credentials_reload_interval,
+                               {config.client_id, config.client_secret, config.jwt.with_jti},
+                               config.jwt});
+  if (!credentials.ok()) return credentials.status();
+  credentials_ = *std::move(credentials);
+  if (credentials_->mints()) {
+    if (config.authz.allow_unauthenticated) {
+      Log(Severity::kWarning,
+          "--allow-unauthenticated-callers: anyone who can reach this gateway may read every "
+          "account it holds credentials for; use it for local development and demos only");
+    } else if (credentials_->Current()->callers.empty()) {
+      return absl::InvalidArgumentError(
+          "the gateway mints upstream credentials but no callers may use them: list callers in "
+          "--credentials-file, or pass --allow-unauthenticated-callers (local development only)");
+    }
+  }
+  AuthzOptions authz = config.authz;
+  authz.max_metadata_bytes = static_cast<size_t>(config.max_metadata_bytes);
+  authorizer_ = std::make_unique<Authorizer>(*credentials_, authz);
+  if (config.stream.resume_token_keys == ResumeTokenKeys::ProcessRandom()) {
+    Log(Severity::kWarning,
+        "no --resume-token-key-file: resume tokens are signed with a random key of this process, "
+        "so they do not survive a restart and other replicas refuse them");
+  }
+  page_sizes_ = std::make_unique<LocalPageSizeMemory>();
+  service_ = std::make_unique<ContactService>(*cache_, authorizer_.get(), config.stream,
+                                              page_sizes_.get());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config& config) {
+  std::unique_ptr<GatewayServer> gateway(new GatewayServer());
+  Metrics().SetAccountLabels(config.metrics_accounts);
+  if (absl::Status built = gateway->BuildPageSources(config); !built.ok()) return built;
+  if (absl::Status built = gateway->BuildService(config); !built.ok()) return built;
+  for (int i = 0; i < config.io_threads; ++i) {
+    gateway->io_threads_.emplace_back([io = &gateway->io_] { io->run(); });
+  }
+  gateway->trimmer_ = std::make_unique<MemoryTrimmer>(gateway->io_, config.memory_trim_interval,
+                                                      kMemoryTrimThreshold);
+
+  // Reflection serves the descriptors linked into this binary; referencing the health proto keeps
+  // its descriptor linked, so `describe grpc.health.v1.Health` works.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::EnableDefaultHealthCheckService(true);  // one health service per server
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials =
+      ServerCredentials(config.tls);
+  if (!server_credentials.ok()) return server_credentials.status();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, *server_credentials, &gateway->port_);
+  SetConnectionLimits(config, builder);
   builder.SetOption(std::make_unique<Plugins>(/*reflection=*/true));
   builder.RegisterService(gateway->service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;

@@ -49,8 +49,13 @@ class GatewayServer {
 
  private:
   GatewayServer() = default;
+  // The page sources, from the upstream client through the budget, the memory of refused JWTs
+  // and retries up to the page cache; the budget and page store local or through Redis.
+  absl::Status BuildPageSources(const Config& config);
   // rate_budget_ and store_ through Redis (--shared-state).
   absl::Status ShareThroughRedis(const Config& config);
+  // Callers' credentials, their authorization, and the ContactService over the page cache.
+  absl::Status BuildService(const Config& config);
   // Sets the readiness services ("" and ContactService) on both servers' health services.
   void SetReady(bool ready);
 
