@@ -18,6 +18,7 @@
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 #include "server/core/sync.h"
+#include "server/fleet/redis_page_size_memory.h"
 #include "server/fleet/redis_page_store.h"
 #include "server/fleet/redis_rate_budget.h"
 #include "server/service/contact_service.h"
@@ -169,9 +170,15 @@ absl::Status GatewayServer::BuildService(const Config& config) {
         "no --resume-token-key-file: resume tokens are signed with a random key of this process, "
         "so they do not survive a restart and other replicas refuse them");
   }
-  page_sizes_ = std::make_unique<LocalPageSizeMemory>();
-  service_ = std::make_unique<ContactService>(*cache_, authorizer_.get(), config.stream,
-                                              page_sizes_.get());
+  local_page_sizes_ = std::make_unique<LocalPageSizeMemory>();
+  if (shared_) {
+    shared_page_sizes_ = std::make_unique<RedisPageSizeMemory>(*shared_, *local_page_sizes_,
+                                                               config.upstream.http.base_url);
+  }
+  PageSizeMemory* page_sizes =
+      shared_page_sizes_ ? shared_page_sizes_.get() : local_page_sizes_.get();
+  service_ =
+      std::make_unique<ContactService>(*cache_, authorizer_.get(), config.stream, page_sizes);
   return absl::OkStatus();
 }
 

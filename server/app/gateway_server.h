@@ -78,7 +78,10 @@ class GatewayServer {
   std::unique_ptr<PageSource> cache_;
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<Authorizer> authorizer_;
-  std::unique_ptr<PageSizeMemory> page_sizes_;  // the largest page the upstream serves, per account
+  // The largest page the upstream serves, per account: this process's memory, and with
+  // --shared-state the fleet's in front of it.
+  std::unique_ptr<PageSizeMemory> local_page_sizes_;
+  std::unique_ptr<PageSizeMemory> shared_page_sizes_;
   std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
   // Answers UNIMPLEMENTED to every method but health's on the probe server (gRPC wants a

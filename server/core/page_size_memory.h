@@ -15,7 +15,8 @@ namespace contacts::gateway {
 // per upstream; a shared store keys its entries by upstream and account, so that a whole fleet
 // learns each account once. Implementations stay bounded however many accounts come and go.
 //
-// Implementations: LocalPageSizeMemory (stream/, one process).
+// Implementations: LocalPageSizeMemory (stream/, one process), RedisPageSizeMemory (fleet/, every
+// replica, through Redis, with a local one in front).
 class PageSizeMemory {
  public:
   using Callback = absl::AnyInvocable<void(std::optional<int32_t>) &&>;

@@ -69,7 +69,8 @@ struct Stream {
   std::string list;
   std::string account;
   std::string resume_token{};
-  int stop_after = 0;  // messages; 0 = read to the end
+  int stop_after = 0;             // messages; 0 = read to the end
+  int32_t page_size = kPageSize;  // 0: none, the gateway asks for the largest the upstream serves
 };
 struct Streamed {
   grpc::Status status;
@@ -86,7 +87,7 @@ Streamed StreamOn(int port, const Stream& s) {
   request.set_stream_id(s.stream_id);
   request.set_contact_list_id(s.list);
   request.set_account_id(s.account);
-  request.set_page_size(kPageSize);
+  if (s.page_size > 0) request.set_page_size(s.page_size);
   request.set_max_batch_size(kPageSize);
   request.set_resume_token(s.resume_token);
   grpc::ClientContext context;
@@ -357,6 +358,41 @@ TEST_F(FleetTest, StreamsOfOneListShareTheirPagesAcrossGateways) {
             << std::endl;
   EXPECT_EQ(fetched_again, 0);
   EXPECT_GT(fetched_new, 0);
+}
+
+// The largest page the upstream serves is found once for the fleet: a stream on one gateway
+// finds it (one request refused with 400), a stream of the same account on another gateway asks
+// for it at once.
+TEST_F(FleetTest, AnAccountsPageSizeIsFoundOnceForTheFleet) {
+  ASSERT_EQ(sim_->Control("POST", "/_sim/config?reject_limit_above=100").status, 200);
+  std::unique_ptr<ChildProcess> first = Gateway();
+  std::unique_ptr<ChildProcess> second = Gateway();
+  ASSERT_TRUE(first && second);
+  WaitSharing({first.get(), second.get()});
+  Streamed finder = StreamOn(first->port(), {"st-ps-1", "cl-sim-500", "acct-ps", "", 0, 0});
+  ASSERT_TRUE(finder.status.ok()) << finder.status.error_message();
+  EXPECT_EQ(finder.ids, sim_->Ids("cl-sim-500"));
+  Streamed later = StreamOn(second->port(), {"st-ps-2", "cl-sim-600", "acct-ps", "", 0, 0});
+  ASSERT_TRUE(later.status.ok()) << later.status.error_message();
+  EXPECT_EQ(later.ids, sim_->Ids("cl-sim-600"));
+  int refused = 0, later_requests = 0;
+  for (const SimRequest& r : RequestsOf(*sim_)) {
+    if (r.status == 400) {
+      ++refused;
+      EXPECT_EQ(r.list, "cl-sim-500");
+      EXPECT_EQ(r.limit, 1000);  // --max-page-size, asked first
+    }
+    if (r.list == "cl-sim-600") {
+      ++later_requests;
+      EXPECT_EQ(r.limit, 100) << "skip=" << r.skip;
+      EXPECT_EQ(r.status, 200) << "skip=" << r.skip;
+    }
+  }
+  EXPECT_EQ(refused, 1);
+  EXPECT_GE(later_requests, 6);
+  std::cout << "page size found on one gateway with " << refused
+            << " refused request; the other asked 100 in all its " << later_requests << " requests"
+            << std::endl;
 }
 
 // Redis killed mid-run: every gateway keeps to its share (1/3 of each account's rate) on its own,
