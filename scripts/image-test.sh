@@ -79,7 +79,10 @@ played=() secrets=()
 cleanup() {
   "${podman[@]}" rm -f "${names[@]}" >/dev/null 2>&1 || true
   if ((${#played[@]})); then podman kube down "${played[@]}" >/dev/null 2>&1 || true; fi
-  if ((${#secrets[@]})); then podman secret rm "${secrets[@]}" >/dev/null 2>&1 || true; fi
+  if ((${#secrets[@]})); then  # and the volumes kube play made of them
+    podman secret rm "${secrets[@]}" >/dev/null 2>&1 || true
+    podman volume rm -f "${secrets[@]}" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -223,6 +226,8 @@ print({b"\x08\x01": "SERVING", b"\x08\x02": "NOT_SERVING"}.get(answer, answer.he
 check "kube play: probe port answers readiness SERVING (IPv4)" \
   test "$(health "127.0.0.1:$k_probe" contacts.v1.ContactService)" = SERVING
 check "kube play: probe port answers liveness SERVING (IPv6)" test "$(health "[::1]:$k_probe" liveness)" = SERVING
+[[ $(podman inspect --format '{{.State.Status}}' redis-pod-0-redis) == running ]] ||
+  { echo "image-test: the overlay's Redis is not running:" >&2; podman logs redis-pod-0-redis 2>&1 | tail -3 >&2; }
 check "kube play: the overlay's Redis runs as 10002:10002 on a read-only root" \
   test "$(podman exec redis-pod-0-redis id -u):$(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' redis-pod-0-redis)" = 10002:true
 for c in "$gw" "$sim"; do
@@ -240,6 +245,10 @@ for _ in $(seq 100); do
 done
 check "kube play: the gateway shares through the overlay's Redis (with its password)" \
   grep -q '^contacts_gateway_shared_state_up 1$' <(curl -fsS "http://127.0.0.1:$k_admin/metrics")
+# A budget key lives until the account's schedule is free again (seconds): stream again, then look.
+"$build_dir/client/contacts-cli" --target "127.0.0.1:$k_grpc" --stream-id st-kube-2 --account-id acct-demo \
+  --list-id cl-sim-2000 --page-size 1000 --format csv --output /dev/null 2>"$work/kube-cli2.err" ||
+  cat "$work/kube-cli2.err"
 check "kube play: the overlay's Redis holds the gateway's budget" \
   grep -q 'contacts-gateway:budget:{acct-demo}' <(podman exec redis-pod-0-redis redis-cli -p "$k_redis" \
     -a dev-redis-password --no-auth-warning --scan --pattern 'contacts-gateway:*')

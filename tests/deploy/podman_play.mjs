@@ -6,11 +6,15 @@
 //    redis://127.0.0.1:REDIS (no cluster DNS); containers' `ports` lists are left out (podman 4.3
 //    turns them into port mappings, which host networking refuses);
 //  - Secrets become files for `podman secret create` (podman 4.3 mounts a Secret's data without
-//    decoding it from base64, so the files hold it decoded), not objects to play;
+//    decoding it from base64, so the files hold it decoded), not objects to play; and, for
+//    environment variables (secretKeyRef), a second secret <name>-env of each: podman 4.3 reads
+//    those only from a flat JSON object of base64 values (from a Secret it fails, "not valid
+//    JSON", and drops an optional variable without a word);
 //  - objects podman does not run (Service, NetworkPolicy, PodDisruptionBudget, ...) are left out.
 // Everything else (env names, ConfigMaps, mounts, securityContext, image) is played as rendered.
 //   node podman_play.mjs RENDERED OUT_DIR SIM LISTEN PROBE ADMIN REDIS
-//   -> OUT_DIR/play.yaml, OUT_DIR/secret-<name>.yaml per Secret, OUT_DIR/secrets (their names)
+//   -> OUT_DIR/play.yaml, OUT_DIR/secret-<name>.yaml and secret-<name>-env.yaml per Secret,
+//      OUT_DIR/secrets (their names)
 import { writeFileSync } from "node:fs";
 import { importPackageFile, loadObjects } from "./load.mjs";
 
@@ -28,6 +32,9 @@ for (const object of objects) {
     writeFileSync(`${out}/secret-${object.metadata.name}.yaml`,
                   stringify({ apiVersion: "v1", kind: "Secret", metadata: { name: object.metadata.name }, data }));
     secrets.push(object.metadata.name);
+    const env = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
+    writeFileSync(`${out}/secret-${object.metadata.name}-env.yaml`, JSON.stringify(env));
+    secrets.push(`${object.metadata.name}-env`);
   } else if (object.kind === "ConfigMap") {
     const data = object.data ?? {};
     if (data.CONTACTS_GATEWAY_LISTEN) {
@@ -45,6 +52,9 @@ for (const object of objects) {
     for (const c of object.spec.template.spec.containers) {
       c.command = c.command?.map((arg) => (arg === "0.0.0.0:8080" ? `127.0.0.1:${sim}` : arg));
       if (c.name === "redis") c.args = [...c.args, "--bind", "127.0.0.1", "--port", redis];
+      for (const e of c.env ?? []) {
+        if (e.valueFrom?.secretKeyRef) e.valueFrom.secretKeyRef.name += "-env";
+      }
       delete c.ports;
     }
     play.push(object);
