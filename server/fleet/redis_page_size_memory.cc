@@ -26,9 +26,8 @@ void RedisPageSizeMemory::Recall(std::string_view account, Callback done) {
     }
     std::vector<std::string> get = {"GET", Key(account)};  // before `account` moves below
     shared_.redis().Command(
-        std::move(get),
-        [this, account = std::move(account),
-         done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        std::move(get), [this, account = std::move(account),
+                         done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
           std::optional<int32_t> size;
           int32_t stored = 0;
           if (reply.ok() && reply->type == RedisReply::Type::kString &&
