@@ -7,6 +7,7 @@
 
 #include "absl/time/clock.h"
 #include "google/protobuf/descriptor.h"
+#include "server/core/sync.h"
 
 namespace contacts::gateway {
 namespace {
@@ -50,11 +51,19 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
                slash == std::string_view::npos ? "" : std::string(method.substr(slash + 1))};
     metrics_.grpc_started.With(labels_).Increment();
     sent_ = &metrics_.grpc_msg_sent.With(labels_);
+    // gRPC makes the interceptor on the thread that starts the call and runs each hook on the
+    // thread its batch completes on, in order, through its completion queue, which TSan does not
+    // see: each hook takes over from the one before (server/core/sync.h).
+    HappensBefore(this);
   }
 
-  ~GrpcMetricsInterceptor() override { Handled(grpc::StatusCode::CANCELLED); }
+  ~GrpcMetricsInterceptor() override {
+    HappensAfter(this);
+    Handled(grpc::StatusCode::CANCELLED);
+  }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    HappensAfter(this);
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
         methods->GetRecvMessage() != nullptr) {
       metrics_.grpc_msg_received.With(labels_).Increment();
@@ -66,6 +75,7 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       Handled(methods->GetSendStatus().error_code());
     }
+    HappensBefore(this);  // the next hook may run on another thread as soon as this proceeds
     methods->Proceed();
   }
 
