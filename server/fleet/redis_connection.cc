@@ -363,6 +363,9 @@ asio::awaitable<absl::Status> RedisConnection::Session(bool* came_up) {
   }
 }
 
+// One coroutine on purpose (about 100 lines): resolve, connect, TLS, AUTH and SELECT under one
+// deadline read top to bottom as the steps of a connection; split, every step would carry the
+// deadline, the stream and the error naming again.
 asio::awaitable<absl::Status> RedisConnection::Connect() {
   const std::string where = absl::StrCat("redis ", url_.Display(), " (", role_, ")");
   std::shared_ptr<Stream> stream = stream_;
