@@ -89,9 +89,9 @@ class Conn:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.events = []
         self.h2.initiate_connection()
         self.flush()
-        self.events = []
         if ack_settings:  # read the server's SETTINGS and acknowledge them before any stream
             self.pump(until=lambda: any(isinstance(e, h2.events.RemoteSettingsChanged)
                                         for e in self.events))
@@ -99,7 +99,10 @@ class Conn:
     def flush(self):
         data = self.h2.data_to_send()
         if data:
-            self.sock.sendall(data)
+            try:
+                self.sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.events.append("EOF")  # the server closed the connection while we wrote
 
     def headers(self, extra=()):
         sid = self.h2.get_next_available_stream_id()
