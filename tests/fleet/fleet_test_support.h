@@ -2,6 +2,7 @@
 #ifndef CONTACTS_GATEWAY_TESTS_FLEET_FLEET_TEST_SUPPORT_H_
 #define CONTACTS_GATEWAY_TESTS_FLEET_FLEET_TEST_SUPPORT_H_
 
+#include <gtest/gtest.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <functional>
@@ -16,6 +17,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/fleet/redis_connection.h"
+#include "server/fleet/shared_state.h"
+#include "tests/integration/test_support.h"
 
 namespace contacts::gateway {
 
@@ -94,6 +97,50 @@ class StateLog {
  private:
   mutable absl::Mutex mu_;
   std::vector<std::pair<bool, std::string>> states_;
+};
+
+// Replicas of a fleet in one process, over one redis-server per suite (emptied before each
+// test): NewReplica makes a SharedState (prefix "test:", reconnecting within 200 ms); every
+// replica is stopped and the I/O threads joined after the test, before a derived fixture's
+// members (budgets, stores) go.
+class ReplicasTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { shared_redis_ = ::contacts::testing::RedisServer::Start(); }
+  static void TearDownTestSuite() { shared_redis_.reset(); }
+  void SetUp() override {
+    ASSERT_NE(shared_redis_, nullptr);
+    shared_redis_->Cli({"FLUSHALL"});
+    redis_ = shared_redis_.get();
+  }
+  void TearDown() override {
+    for (auto& replica : replicas_) replica->Stop();
+    for (auto& replica : replicas_) Eventually([&] { return !replica->redis().up(); });
+    io_.Join();
+  }
+
+  // A replica sharing through `url` (redis_ when empty), not yet started.
+  SharedState& NewReplica(absl::Duration heartbeat = absl::Seconds(1), std::string url = "") {
+    SharedStateOptions options;
+    options.redis.url = url.empty() ? redis_->url() : std::move(url);
+    options.redis.reconnect_max = absl::Milliseconds(200);
+    options.prefix = "test:";
+    options.heartbeat_interval = heartbeat;
+    absl::StatusOr<std::unique_ptr<SharedState>> shared = SharedState::Create(io_.io(), options);
+    EXPECT_TRUE(shared.ok()) << shared.status();
+    return *replicas_.emplace_back(*std::move(shared));
+  }
+  // Starts every replica made so far and waits until they share.
+  void StartAll() {
+    for (auto& replica : replicas_) replica->Start();
+    for (auto& replica : replicas_) {
+      ASSERT_TRUE(Eventually([&] { return replica->mode() == SharedState::Mode::kShared; }));
+    }
+  }
+
+  static inline std::unique_ptr<::contacts::testing::RedisServer> shared_redis_;
+  ::contacts::testing::RedisServer* redis_ = nullptr;  // the suite's, or a test's own
+  IoThreads io_;
+  std::vector<std::unique_ptr<SharedState>> replicas_;
 };
 
 }  // namespace contacts::gateway

@@ -22,34 +22,18 @@ using ::contacts::testing::RedisServer;
 
 constexpr char kUpstream[] = "https://kore.example";
 
-class PageSizeMemoryTest : public ::testing::Test {
+class PageSizeMemoryTest : public ReplicasTest {
  protected:
-  void SetUp() override {
-    redis_ = RedisServer::Start();
-    ASSERT_NE(redis_, nullptr);
-  }
-  void TearDown() override {
-    for (auto& replica : replicas_) replica->Stop();
-    io_.Join();
-  }
-
   struct Replica {
     LocalPageSizeMemory local;
     std::unique_ptr<RedisPageSizeMemory> fleet;
   };
-  // A replica sharing through `url` (the test's Redis unless given).
-  Replica& NewReplica(std::string url = "") {
-    SharedStateOptions shared;
-    shared.redis.url = url.empty() ? redis_->url() : std::move(url);
-    shared.redis.reconnect_max = absl::Milliseconds(200);
-    shared.redis.connect_timeout = absl::Milliseconds(500);
-    shared.prefix = "test:";
-    absl::StatusOr<std::unique_ptr<SharedState>> state = SharedState::Create(io_.io(), shared);
-    EXPECT_TRUE(state.ok()) << state.status();
-    SharedState& replica = *replicas_.emplace_back(*std::move(state));
+  // A started replica sharing through `url` (the suite's Redis unless given).
+  Replica& NewMemory(std::string url = "") {
+    SharedState& shared = NewReplica(absl::Seconds(1), std::move(url));
     Replica& memory = *memories_.emplace_back(std::make_unique<Replica>());
-    memory.fleet = std::make_unique<RedisPageSizeMemory>(replica, memory.local, kUpstream);
-    replica.Start();
+    memory.fleet = std::make_unique<RedisPageSizeMemory>(shared, memory.local, kUpstream);
+    shared.Start();
     return memory;
   }
   static std::optional<int32_t> Recall(PageSizeMemory& memory, const std::string& account) {
@@ -58,15 +42,12 @@ class PageSizeMemoryTest : public ::testing::Test {
     return answer.get_future().get();
   }
 
-  std::unique_ptr<RedisServer> redis_;
-  IoThreads io_;
-  std::vector<std::unique_ptr<SharedState>> replicas_;
   std::vector<std::unique_ptr<Replica>> memories_;
 };
 
 TEST_F(PageSizeMemoryTest, WhatOneReplicaLearnsAnotherRecalls) {
-  Replica& first = NewReplica();
-  Replica& second = NewReplica();
+  Replica& first = NewMemory();
+  Replica& second = NewMemory();
   ASSERT_TRUE(Eventually([&] { return replicas_[0]->mode() == SharedState::Mode::kShared; }));
   ASSERT_TRUE(Eventually([&] { return replicas_[1]->mode() == SharedState::Mode::kShared; }));
   EXPECT_EQ(Recall(*second.fleet, "acct-1"), std::nullopt);  // nobody knows yet
@@ -91,7 +72,7 @@ TEST_F(PageSizeMemoryTest, WhatOneReplicaLearnsAnotherRecalls) {
 }
 
 TEST_F(PageSizeMemoryTest, AnUnreadableStoredSizeIsNotKnown) {
-  Replica& replica = NewReplica();
+  Replica& replica = NewMemory();
   ASSERT_TRUE(Eventually([&] { return replicas_[0]->mode() == SharedState::Mode::kShared; }));
   redis_->Cli({"SET", replica.fleet->Key("acct-1"), "many"});
   redis_->Cli({"SET", replica.fleet->Key("acct-2"), "0"});
@@ -102,9 +83,13 @@ TEST_F(PageSizeMemoryTest, AnUnreadableStoredSizeIsNotKnown) {
 
 TEST_F(PageSizeMemoryTest, WithoutRedisEachReplicaAnswersFromItsOwnMemory) {
   // Nothing listens there any more: the replica stays on its own.
-  const std::string url = redis_->url();
-  redis_.reset();
-  Replica& replica = NewReplica(url);
+  std::string url;
+  {
+    std::unique_ptr<RedisServer> gone = RedisServer::Start();
+    ASSERT_NE(gone, nullptr);
+    url = gone->url();
+  }
+  Replica& replica = NewMemory(url);
   ASSERT_EQ(replicas_[0]->mode(), SharedState::Mode::kLocal);
   EXPECT_EQ(Recall(*replica.fleet, "acct-1"), std::nullopt);
   EXPECT_TRUE(replica.fleet->Learn("acct-1", 1000));

@@ -33,36 +33,11 @@ Page MakePage(int contacts) {
   return page;
 }
 
-class PageStoreTest : public ::testing::Test {
+class PageStoreTest : public ReplicasTest {
  protected:
-  static void SetUpTestSuite() { shared_redis_ = RedisServer::Start(); }
-  static void TearDownTestSuite() { shared_redis_.reset(); }
-  void SetUp() override {
-    ASSERT_NE(shared_redis_, nullptr);
-    shared_redis_->Cli({"FLUSHALL"});
-    redis_ = shared_redis_.get();
-  }
-  void TearDown() override {
-    for (auto& replica : replicas_) replica->Stop();
-    for (auto& replica : replicas_) Eventually([&] { return !replica->redis().up(); });
-    io_.Join();
-  }
-
   RedisPageStore& NewStore(FleetPageOptions options = {}) {
-    SharedStateOptions shared;
-    shared.redis.url = redis_->url();
-    shared.redis.reconnect_max = absl::Milliseconds(200);
-    shared.prefix = "test:";
-    absl::StatusOr<std::unique_ptr<SharedState>> state = SharedState::Create(io_.io(), shared);
-    EXPECT_TRUE(state.ok()) << state.status();
-    SharedState& replica = *replicas_.emplace_back(*std::move(state));
+    SharedState& replica = NewReplica();
     return *stores_.emplace_back(std::make_unique<RedisPageStore>(io_.io(), replica, options));
-  }
-  void StartAll() {
-    for (auto& replica : replicas_) replica->Start();
-    for (auto& replica : replicas_) {
-      ASSERT_TRUE(Eventually([&] { return replica->mode() == SharedState::Mode::kShared; }));
-    }
   }
 
   // A claim whose answer is read later.
@@ -79,10 +54,6 @@ class PageStoreTest : public ::testing::Test {
     return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
   }
 
-  static inline std::unique_ptr<RedisServer> shared_redis_;
-  RedisServer* redis_ = nullptr;
-  IoThreads io_;
-  std::vector<std::unique_ptr<SharedState>> replicas_;
   std::vector<std::unique_ptr<RedisPageStore>> stores_;
 };
 

@@ -26,43 +26,12 @@ constexpr char kAccount[] = "acct-1";
 
 int64_t Micros(const RedisReply& reply, size_t i) { return reply.elements.at(i).integer; }
 
-class FleetBudgetTest : public ::testing::Test {
+class FleetBudgetTest : public ReplicasTest {
  protected:
-  static void SetUpTestSuite() { shared_redis_ = RedisServer::Start(); }
-  static void TearDownTestSuite() { shared_redis_.reset(); }
-  void SetUp() override {
-    ASSERT_NE(shared_redis_, nullptr);
-    shared_redis_->Cli({"FLUSHALL"});
-    redis_ = shared_redis_.get();
-  }
-  void TearDown() override {
-    for (auto& replica : replicas_) replica->Stop();
-    for (auto& replica : replicas_) Eventually([&] { return !replica->redis().up(); });
-    io_.Join();
-  }
-
-  SharedState& NewReplica(absl::Duration heartbeat = absl::Seconds(1)) {
-    SharedStateOptions options;
-    options.redis.url = redis_->url();
-    options.redis.reconnect_max = absl::Milliseconds(200);
-    options.prefix = "test:";
-    options.heartbeat_interval = heartbeat;
-    absl::StatusOr<std::unique_ptr<SharedState>> shared = SharedState::Create(io_.io(), options);
-    EXPECT_TRUE(shared.ok()) << shared.status();
-    return *replicas_.emplace_back(*std::move(shared));
-  }
   RedisRateBudget& NewBudget(SharedState& shared, int64_t per_minute, int32_t burst = 1) {
     return *budgets_.emplace_back(std::make_unique<RedisRateBudget>(
         io_.io(), shared, FleetBudgetOptions{.per_minute = per_minute, .burst = burst}));
   }
-  // Starts every replica made so far and waits until they share.
-  void StartAll() {
-    for (auto& replica : replicas_) replica->Start();
-    for (auto& replica : replicas_) {
-      ASSERT_TRUE(Eventually([&] { return replica->mode() == SharedState::Mode::kShared; }));
-    }
-  }
-
   // Acquire, waited for.
   RateBudget::Decision AcquireNow(RateBudget& budget, uint64_t owner,
                                   absl::Time deadline = absl::InfiniteFuture(),
@@ -114,10 +83,6 @@ class FleetBudgetTest : public ::testing::Test {
     return grants;
   }
 
-  static inline std::unique_ptr<RedisServer> shared_redis_;
-  RedisServer* redis_ = nullptr;
-  IoThreads io_;
-  std::vector<std::unique_ptr<SharedState>> replicas_;
   std::vector<std::unique_ptr<RedisRateBudget>> budgets_;
 };
 
