@@ -243,6 +243,20 @@ class FleetTest : public ::contacts::testing::SimSuite {
       }));
     }
   }
+  // One stream of each account on each gateway, each its own list (cl-sim-N from `first_list`).
+  static std::vector<std::pair<int, Stream>> SpreadStreams(
+      const std::vector<std::unique_ptr<ChildProcess>>& gateways,
+      const std::vector<std::string>& accounts, int first_list) {
+    std::vector<std::pair<int, Stream>> streams;
+    for (size_t a = 0; a < accounts.size(); ++a) {
+      for (size_t g = 0; g < gateways.size(); ++g) {
+        streams.push_back({gateways[g]->port(),
+                           {absl::StrCat("st-", a, "-", g),
+                            absl::StrCat("cl-sim-", first_list + 3 * a + g), accounts[a]}});
+      }
+    }
+    return streams;
+  }
   // Every stream of `streams` ended OK with exactly kore-sim's ids of its list.
   void ExpectExact(const std::vector<std::pair<int, Stream>>& streams,
                    const std::vector<Streamed>& results) {
@@ -277,14 +291,7 @@ TEST_F(FleetTest, ThreeGatewaysSpendEachAccountsBudgetTogether) {
   ASSERT_TRUE(gateways[0] && gateways[1] && gateways[2]);
   WaitSharing({gateways[0].get(), gateways[1].get(), gateways[2].get()});
   const std::vector<std::string> accounts = {"acct-a", "acct-b", "acct-c"};
-  std::vector<std::pair<int, Stream>> streams;
-  for (size_t a = 0; a < accounts.size(); ++a) {
-    for (size_t g = 0; g < gateways.size(); ++g) {
-      streams.push_back({gateways[g]->port(),
-                         {absl::StrCat("st-", a, "-", g), absl::StrCat("cl-sim-", 2000 + 3 * a + g),
-                          accounts[a]}});
-    }
-  }
+  const std::vector<std::pair<int, Stream>> streams = SpreadStreams(gateways, accounts, 2000);
   ExpectExact(streams, RunAll(streams));
   ExpectWithinTheLimit(accounts);
   // The budget was spent, not left idle: the requests of each account came at the budget's pace,
@@ -410,14 +417,7 @@ TEST_F(FleetTest, WithoutRedisEachGatewayKeepsToItsShareAndSharingResumes) {
   ASSERT_TRUE(gateways[0] && gateways[1] && gateways[2]);
   WaitSharing({gateways[0].get(), gateways[1].get(), gateways[2].get()});
   const std::vector<std::string> accounts = {"acct-a", "acct-b", "acct-c"};
-  std::vector<std::pair<int, Stream>> streams;
-  for (size_t a = 0; a < accounts.size(); ++a) {
-    for (size_t g = 0; g < gateways.size(); ++g) {
-      streams.push_back({gateways[g]->port(),
-                         {absl::StrCat("st-", a, "-", g), absl::StrCat("cl-sim-", 3000 + 3 * a + g),
-                          accounts[a]}});
-    }
-  }
+  const std::vector<std::pair<int, Stream>> streams = SpreadStreams(gateways, accounts, 3000);
   std::vector<Streamed> results;
   std::thread run([&] { results = RunAll(streams); });
   ASSERT_TRUE(Eventually([&] { return sim_->ListRequests() >= 45; }));
