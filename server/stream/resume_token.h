@@ -51,9 +51,12 @@ class ResumeTokenKeys {
   // Whether `mac` is Sign(body) under any of the keys (compared in constant time).
   bool Verify(std::string_view body, std::string_view mac) const;
 
+  ~ResumeTokenKeys();
+
  private:
-  explicit ResumeTokenKeys(std::vector<std::string> keys) : keys_(std::move(keys)) {}
-  const std::vector<std::string> keys_;
+  class Key;  // one key's HMAC-SHA256, its padded key blocks hashed once (resume_token.cc)
+  explicit ResumeTokenKeys(const std::vector<std::string>& keys);
+  std::vector<std::unique_ptr<const Key>> keys_;
 };
 
 // Identifies the list a token belongs to: (stream_id, contact_list_id, account_id).

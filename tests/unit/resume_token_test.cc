@@ -3,8 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/encoding.h"
 #include "server/core/error_reason.h"
@@ -128,6 +134,53 @@ TEST(ResumeTokenTest, RotationSignsWithTheFirstKeyAndAcceptsEvery) {
   EXPECT_TRUE(DecodeResumeToken(new_token, kList, *rotated).ok());
   EXPECT_TRUE(DecodeResumeToken(new_token, kList, *Keys({kKeyB})).ok());  // B signed it
   EXPECT_FALSE(DecodeResumeToken(new_token, kList, A()).ok());
+}
+
+// RFC 4231 test cases 6 and 7 (a key longer than SHA-256's block is hashed first; the second
+// message spans several blocks), truncated to the 16 bytes a token carries.
+TEST(ResumeTokenTest, SignsWithHmacSha256) {
+  const std::string key(131, '\xaa');
+  const std::shared_ptr<const ResumeTokenKeys> keys = Keys({key});
+  EXPECT_EQ(
+      absl::BytesToHexString(keys->Sign("Test Using Larger Than Block-Size Key - Hash Key First")),
+      "60e431591ee0b67f0d8a26aacbf5b77f");
+  EXPECT_EQ(absl::BytesToHexString(keys->Sign(
+                "This is a test using a larger than block-size key and a larger than block-size "
+                "data. The key needs to be hashed before being used by the HMAC algorithm.")),
+            "9b09ffa71b942fcb27635fbcd5b0e944");
+}
+
+// Keys up to SHA-256's block size are padded, not hashed: the same MAC as OpenSSL's HMAC().
+TEST(ResumeTokenTest, SignsAsOpenSslsHmacForEveryKeyLength) {
+  for (size_t length : {32, 63, 64, 65, 200}) {
+    std::string key(length, '\0');
+    for (size_t i = 0; i < length; ++i) key[i] = static_cast<char>('a' + i % 26);
+    for (std::string body : {std::string(), std::string("x"), std::string(300, 'y')}) {
+      unsigned char digest[EVP_MAX_MD_SIZE];
+      unsigned int size = 0;
+      HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest, &size);
+      EXPECT_EQ(Keys({key})->Sign(body), std::string(reinterpret_cast<char*>(digest), 16))
+          << "key of " << length << " bytes, body of " << body.size();
+    }
+  }
+}
+
+// Tokens signed on many threads at once are each right (each thread hashes on a context of its
+// own).
+TEST(ResumeTokenTest, SignsOnManyThreadsAtOnce) {
+  const std::string expected = A().Sign("body");
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        if (A().Sign("body") != expected) ++wrong;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 // A version 1 token as that scheme built it (8 bytes of an unkeyed SHA-256): anyone could make one
