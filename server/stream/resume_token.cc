@@ -78,7 +78,10 @@ class ResumeTokenKeys::Key {
   // The first kMacBytes of HMAC-SHA256(secret, body). Thread-safe: the hashed blocks are only
   // copied from.
   std::string Mac(std::string_view body) const {
-    thread_local EVP_MD_CTX* const ctx = EVP_MD_CTX_new();
+    // Each thread hashes on a context of its own, freed when the thread ends.
+    thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> scratch(
+        EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    EVP_MD_CTX* const ctx = scratch.get();
     unsigned char inner[SHA256_DIGEST_LENGTH], digest[SHA256_DIGEST_LENGTH];
     if (ctx == nullptr || EVP_MD_CTX_copy_ex(ctx, inner_) != 1 ||
         EVP_DigestUpdate(ctx, body.data(), body.size()) != 1 ||
