@@ -206,7 +206,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Config
   builder.SetOption(std::make_unique<Plugins>(/*reflection=*/true));
   builder.RegisterService(gateway->service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<GrpcMetricsInterceptorFactory>(Metrics()));
+  interceptors.push_back(std::make_unique<GrpcMetricsInterceptorFactory>(
+      Metrics(), std::vector<std::string>{StreamContactsMethod()}));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   gateway->server_ = builder.BuildAndStart();
   if (!gateway->server_ || gateway->port_ == 0) {

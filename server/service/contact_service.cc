@@ -16,6 +16,7 @@
 #include "server/core/metrics.h"
 #include "server/core/sync.h"
 #include "server/core/trace.h"
+#include "server/service/grpc_metrics.h"
 #include "server/service/request_validation.h"
 #include "server/service/status.h"
 #include "server/stream/prefetch_window.h"
@@ -196,6 +197,7 @@ class StreamContactsReactor final
   // The first read brings the request; the second, the caller's half-close (a message there is a
   // second request, which is refused).
   void OnReadDone(bool ok) override {
+    if (ok) rpc_metrics_.Received();
     if (!read_request_) {
       read_request_ = true;
       Start(ok);
@@ -362,8 +364,14 @@ class StreamContactsReactor final
         fetch = window_->Refill();
       }
     }
-    if (write) write_hand_over_.Across([&] { StartWrite(&wire_, *write); });
-    if (finish) Finish(*finish);
+    if (write) {
+      rpc_metrics_.Sent();
+      write_hand_over_.Across([&] { StartWrite(&wire_, *write); });
+    }
+    if (finish) {
+      rpc_metrics_.Handled(finish->error_code());
+      Finish(*finish);
+    }
     for (PrefetchWindow::Fetch& f : fetch) {
       PageRequest request = setup_->base;
       request.skip = f.page.skip;
@@ -479,6 +487,10 @@ class StreamContactsReactor final
   ContactService& service_;
   grpc::CallbackServerContext* const context_;
   const absl::Time started_ = absl::Now();
+  // Counted here rather than by the metrics interceptor (see GrpcMetricsInterceptorFactory).
+  RpcMetrics rpc_metrics_{
+      Metrics(),
+      {"server_stream", contacts::v1::ContactService::service_full_name(), "StreamContacts"}};
   const TraceContext trace_;  // the stream's span
   LogContext log_;
   grpc::ByteBuffer request_;   // gRPC's while a read is pending
@@ -503,13 +515,17 @@ class StreamContactsReactor final
   HandOver write_hand_over_;  // StartWrite -> OnWriteDone, for TSan (server/core/sync.h)
 };
 
+const std::string& StreamContactsMethod() {
+  static const std::string* const method = new std::string(
+      absl::StrCat("/", contacts::v1::ContactService::service_full_name(), "/StreamContacts"));
+  return *method;
+}
+
 ContactService::ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options,
                                PageSizeMemory* page_sizes)
     : source_(source), authorizer_(authorizer), page_sizes_(page_sizes), options_(options) {
-  static const std::string kMethod =
-      absl::StrCat("/", contacts::v1::ContactService::service_full_name(), "/StreamContacts");
   AddMethod(new grpc::internal::RpcServiceMethod(
-      kMethod.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING, nullptr));
+      StreamContactsMethod().c_str(), grpc::internal::RpcMethod::BIDI_STREAMING, nullptr));
   MarkMethodRawCallback(0,
                         new grpc::internal::CallbackBidiHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
                             [this](grpc::CallbackServerContext* context) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
@@ -34,6 +35,9 @@ struct StreamOptions {
 };
 
 class StreamContactsReactor;
+
+// "/contacts.v1.ContactService/StreamContacts", as gRPC names the method.
+const std::string& StreamContactsMethod();
 
 // contacts.v1.ContactService on gRPC's callback API: each StreamContacts call is one reactor
 // (contact_service.cc) that asks `source` for pages through a PrefetchWindow and writes one

@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/time/clock.h"
 #include "google/protobuf/descriptor.h"
 #include "server/core/sync.h"
 
@@ -39,68 +38,75 @@ std::string TypeName(const ServerRpcInfo& info, std::string_view full_method) {
   return "unknown";
 }
 
-// One RPC: started on creation, handled when the status goes out (or, if none ever does, as
-// Canceled when gRPC destroys the interceptor with the call).
+// One RPC's metrics, fed from the hooks of gRPC's interceptor API.
 class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
-  GrpcMetricsInterceptor(GatewayMetrics& metrics, ServerRpcInfo* info) : metrics_(metrics) {
-    std::string_view method = info->method() ? info->method() : "";  // "/package.Service/Method"
-    if (!method.empty() && method.front() == '/') method.remove_prefix(1);
-    size_t slash = method.rfind('/');
-    labels_ = {TypeName(*info, method), std::string(method.substr(0, slash)),
-               slash == std::string_view::npos ? "" : std::string(method.substr(slash + 1))};
-    metrics_.grpc_started.With(labels_).Increment();
-    sent_ = &metrics_.grpc_msg_sent.With(labels_);
+  GrpcMetricsInterceptor(GatewayMetrics& metrics, ServerRpcInfo* info)
+      : rpc_(metrics, Labels(*info)) {
     // gRPC makes the interceptor on the thread that starts the call and runs each hook on the
     // thread its batch completes on, in order, through its completion queue, which TSan does not
     // see: each hook takes over from the one before (server/core/sync.h).
     HappensBefore(this);
   }
 
-  ~GrpcMetricsInterceptor() override {
-    HappensAfter(this);
-    Handled(grpc::StatusCode::CANCELLED);
-  }
+  ~GrpcMetricsInterceptor() override { HappensAfter(this); }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     HappensAfter(this);
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
         methods->GetRecvMessage() != nullptr) {
-      metrics_.grpc_msg_received.With(labels_).Increment();
+      rpc_.Received();
     }
-    // Counted when handed to gRPC (as grpc-go's SendMsg returns), so before the caller can see it.
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
-      sent_->Increment();
+      rpc_.Sent();
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      Handled(methods->GetSendStatus().error_code());
+      rpc_.Handled(methods->GetSendStatus().error_code());
     }
     HappensBefore(this);  // the next hook may run on another thread as soon as this proceeds
     methods->Proceed();
   }
 
  private:
-  // Counts the call as handled with `code`, the first time only.
-  void Handled(grpc::StatusCode code) {
-    if (handled_.exchange(true)) return;
-    std::vector<std::string> with_code = labels_;
-    with_code.emplace_back(GoCodeName(code));
-    metrics_.grpc_handled.With(with_code).Increment();
-    metrics_.grpc_handling_seconds.With(labels_).Observe(
-        absl::ToDoubleSeconds(absl::Now() - started_));
+  // grpc_type, grpc_service, grpc_method of "/package.Service/Method".
+  static std::vector<std::string> Labels(const ServerRpcInfo& info) {
+    std::string_view method = info.method() ? info.method() : "";
+    if (!method.empty() && method.front() == '/') method.remove_prefix(1);
+    size_t slash = method.rfind('/');
+    return {TypeName(info, method), std::string(method.substr(0, slash)),
+            slash == std::string_view::npos ? "" : std::string(method.substr(slash + 1))};
   }
 
-  GatewayMetrics& metrics_;
-  const absl::Time started_ = absl::Now();
-  std::vector<std::string> labels_;  // grpc_type, grpc_service, grpc_method
-  Counter* sent_;
-  std::atomic<bool> handled_{false};
+  RpcMetrics rpc_;
 };
 
 }  // namespace
 
+RpcMetrics::RpcMetrics(GatewayMetrics& metrics, std::vector<std::string> labels)
+    : metrics_(metrics),
+      labels_(std::move(labels)),
+      received_(&metrics.grpc_msg_received.With(labels_)),
+      sent_(&metrics.grpc_msg_sent.With(labels_)) {
+  metrics_.grpc_started.With(labels_).Increment();
+}
+
+RpcMetrics::~RpcMetrics() { Handled(grpc::StatusCode::CANCELLED); }
+
+void RpcMetrics::Handled(grpc::StatusCode code) {
+  if (handled_.exchange(true)) return;
+  std::vector<std::string> with_code = labels_;
+  with_code.emplace_back(GoCodeName(code));
+  metrics_.grpc_handled.With(with_code).Increment();
+  metrics_.grpc_handling_seconds.With(labels_).Observe(
+      absl::ToDoubleSeconds(absl::Now() - started_));
+}
+
 grpc::experimental::Interceptor* GrpcMetricsInterceptorFactory::CreateServerInterceptor(
     ServerRpcInfo* info) {
+  if (info->method() != nullptr && std::find(counted_by_handler_.begin(), counted_by_handler_.end(),
+                                             info->method()) != counted_by_handler_.end()) {
+    return nullptr;
+  }
   return new GrpcMetricsInterceptor(metrics_, info);
 }
 

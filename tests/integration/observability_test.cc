@@ -177,6 +177,42 @@ TEST_F(ObservabilityTest, InvalidArgumentIsCountedWithItsCodeAndNoUpstreamReques
   EXPECT_EQ(delta("contacts_gateway_upstream_request_duration_seconds_count"), 0);
 }
 
+// StreamContacts counts itself (no interceptor on it): a stream its caller cancels after the
+// first message is one start, one message received, and handled as Canceled, once.
+TEST_F(ObservabilityTest, ACancelledStreamIsCountedAsCanceledOnce) {
+  const std::string before = Scrape();
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    StreamContactsRequest request = Request("cl-sim-5000");
+    auto reader = stub_->StreamContacts(&context, request);
+    StreamContactsResponse response;
+    ASSERT_TRUE(reader->Read(&response));
+    EXPECT_EQ(response.contacts_size(), 50);
+    context.TryCancel();
+    while (reader->Read(&response)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // The gateway counts the end when its reactor finishes, a moment after the caller's.
+  const std::string canceled =
+      absl::StrCat("grpc_server_handled_total{", kStream, ",grpc_code=\"Canceled\"}");
+  std::string after = Scrape();
+  for (int i = 0; i < 100 && Value(after, canceled) == Value(before, canceled); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    after = Scrape();
+  }
+  auto delta = [&](const std::string& series) {
+    return Value(after, series) - Value(before, series);
+  };
+  EXPECT_EQ(delta(absl::StrCat("grpc_server_started_total{", kStream, "}")), 1);
+  EXPECT_EQ(delta(absl::StrCat("grpc_server_msg_received_total{", kStream, "}")), 1);
+  EXPECT_EQ(delta(canceled), 1);
+  EXPECT_EQ(delta(absl::StrCat("grpc_server_handled_total{", kStream, ",grpc_code=\"OK\"}")), 0);
+  EXPECT_GE(delta(absl::StrCat("grpc_server_msg_sent_total{", kStream, "}")), 1);
+  EXPECT_EQ(delta(absl::StrCat("grpc_server_handling_seconds_count{", kStream, "}")), 1);
+}
+
 TEST_F(ObservabilityTest, RetriedUpstreamFailureIsCountedByStatusAndCode) {
   ASSERT_EQ(
       sim_->Control("POST", "/_sim/faults?kind=status&code=503&count=1&list=cl-sim-120").status,

@@ -274,5 +274,37 @@ TEST(MetricsTest, GrpcCodesCarryGrpcGoNames) {
             "Unknown");  // within the enum's range: no UB
 }
 
+// What a handler that counts itself (StreamContacts) reports: one start, its messages, and one
+// handled code; a call that ends without a status counts as Canceled.
+TEST(MetricsTest, RpcMetricsCountsOneCallOnce) {
+  GatewayMetrics metrics;
+  const std::vector<std::string> labels = {"server_stream", "contacts.v1.ContactService",
+                                           "StreamContacts"};
+  {
+    RpcMetrics rpc(metrics, labels);
+    rpc.Received();
+    rpc.Sent();
+    rpc.Sent();
+    rpc.Handled(grpc::StatusCode::INVALID_ARGUMENT);
+    rpc.Handled(grpc::StatusCode::OK);  // only the first status counts
+  }
+  { RpcMetrics gone(metrics, labels); }
+  const std::string text = metrics.registry.Render();
+  const std::string l =
+      "grpc_type=\"server_stream\",grpc_service=\"contacts.v1.ContactService\","
+      "grpc_method=\"StreamContacts\"";
+  EXPECT_THAT(text, ::testing::HasSubstr(absl::StrCat("grpc_server_started_total{", l, "} 2\n")));
+  EXPECT_THAT(text,
+              ::testing::HasSubstr(absl::StrCat("grpc_server_msg_received_total{", l, "} 1\n")));
+  EXPECT_THAT(text, ::testing::HasSubstr(absl::StrCat("grpc_server_msg_sent_total{", l, "} 2\n")));
+  EXPECT_THAT(text, ::testing::HasSubstr(absl::StrCat("grpc_server_handled_total{", l,
+                                                      ",grpc_code=\"InvalidArgument\"} 1\n")));
+  EXPECT_THAT(text, ::testing::HasSubstr(absl::StrCat("grpc_server_handled_total{", l,
+                                                      ",grpc_code=\"Canceled\"} 1\n")));
+  EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("grpc_code=\"OK\"")));
+  EXPECT_THAT(
+      text, ::testing::HasSubstr(absl::StrCat("grpc_server_handling_seconds_count{", l, "} 2\n")));
+}
+
 }  // namespace
 }  // namespace contacts::gateway
