@@ -5,7 +5,7 @@
 #                                     redis-server), repeats each measurement BENCH_RUNS
 #                                     times (default 5), prints medians, writes
 #                                     bench/results/<b>_raw.tsv, <b>_summary.tsv, bench/*.png
-#   bench/run.sh before-after DIR     B1 (batch 1000), B2 (1 per message), B3 and B5 with the gateway
+#   bench/run.sh before-after DIR     B1 (batch 1000), B2 (1 per message), B3, B4 and B5 with the gateway
 #                                     of DIR (a Release build of an older commit) and this one,
 #                                     alternating in every run: a change's before and after
 #   bench/run.sh smoke BUILD_DIR      CTest's check of the harness: small runs, every contact
@@ -629,7 +629,7 @@ b9() {  # memory after a burst, and B1's throughput, for each allocator Debian o
   stop "$sim_pid"
 }
 
-before_after() {  # before_after BUILD_DIR: B1, B2, B3 and B5 with an older gateway and this one, alternating
+before_after() {  # before_after BUILD_DIR: B1 to B5 with an older gateway and this one, alternating
   local before=$1/server/contacts-gateway after=$gw run which w gw_ns parse_ns list=cl-sim-${BENCH_B1_CONTACTS:-1000000}
   [[ -x $before ]] || die "no gateway at $before: build an older commit first (README of bench/REPORT.md)"
   begin before_after
@@ -651,6 +651,22 @@ before_after() {  # before_after BUILD_DIR: B1, B2, B3 and B5 with an older gate
       load --list cl-sim-200000 --page-size 1000 --batch-size 1 >/dev/null
       measure "b2-$which" "$run" load --list cl-sim-200000 --page-size 1000 --batch-size 1
       stop "$gw_pid"; stop "$sim_pid"
+      # B4: the budget's use under demand beyond it, and coalescing of 10 callers of one list.
+      start_sim --rate-limit 600
+      start_gw --rate-limit 600
+      load --list cl-sim-1000000 --page-size 100 --batch-size 100 --cancel-after-s 20 >/dev/null
+      record "b4-$which" "$run" "budget_used_pct=$(awk -v a="$(sim_stat 200)" \
+        'BEGIN { printf "%.1f", 100 * a / 200 }') upstream_429=$(sim_stat 429)"
+      stop "$gw_pid"; stop "$sim_pid"
+      start_sim
+      for k in 1 10; do
+        start_gw --rate-limit 0
+        sim_reset
+        load --list cl-sim-100000 --page-size 1000 --batch-size 1000 --streams $k >/dev/null
+        record "b4-k$k-$which" "$run" "upstream_requests=$(sim_stat list_requests)"
+        stop "$gw_pid"
+      done
+      stop "$sim_pid"
       start_sim --fault 'kind=latency&ms=20&count=-1'
       for w in 1 8; do
         start_gw --rate-limit 0 --prefetch-pages $w
@@ -669,7 +685,8 @@ before_after() {  # before_after BUILD_DIR: B1, B2, B3 and B5 with an older gate
   summarize before_after
   local k c
   for k in "b1 contacts_per_s" "b1 gw_cpu_ns_per_contact" "b1 gw_to_parse" "b2 contacts_per_s" \
-    "b2 gw_cpu_ns_per_contact" "b3-w1 stream_s_median" "b3-w8 stream_s_median" \
+    "b2 gw_cpu_ns_per_contact" "b4 budget_used_pct" "b4 upstream_429" "b4-k1 upstream_requests" \
+    "b4-k10 upstream_requests" "b3-w1 stream_s_median" "b3-w8 stream_s_median" \
     "b3-w8 ttfm_ms_median" "b5 rss_kib_per_slow_stream" "b5 ttfm_max_over_median"; do
     set -- $k
     echo "$1 $2: before $(median before_after "$1-before" "$2") [$(spread before_after "$1-before" "$2")], after $(median before_after "$1-after" "$2") [$(spread before_after "$1-after" "$2")]"
