@@ -488,9 +488,7 @@ class StreamContactsReactor final
   grpc::CallbackServerContext* const context_;
   const absl::Time started_ = absl::Now();
   // Counted here rather than by the metrics interceptor (see GrpcMetricsInterceptorFactory).
-  RpcMetrics rpc_metrics_{
-      Metrics(),
-      {"server_stream", contacts::v1::ContactService::service_full_name(), "StreamContacts"}};
+  RpcMetrics rpc_metrics_{Metrics(), RpcLabels(StreamContactsMethod())};
   const TraceContext trace_;  // the stream's span
   LogContext log_;
   grpc::ByteBuffer request_;   // gRPC's while a read is pending

@@ -14,18 +14,8 @@ namespace {
 using grpc::experimental::InterceptionHookPoints;
 using grpc::experimental::ServerRpcInfo;
 
-// The method's kind as its proto declares it, when the binary holds the descriptor: a method the
-// gateway registers as bidirectional to read its request itself is still a server stream.
-std::string TypeName(const ServerRpcInfo& info, std::string_view full_method) {
-  std::string name(full_method);
-  std::replace(name.begin(), name.end(), '/', '.');
-  if (const google::protobuf::MethodDescriptor* method =
-          google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(name)) {
-    if (method->client_streaming())
-      return method->server_streaming() ? "bidi_stream" : "client_stream";
-    return method->server_streaming() ? "server_stream" : "unary";
-  }
-  switch (info.type()) {
+std::string_view TypeName(ServerRpcInfo::Type type) {
+  switch (type) {
     case ServerRpcInfo::Type::UNARY:
       return "unary";
     case ServerRpcInfo::Type::CLIENT_STREAMING:
@@ -68,19 +58,34 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
   }
 
  private:
-  // grpc_type, grpc_service, grpc_method of "/package.Service/Method".
   static std::vector<std::string> Labels(const ServerRpcInfo& info) {
-    std::string_view method = info.method() ? info.method() : "";
-    if (!method.empty() && method.front() == '/') method.remove_prefix(1);
-    size_t slash = method.rfind('/');
-    return {TypeName(info, method), std::string(method.substr(0, slash)),
-            slash == std::string_view::npos ? "" : std::string(method.substr(slash + 1))};
+    return RpcLabels(info.method() ? info.method() : "", TypeName(info.type()));
   }
 
   RpcMetrics rpc_;
 };
 
 }  // namespace
+
+std::vector<std::string> RpcLabels(std::string_view full_method,
+                                   std::string_view type_if_not_in_proto) {
+  std::string_view method = full_method;
+  if (!method.empty() && method.front() == '/') method.remove_prefix(1);
+  const size_t slash = method.rfind('/');
+  // The method's kind as its proto declares it, when the binary holds the descriptor: a method the
+  // gateway registers as bidirectional to read its request itself is still a server stream.
+  std::string type(type_if_not_in_proto);
+  std::string name(method);
+  std::replace(name.begin(), name.end(), '/', '.');
+  if (const google::protobuf::MethodDescriptor* descriptor =
+          google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(name)) {
+    type = descriptor->client_streaming()
+               ? (descriptor->server_streaming() ? "bidi_stream" : "client_stream")
+               : (descriptor->server_streaming() ? "server_stream" : "unary");
+  }
+  return {type, std::string(method.substr(0, slash)),
+          slash == std::string_view::npos ? "" : std::string(method.substr(slash + 1))};
+}
 
 RpcMetrics::RpcMetrics(GatewayMetrics& metrics, std::vector<std::string> labels)
     : metrics_(metrics),

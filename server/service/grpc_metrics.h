@@ -16,6 +16,11 @@
 
 namespace contacts::gateway {
 
+// The labels grpc_type, grpc_service, grpc_method of "/package.Service/Method"; grpc_type as the
+// proto declares the method when the binary holds its descriptor, else `type_if_not_in_proto`.
+std::vector<std::string> RpcLabels(std::string_view full_method,
+                                   std::string_view type_if_not_in_proto = "unknown");
+
 // One RPC in the grpc_server_* families of `metrics`, as go-grpc-prometheus names and labels them
 // (`labels`: grpc_type, grpc_service, grpc_method): started when made, each message received and
 // sent, handled with its code the first time Handled is called, or as Canceled when destroyed
