@@ -1,7 +1,8 @@
 #include "server/stream/resume_token.h"
 
+// SHA256_CTX: see ResumeTokenKeys::Key.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -45,11 +46,12 @@ absl::Status Malformed() {
 
 // HMAC-SHA256 (RFC 2104) with the key's inner and outer blocks hashed once: every message of a
 // stream carries a signed token, and OpenSSL's one-shot HMAC() sets the key up anew on each call
-// (about 1.2 us; this takes about 0.2 us, bench/REPORT.md B2).
+// (about 1.2 us). The hashed blocks are SHA256_CTX structs, copied per token: OpenSSL 3.0's
+// EVP_MD_CTX_copy_ex frees and allocates the digest state on every copy, two of each per token.
+// SHA256_Init and its kin are deprecated since OpenSSL 3.0 but kept, and compute the same digest.
 class ResumeTokenKeys::Key {
  public:
   explicit Key(std::string_view secret) {
-    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
     constexpr size_t kBlock = 64;
     unsigned char key[kBlock] = {};
     if (secret.size() > kBlock) {
@@ -58,44 +60,38 @@ class ResumeTokenKeys::Key {
       std::memcpy(key, secret.data(), secret.size());
     }
     unsigned char pad[kBlock];
-    for (auto [ctx, byte] : {std::pair{inner_, 0x36}, std::pair{outer_, 0x5c}}) {
+    for (auto [ctx, byte] : {std::pair{&inner_, 0x36}, std::pair{&outer_, 0x5c}}) {
       for (size_t i = 0; i < kBlock; ++i) pad[i] = key[i] ^ byte;
-      if (ctx == nullptr || EVP_DigestInit_ex(ctx, sha256, nullptr) != 1 ||
-          EVP_DigestUpdate(ctx, pad, kBlock) != 1) {
-        std::abort();  // out of memory, or an OpenSSL without SHA-256
-      }
+      SHA256_Init(ctx);
+      SHA256_Update(ctx, pad, kBlock);
     }
     OPENSSL_cleanse(key, sizeof key);
     OPENSSL_cleanse(pad, sizeof pad);
   }
   ~Key() {
-    EVP_MD_CTX_free(inner_);
-    EVP_MD_CTX_free(outer_);
+    OPENSSL_cleanse(&inner_, sizeof inner_);
+    OPENSSL_cleanse(&outer_, sizeof outer_);
   }
   Key(const Key&) = delete;
   Key& operator=(const Key&) = delete;
 
-  // The first kMacBytes of HMAC-SHA256(secret, body). Thread-safe: the hashed blocks are only
-  // copied from.
-  std::string Mac(std::string_view body) const {
-    // Each thread hashes on a context of its own, freed when the thread ends.
-    thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> scratch(
-        EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-    EVP_MD_CTX* const ctx = scratch.get();
-    unsigned char inner[SHA256_DIGEST_LENGTH], digest[SHA256_DIGEST_LENGTH];
-    if (ctx == nullptr || EVP_MD_CTX_copy_ex(ctx, inner_) != 1 ||
-        EVP_DigestUpdate(ctx, body.data(), body.size()) != 1 ||
-        EVP_DigestFinal_ex(ctx, inner, nullptr) != 1 || EVP_MD_CTX_copy_ex(ctx, outer_) != 1 ||
-        EVP_DigestUpdate(ctx, inner, sizeof inner) != 1 ||
-        EVP_DigestFinal_ex(ctx, digest, nullptr) != 1) {
-      std::abort();  // out of memory
-    }
-    return std::string(reinterpret_cast<const char*>(digest), kMacBytes);
+  // Writes the first kMacBytes of HMAC-SHA256(secret, body) to `mac`. Thread-safe: the hashed
+  // blocks are only copied from.
+  void Mac(std::string_view body, unsigned char* mac) const {
+    SHA256_CTX ctx = inner_;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256_Update(&ctx, body.data(), body.size());
+    SHA256_Final(digest, &ctx);
+    ctx = outer_;
+    SHA256_Update(&ctx, digest, sizeof digest);
+    SHA256_Final(digest, &ctx);
+    std::memcpy(mac, digest, kMacBytes);
+    OPENSSL_cleanse(&ctx, sizeof ctx);
   }
 
  private:
-  EVP_MD_CTX* const inner_ = EVP_MD_CTX_new();  // SHA-256 after key XOR ipad
-  EVP_MD_CTX* const outer_ = EVP_MD_CTX_new();  // SHA-256 after key XOR opad
+  SHA256_CTX inner_;  // after key XOR ipad
+  SHA256_CTX outer_;  // after key XOR opad
 };
 
 ResumeTokenKeys::ResumeTokenKeys(const std::vector<std::string>& keys) {
@@ -149,13 +145,26 @@ const std::shared_ptr<const ResumeTokenKeys>& ResumeTokenKeys::ProcessRandom() {
   return *keys;
 }
 
-std::string ResumeTokenKeys::Sign(std::string_view body) const { return keys_.front()->Mac(body); }
+void ResumeTokenKeys::AppendSignature(std::string* bytes) const {
+  const size_t body = bytes->size();
+  bytes->resize(body + kMacBytes);
+  keys_.front()->Mac(std::string_view(*bytes).substr(0, body),
+                     reinterpret_cast<unsigned char*>(bytes->data() + body));
+}
+
+std::string ResumeTokenKeys::Sign(std::string_view body) const {
+  std::string bytes(body);
+  AppendSignature(&bytes);
+  return bytes.substr(body.size());
+}
 
 bool ResumeTokenKeys::Verify(std::string_view body, std::string_view mac) const {
   if (mac.size() != kMacBytes) return false;
   bool ok = false;
+  unsigned char expected[kMacBytes];
   for (const std::unique_ptr<const Key>& key : keys_) {
-    ok |= CRYPTO_memcmp(key->Mac(body).data(), mac.data(), kMacBytes) == 0;
+    key->Mac(body, expected);
+    ok |= CRYPTO_memcmp(expected, mac.data(), kMacBytes) == 0;
   }
   return ok;
 }
@@ -176,7 +185,10 @@ uint64_t ListFingerprint(std::string_view stream_id, std::string_view list_id,
 
 std::string EncodeResumeToken(const ResumePoint& point, uint64_t list_fingerprint,
                               const ResumeTokenKeys& keys) {
+  size_t ids_bytes = 0;
+  for (const std::string& id : point.last_ids) ids_bytes += VarintSize(id.size()) + id.size();
   std::string bytes;
+  bytes.reserve(1 + sizeof(uint64_t) + 3 * 10 + ids_bytes + kMacBytes);
   bytes.push_back(static_cast<char>(kVersion));
   bytes.resize(1 + sizeof(uint64_t));
   google::protobuf::io::CodedOutputStream::WriteLittleEndian64ToArray(
@@ -188,7 +200,7 @@ std::string EncodeResumeToken(const ResumePoint& point, uint64_t list_fingerprin
     AppendVarint(&bytes, id.size());
     bytes.append(id);
   }
-  bytes.append(keys.Sign(bytes));
+  keys.AppendSignature(&bytes);
   return Base64UrlEncode(bytes);
 }
 

@@ -45,8 +45,9 @@ class ResumeTokenKeys {
   // its tokens do not survive a restart, and no other process accepts them.
   static const std::shared_ptr<const ResumeTokenKeys>& ProcessRandom();
 
-  // The truncated HMAC that ends a token whose other bytes are `body`, with the signing key.
-  // For EncodeResumeToken, and for tests and the fuzzer that build token bodies of their own.
+  // Appends to `bytes`, a token's other bytes, the truncated HMAC that ends it (signing key).
+  void AppendSignature(std::string* bytes) const;
+  // That HMAC of `body` alone, for tests and the fuzzer that build token bodies of their own.
   std::string Sign(std::string_view body) const;
   // Whether `mac` is Sign(body) under any of the keys (compared in constant time).
   bool Verify(std::string_view body, std::string_view mac) const;
