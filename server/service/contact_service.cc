@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -429,18 +430,32 @@ class StreamContactsReactor final
   }
 
   // Moves up to one batch of ready contacts into wire_: their entries as the pages hold them,
-  // then the message's other fields (protobuf lets fields come in any order).
+  // then the message's other fields (protobuf lets fields come in any order). Runs of at most
+  // kCopyBelowBytes are copied into one slice with what follows them, larger ones are referenced.
   void BuildResponse() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::vector<grpc::Slice> slices;
-    std::string copied;  // small batches: one copy is cheaper than a slice per run
+    const PrefetchWindow::Runs runs = window_->Take(setup_->batch_size, setup_->max_batch_bytes);
+    absl::InlinedVector<grpc::Slice, 4> slices;
+    absl::InlinedVector<std::string_view, 4> copied;
+    size_t copied_bytes = 0;
     size_t count = 0;
-    for (const ContactRun& run : window_->Take(setup_->batch_size, setup_->max_batch_bytes)) {
+    // One slice of the pieces in `copied`, with `extra` more bytes written by `fill`.
+    auto flush = [&](size_t extra, const auto& fill) {
+      grpc::Slice slice(copied_bytes + extra);
+      auto* out = const_cast<uint8_t*>(slice.begin());
+      for (std::string_view piece : copied) out = std::copy(piece.begin(), piece.end(), out);
+      fill(out);
+      slices.push_back(std::move(slice));
+      copied.clear();
+      copied_bytes = 0;
+    };
+    for (const ContactRun& run : runs) {
       count += run.size();
       if (std::string_view taken = run.contacts.wire(run.begin, run.end);
           taken.size() <= kCopyBelowBytes) {
-        copied.append(taken);
+        copied.push_back(taken);
+        copied_bytes += taken.size();
       } else {
-        if (!copied.empty()) slices.emplace_back(std::exchange(copied, {}));
+        if (!copied.empty()) flush(0, [](uint8_t*) {});
         slices.push_back(SliceOf(run));
       }
     }
@@ -453,13 +468,11 @@ class StreamContactsReactor final
     rest.set_delivered_count(window_->delivered());
     rest.set_list_changed(window_->list_changed());
     rest.set_resume_token(ResumeToken());
-    rest.AppendToString(&copied);
-    slices.emplace_back(copied);
+    flush(rest.ByteSizeLong(), [&](uint8_t* out) { rest.SerializeWithCachedSizesToArray(out); });
     grpc::ByteBuffer wire(slices.data(), slices.size());
     wire_.Swap(&wire);
   }
 
-  // Resumes right after the last contact written.
   std::string ResumeToken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return EncodeResumeToken(window_->resume_point(), setup_->fingerprint,
                              *service_.options_.resume_token_keys);

@@ -12,9 +12,7 @@ PrefetchWindow::PrefetchWindow(Options options, ResumePoint start)
     : options_(options),
       pager_(options.pager, start),
       resumed_at_(start.delivered),
-      delivered_(start.delivered),
-      next_offset_(start.next_offset),
-      last_ids_(start.last_ids.begin(), start.last_ids.end()) {
+      resume_(std::move(start)) {
   if (pager_.done()) end_ = absl::OkStatus();  // max_contacts reached before this call
 }
 
@@ -75,8 +73,8 @@ void PrefetchWindow::Accept(uint64_t slot, PageResult answer) {
   if (end_) slots_.clear();
 }
 
-std::vector<ContactRun> PrefetchWindow::Take(size_t max_contacts, size_t max_bytes) {
-  std::vector<ContactRun> out;
+PrefetchWindow::Runs PrefetchWindow::Take(size_t max_contacts, size_t max_bytes) {
+  Runs out;
   size_t count = 0;
   size_t bytes = 0;
   while (!ready_.empty() && count < max_contacts && bytes < max_bytes) {
@@ -89,21 +87,26 @@ std::vector<ContactRun> PrefetchWindow::Take(size_t max_contacts, size_t max_byt
     }
     out.push_back(ContactRun{run.contacts, run.begin, end, run.skip});
     for (size_t i = end - std::min(end - run.begin, kMaxResumeIds); i < end; ++i) {
-      last_ids_.emplace_back(run.contacts.id(i));
-      if (last_ids_.size() > kMaxResumeIds) last_ids_.pop_front();
+      KeepLastId(run.contacts.id(i));
     }
-    next_offset_ = run.next_offset(end - 1);
+    resume_.next_offset = run.next_offset(end - 1);
     run.begin = end;
     if (run.begin == run.end) ready_.pop_front();
   }
   ready_count_ -= count;
-  delivered_ += static_cast<int64_t>(count);
+  resume_.delivered += static_cast<int64_t>(count);
   return out;
 }
 
-ResumePoint PrefetchWindow::resume_point() const {
-  return ResumePoint{next_offset_, delivered_,
-                     std::vector<std::string>(last_ids_.begin(), last_ids_.end())};
+void PrefetchWindow::KeepLastId(std::string_view id) {
+  std::vector<std::string>& ids = resume_.last_ids;
+  if (ids.size() < kMaxResumeIds) {
+    ids.emplace_back(id);
+    return;
+  }
+  // The oldest id's string takes the newest: no allocation per message once ids fit in it.
+  std::rotate(ids.begin(), ids.begin() + 1, ids.end());
+  ids.back().assign(id);
 }
 
 void PrefetchWindow::Stop(absl::Status status) {

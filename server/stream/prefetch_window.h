@@ -5,8 +5,10 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "server/core/page_source.h"
 #include "server/stream/pager.h"
@@ -51,9 +53,10 @@ class PrefetchWindow {
   size_t ready() const { return ready_count_; }
   // Takes the next contacts to send, at most `max_contacts` and about `max_bytes` (whole contacts;
   // at least one), as runs of their pages; the resume point moves past them.
-  std::vector<ContactRun> Take(size_t max_contacts, size_t max_bytes);
+  using Runs = absl::InlinedVector<ContactRun, 2>;  // mostly one run: no allocation per message
+  Runs Take(size_t max_contacts, size_t max_bytes);
   // Where a stream resumes after the last contact taken.
-  ResumePoint resume_point() const;
+  const ResumePoint& resume_point() const { return resume_; }
 
   // Ends the upstream side with `status` unless it already ended, and drops what is in flight and
   // ready (their contacts were not taken, so the resume point is unchanged).
@@ -64,7 +67,7 @@ class PrefetchWindow {
   const std::optional<absl::Status>& end() const { return end_; }
   const RateLimitFacts& end_facts() const { return end_facts_; }
 
-  int64_t delivered() const { return delivered_; }  // contacts taken, across resumes
+  int64_t delivered() const { return resume_.delivered; }  // contacts taken, across resumes
   int64_t resumed_at() const { return resumed_at_; }
   int64_t pages() const { return pages_; }  // answers received
   int64_t total_results() const { return pager_.total_results(); }
@@ -81,6 +84,9 @@ class PrefetchWindow {
     std::optional<PageResult> answer;
   };
 
+  // Adds `id` to the resume point's last ids, dropping the oldest beyond kMaxResumeIds.
+  void KeepLastId(std::string_view id);
+
   const Options options_;
   Pager pager_;
   std::deque<Slot> slots_;  // asked (in flight, or answered and waiting for earlier ones), in order
@@ -91,10 +97,7 @@ class PrefetchWindow {
   RateLimitFacts end_facts_;
   int64_t pages_ = 0;
   const int64_t resumed_at_;
-  // The resume point after the last contact taken.
-  int64_t delivered_;
-  int64_t next_offset_;
-  std::deque<std::string> last_ids_;
+  ResumePoint resume_;  // after the last contact taken
 };
 
 }  // namespace contacts::gateway

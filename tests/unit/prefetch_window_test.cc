@@ -30,7 +30,7 @@ PageResult Answer(const Pager::Request& request, int64_t deleted = 0) {
   return PageResult{page, {}};
 }
 
-std::vector<std::string> Ids(const std::vector<ContactRun>& runs) {
+std::vector<std::string> Ids(const PrefetchWindow::Runs& runs) {
   std::vector<std::string> ids;
   for (const ContactRun& run : runs) {
     for (size_t i = run.begin; i < run.end; ++i) ids.emplace_back(run.contacts.id(i));
