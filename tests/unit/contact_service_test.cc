@@ -146,6 +146,38 @@ TEST_F(ContactServiceTest, HonoursPageAndBatchSizeFromTheRequest) {
   EXPECT_EQ(source_->requests()[1].limit, 31);
 }
 
+// A message joins runs of several pages: runs under 4 KiB are copied into one slice with what
+// follows them, larger ones are referenced. With contacts of ~410 bytes (a run of 10 is over
+// 4 KiB) and pages of 50, once the caller's pauses let pages wait ready, batches of 57 start at
+// page offsets 0, 7, ..., 42 (a copied run, then a referenced one) and batches of 13 hold two
+// copied runs (e.g. 41-49 and 0-3). Whatever the timing, every contact arrives whole and in order.
+TEST_F(ContactServiceTest, MessagesJoinCopiedAndReferencedRunsInOrder) {
+  StartServer(2000, /*phone_bytes=*/400);
+  for (int batch : {57, 13}) {
+    StreamContactsRequest request = Request();
+    request.set_page_size(50);
+    request.set_max_batch_size(batch);
+    grpc::ClientContext context;
+    auto reader = stub_->StreamContacts(&context, request);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // pages get ready meanwhile
+    std::vector<std::string> ids;
+    StreamContactsResponse m;
+    while (reader->Read(&m)) {
+      ASSERT_GT(m.contacts_size(), 0);
+      ASSERT_LE(m.contacts_size(), batch);
+      for (const auto& c : m.contacts()) {
+        ids.push_back(c.id());
+        ASSERT_EQ(c.phone_number(), std::string(400, '5')) << c.id();
+      }
+      EXPECT_EQ(m.delivered_count(), static_cast<int64_t>(ids.size()));
+      EXPECT_EQ(m.total_results(), 2000);
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(ids, Range(0, 2000)) << "batch " << batch;
+  }
+}
+
 TEST_F(ContactServiceTest, ResumeTokenOfAnyMessageContinuesExactly) {
   StartServer(777);
   std::vector<std::string> ids;
