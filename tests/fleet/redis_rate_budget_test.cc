@@ -331,7 +331,12 @@ TEST_F(FleetBudgetTest, AfterAnOutageAReplicaKeepsToItsShareUntilTheOthersAreBac
   ASSERT_TRUE(Eventually([&] { return stays.mode() == SharedState::Mode::kLocal; }));
   leaves.Stop();  // gone while Redis was away: it never comes back
   ASSERT_TRUE(own->Restart());
-  ASSERT_TRUE(Eventually([&] { return stays.mode() == SharedState::Mode::kShared; }));
+  // The listener hears of a mode after mode() has it: wait for what it recorded.
+  auto recorded_shared_again = [&] {
+    absl::MutexLock lock(&mu);
+    return modes.size() >= 4 && modes.back().first == SharedState::Mode::kShared;
+  };
+  ASSERT_TRUE(Eventually(recorded_shared_again));
   absl::MutexLock lock(&mu);
   ASSERT_GE(modes.size(), 4u);  // rejoining, shared, local, rejoining, shared
   const auto& rejoined = modes[modes.size() - 2];
