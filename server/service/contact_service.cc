@@ -473,6 +473,7 @@ class StreamContactsReactor final
     wire_.Swap(&wire);
   }
 
+  // Resumes right after the last contact written.
   std::string ResumeToken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return EncodeResumeToken(window_->resume_point(), setup_->fingerprint,
                              *service_.options_.resume_token_keys);
