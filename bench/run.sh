@@ -326,32 +326,41 @@ b3() {
 }
 
 # --- B4: the request budget: 429s, budget used, coalescing of concurrent callers ---------------
+# B4's two measurements (b4 and before-after), against the kore-sim running.
+b4_budget() {  # b4_budget CONDITION RUN RATE SECONDS GATEWAY_FLAGS...: demand beyond the budget
+  # One stream of 10,000 pages for SECONDS s against kore-sim's limit of RATE a minute.
+  local condition=$1 run=$2 rate=$3 seconds=$4 admitted
+  shift 4
+  sim_reset
+  start_gw "$@"
+  load --list cl-sim-1000000 --page-size 100 --batch-size 100 --cancel-after-s "$seconds" >/dev/null
+  admitted=$(sim_stat 200)
+  record "$condition" "$run" "upstream_200=$admitted upstream_429=$(sim_stat 429) budget_used_pct=$(
+    awk -v a="$admitted" -v r="$rate" -v s="$seconds" 'BEGIN { printf "%.1f", 100 * a / (r * s / 60) }')"
+  stop "$gw_pid"
+}
+b4_callers() {  # b4_callers CONDITION RUN K: coalescing, K concurrent callers of one 100-page list
+  start_gw "${no_limit[@]}"  # instant upstream, no limit
+  sim_reset
+  load --list cl-sim-100000 --page-size 1000 --batch-size 1000 --streams "$3" >/dev/null
+  record "$1" "$2" "upstream_requests=$(sim_stat list_requests)"
+  stop "$gw_pid"
+}
+
 b4() {
   local rate=${BENCH_B4_RATE:-600} seconds=${BENCH_B4_SECONDS:-20} limit=()
   [[ -n ${BENCH_BASELINE:-} ]] || limit=(--rate-limit "$rate")
   begin b4
-  local run k admitted
-  # Demand beyond the budget: one stream of 10,000 pages for $seconds s against kore-sim's limit.
+  local run k
   start_sim --rate-limit "$rate"
   for run in $(seq "$runs"); do
-    sim_reset
-    start_gw "${limit[@]}"
-    load --list cl-sim-1000000 --page-size 100 --batch-size 100 --cancel-after-s "$seconds" >/dev/null
-    admitted=$(sim_stat 200)
-    record budget "$run" "upstream_200=$admitted upstream_429=$(sim_stat 429) budget_used_pct=$(
-      awk -v a="$admitted" -v r="$rate" -v s="$seconds" 'BEGIN { printf "%.1f", 100 * a / (r * s / 60) }')"
-    stop "$gw_pid"
+    b4_budget budget "$run" "$rate" "$seconds" "${limit[@]}"
   done
   stop "$sim_pid"
-  # Coalescing: K concurrent callers of the same 100-page list, instant upstream, no limit.
   start_sim
   for run in $(seq "$runs"); do
     for k in 1 2 3 4 5 6 7 8 9 10; do
-      start_gw "${no_limit[@]}"
-      sim_reset
-      load --list cl-sim-100000 --page-size 1000 --batch-size 1000 --streams $k >/dev/null
-      record "callers=$k" "$run" "upstream_requests=$(sim_stat list_requests)"
-      stop "$gw_pid"
+      b4_callers "callers=$k" "$run" "$k"
     done
   done
   stop "$sim_pid"
@@ -366,6 +375,10 @@ b4() {
 }
 
 # --- B5: 10,000 slow streams in one gateway, 64 fast streams beside them ----------------------
+b5_run() {  # b5_run CONDITION RUN: 64 fast streams once BENCH_B5_STREAMS slow ones hold
+  measure "$1" "$2" load --list cl-sim-2000 --slow-list cl-sim-1000000 --page-size 50 \
+    --batch-size 50 --slow-streams "${BENCH_B5_STREAMS:-10000}" --ramp 500 --streams 64 --channels 128
+}
 b5() {
   local slow=${BENCH_B5_STREAMS:-10000} run
   begin b5
@@ -374,8 +387,7 @@ b5() {
   # connections carry the streams, as many callers would.
   for run in $(seq "$runs"); do
     start_gw "${no_limit[@]}"
-    measure "slow=$slow" "$run" load --list cl-sim-2000 --slow-list cl-sim-1000000 --page-size 50 \
-      --batch-size 50 --slow-streams "$slow" --ramp 500 --streams 64 --channels 128
+    b5_run "slow=$slow" "$run"
     stop "$gw_pid"
   done
   stop "$sim_pid"
@@ -630,7 +642,8 @@ b9() {  # memory after a burst, and B1's throughput, for each allocator Debian o
 }
 
 before_after() {  # before_after BUILD_DIR: B1 to B5 with an older gateway and this one, alternating
-  local before=$1/server/contacts-gateway after=$gw run which w gw_ns parse_ns list=cl-sim-${BENCH_B1_CONTACTS:-1000000}
+  local before=$1/server/contacts-gateway after=$gw run which w k gw_ns parse_ns list=cl-sim-${BENCH_B1_CONTACTS:-1000000}
+  local rate=${BENCH_B4_RATE:-600} seconds=${BENCH_B4_SECONDS:-20}
   [[ -x $before ]] || die "no gateway at $before: build an older commit first (README of bench/REPORT.md)"
   begin before_after
   echo "# before: $before" >>"$raw"
@@ -652,20 +665,11 @@ before_after() {  # before_after BUILD_DIR: B1 to B5 with an older gateway and t
       measure "b2-$which" "$run" load --list cl-sim-200000 --page-size 1000 --batch-size 1
       stop "$gw_pid"; stop "$sim_pid"
       # B4: the budget's use under demand beyond it, and coalescing of 10 callers of one list.
-      start_sim --rate-limit 600
-      start_gw --rate-limit 600
-      load --list cl-sim-1000000 --page-size 100 --batch-size 100 --cancel-after-s 20 >/dev/null
-      record "b4-$which" "$run" "budget_used_pct=$(awk -v a="$(sim_stat 200)" \
-        'BEGIN { printf "%.1f", 100 * a / 200 }') upstream_429=$(sim_stat 429)"
-      stop "$gw_pid"; stop "$sim_pid"
+      start_sim --rate-limit "$rate"
+      b4_budget "b4-$which" "$run" "$rate" "$seconds" --rate-limit "$rate"
+      stop "$sim_pid"
       start_sim
-      for k in 1 10; do
-        start_gw --rate-limit 0
-        sim_reset
-        load --list cl-sim-100000 --page-size 1000 --batch-size 1000 --streams $k >/dev/null
-        record "b4-k$k-$which" "$run" "upstream_requests=$(sim_stat list_requests)"
-        stop "$gw_pid"
-      done
+      for k in 1 10; do b4_callers "b4-k$k-$which" "$run" "$k"; done
       stop "$sim_pid"
       start_sim --fault 'kind=latency&ms=20&count=-1'
       for w in 1 8; do
@@ -676,14 +680,12 @@ before_after() {  # before_after BUILD_DIR: B1 to B5 with an older gateway and t
       stop "$sim_pid"
       start_sim --threads 2
       start_gw --rate-limit 0
-      measure "b5-$which" "$run" load --list cl-sim-2000 --slow-list cl-sim-1000000 --page-size 50 \
-        --batch-size 50 --slow-streams "${BENCH_B5_STREAMS:-10000}" --ramp 500 --streams 64 --channels 128
+      b5_run "b5-$which" "$run"
       stop "$gw_pid"; stop "$sim_pid"
     done
   done
   gw=$after
   summarize before_after
-  local k c
   for k in "b1 contacts_per_s" "b1 gw_cpu_ns_per_contact" "b1 gw_to_parse" "b2 contacts_per_s" \
     "b2 gw_cpu_ns_per_contact" "b4 budget_used_pct" "b4 upstream_429" "b4-k1 upstream_requests" \
     "b4-k10 upstream_requests" "b3-w1 stream_s_median" "b3-w8 stream_s_median" \
@@ -698,7 +700,7 @@ case ${1:-} in
   b1 | b2 | b3 | b4 | b5 | b6 | b7 | b8 | b9) build; budget_flags; "$1" ;;
   all) build; budget_flags; b1; b2; b3; b4; b5; b6; b7; b8; b9 ;;
   before-after) [[ -n ${2:-} ]] || die "usage: bench/run.sh before-after OLD_BUILD_DIR"
-    build; before_after "$2" ;;
+    build; budget_flags; before_after "$2" ;;
   smoke) [[ -n ${2:-} ]] || die "usage: bench/run.sh smoke BUILD_DIR"; smoke "$2" ;;
   *) die "usage: bench/run.sh b1|..|b9|all|before-after OLD_BUILD_DIR|smoke BUILD_DIR" ;;
 esac
