@@ -36,7 +36,8 @@ if [[ $preset == tsan && $(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28
 fi
 
 status=0
-"${run[@]}" ctest --preset "$preset" "$@" || status=$?
+"${run[@]}" ctest --preset "$preset" "$@" 2>&1 | tee "build-$preset/ctest-output.log" ||
+  status=${PIPESTATUS[0]}
 # A file holding nothing but "Symbolizer buffer too small" (TSan symbolizing a suppressed report's
 # long template names) is no report.
 for f in "$reports"/*; do

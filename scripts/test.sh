@@ -35,7 +35,27 @@ suite() {
   local build=${BUILD_DIR:-build}
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONTACTS_WERROR=ON >/dev/null
   cmake --build "$build"
-  ctest --test-dir "$build" --output-on-failure --timeout 600 -j2 "$@"
+  ctest --test-dir "$build" --output-on-failure --timeout 600 -j2 "$@" 2>&1 |
+    tee "$build/ctest-output.log"
+  return "${PIPESTATUS[0]}"
+}
+
+# Prints the last lines of each failed test's output from a CTest log (--output-on-failure), so
+# that the end of a long run says what failed and why.
+failures() {  # failures STEP LOG
+  [[ -f $2 ]] || return 0
+  awk -v step="$1" '
+    /^ *[0-9]+\/[0-9]+ Test +#[0-9]+: / {
+      flush(); if ($0 ~ /\*\*\*/) { name = $4; n = 0 } next }
+    /^ +Start +[0-9]+: / { flush(); next }
+    name != "" { lines[n++ % 20] = $0 }
+    function flush(  i) {
+      if (name == "") return
+      print "----- " step ": " name " (its last lines)"
+      for (i = (n > 20 ? n - 20 : 0); i < n; i++) print "  " lines[i % 20]
+      name = ""
+    }
+    END { flush() }' "$2"
 }
 
 image() {  # the image step, after its downloads (started below) are done
@@ -60,6 +80,13 @@ if [[ ${CONTACTS_TEST_QUICK:-0} != 1 ]]; then
   step "sanitize asan" scripts/sanitize.sh asan
   step "sanitize tsan" scripts/sanitize.sh tsan
   step "fuzz ${CONTACTS_FUZZ_SECONDS:-30}s" scripts/fuzz.sh "${CONTACTS_FUZZ_SECONDS:-30}"
+fi
+if ((failed)); then
+  echo "===== test.sh failed tests"
+  failures "build + ctest" "${BUILD_DIR:-build}/ctest-output.log"
+  for preset in asan tsan; do
+    [[ ${CONTACTS_TEST_QUICK:-0} == 1 ]] || failures "sanitize $preset" "build-$preset/ctest-output.log"
+  done
 fi
 echo "===== test.sh summary"
 printf '  %s\n' "${summary[@]}"
