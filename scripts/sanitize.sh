@@ -19,6 +19,7 @@ shift
 scripts/deps.sh --test
 export PATH="${CONTACTS_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/contacts-gateway/node}/node_modules/.bin:$PATH"
 
+rm -f "build-$preset/ctest-output.log"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset"
 

@@ -33,6 +33,7 @@ step() {  # step NAME COMMAND...: runs a labelled step and records its outcome a
 
 suite() {
   local build=${BUILD_DIR:-build}
+  rm -f "$build/ctest-output.log"
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONTACTS_WERROR=ON >/dev/null
   cmake --build "$build"
   ctest --test-dir "$build" --output-on-failure --timeout 600 -j2 "$@" 2>&1 |
@@ -47,7 +48,7 @@ failures() {  # failures STEP LOG
   awk -v step="$1" '
     /^ *[0-9]+\/[0-9]+ Test +#[0-9]+: / {
       flush(); if ($0 ~ /\*\*\*/) { name = $4; n = 0 } next }
-    /^ +Start +[0-9]+: / { flush(); next }
+    /^ +Start +[0-9]+: |^[0-9]+% tests passed/ { flush(); next }
     name != "" { lines[n++ % 20] = $0 }
     function flush(  i) {
       if (name == "") return
