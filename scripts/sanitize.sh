@@ -6,8 +6,9 @@
 #   scripts/sanitize.sh tsan [CTEST ARGS...]   ThreadSanitizer, build-tsan/
 # Every sanitized process (test binaries and the child processes they start, whose stderr the tests
 # keep to themselves) writes its reports to build-<preset>/sanitizer-reports/; the run fails if a
-# test fails or any report was written, and prints the reports. Suppressions and why they exist:
-# tests/sanitizers/README.md.
+# test fails or any report was written, and prints the reports. CTest's output is kept in
+# build-<preset>/ctest-output.log (scripts/test.sh ends a failed run with its failed tests' last
+# lines). Suppressions and why they exist: tests/sanitizers/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset=${1:-}
