@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -174,9 +175,10 @@ TraceContext StreamTrace(const grpc::CallbackServerContext& context) {
 // pages arriving; what to fetch, in which order pages count and where a stream resumes is the
 // PrefetchWindow's. gRPC holds one reference until OnDone; each upstream fetch in flight holds
 // another, and so does the PageSizeMemory's answer while it is awaited (the window opens with
-// it), so a page or an answer arriving after the call ended finds the reactor alive. gRPC, the
-// page source and the memory call in on their own threads; the state is guarded by mu_, and no
-// lock is held while calling StartWrite, Finish, Fetch, Recall or Learn.
+// it), and so does each reaction the LaterLane holds, so a page or an answer arriving after the
+// call ended finds the reactor alive. gRPC, the page source, the memory and the lane call in on
+// their own threads; the state is guarded by mu_, and no lock is held while calling StartWrite,
+// Finish, Fetch, Recall or Learn.
 //
 // The method is registered as bidirectional streaming, though callers see (and the proto declares)
 // a server stream: the reactor reads the request itself, so that it can tell a call that brought
@@ -276,14 +278,19 @@ class StreamContactsReactor final
 
   void OnWriteDone(bool ok) override {
     write_hand_over_.Received();
+    if (service_.later_lane_ != nullptr) service_.later_lane_->Completed(write_mark_);
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
       // Not ok: the caller is gone; stop the upstream side and finish.
       if (!ok) window_->Stop(absl::CancelledError("the stream broke while writing"));
     }
-    if (!ok) cancel_->Cancel();
-    Pump();
+    if (!ok) {
+      cancel_->Cancel();
+      Pump();
+      return;
+    }
+    Later([this] { Pump(); });
   }
 
   void OnCancel() override {
@@ -380,10 +387,33 @@ class StreamContactsReactor final
       request.first_page = f.first_page;
       request.credentials = setup_->credentials.Next();
       refs_.fetch_add(1);
-      service_.source_.Fetch(std::move(request), cancel_, [this, slot = f.slot](PageResult result) {
-        OnPage(slot, std::move(result));
-      });
+      const bool first_page = f.first_page;
+      service_.source_.Fetch(std::move(request), cancel_,
+                             [this, slot = f.slot, first_page](PageResult result) {
+                               if (first_page) {
+                                 OnPage(slot, std::move(result));
+                                 return;
+                               }
+                               Later([this, slot, result = std::move(result)]() mutable {
+                                 OnPage(slot, std::move(result));
+                               });
+                             });
     }
+  }
+
+  // Runs a running stream's `reaction` (its next message, a later page) now, or through the
+  // LaterLane while many streams write.
+  void Later(absl::AnyInvocable<void() &&> reaction) {
+    LaterLane* lane = service_.later_lane_;
+    if (lane == nullptr || !lane->Busy()) {
+      std::move(reaction)();
+      return;
+    }
+    Ref();  // until the lane runs it
+    lane->Defer(arrival_, [this, reaction = std::move(reaction)]() mutable {
+      std::move(reaction)();
+      Unref();
+    });
   }
 
   // Opens the upstream side, with the largest page the upstream serves if it is remembered.
@@ -501,6 +531,8 @@ class StreamContactsReactor final
   ContactService& service_;
   grpc::CallbackServerContext* const context_;
   const absl::Time started_ = absl::Now();
+  const uint64_t arrival_ = service_.arrivals_.fetch_add(1, std::memory_order_relaxed);
+  int64_t write_mark_ = 0;  // the LaterLane's; OnWriteDone's
   // Counted here rather than by the metrics interceptor (see GrpcMetricsInterceptorFactory).
   RpcMetrics rpc_metrics_{Metrics(), RpcLabels(StreamContactsMethod())};
   const TraceContext trace_;  // the stream's span
@@ -534,8 +566,12 @@ const std::string& StreamContactsMethod() {
 }
 
 ContactService::ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options,
-                               PageSizeMemory* page_sizes)
-    : source_(source), authorizer_(authorizer), page_sizes_(page_sizes), options_(options) {
+                               PageSizeMemory* page_sizes, LaterLane* later_lane)
+    : source_(source),
+      authorizer_(authorizer),
+      page_sizes_(page_sizes),
+      later_lane_(later_lane),
+      options_(options) {
   AddMethod(new grpc::internal::RpcServiceMethod(
       StreamContactsMethod().c_str(), grpc::internal::RpcMethod::BIDI_STREAMING, nullptr));
   MarkMethodRawCallback(0,
