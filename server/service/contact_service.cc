@@ -278,7 +278,6 @@ class StreamContactsReactor final
 
   void OnWriteDone(bool ok) override {
     write_hand_over_.Received();
-    if (service_.later_lane_ != nullptr) service_.later_lane_->Completed(write_mark_);
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
@@ -287,10 +286,12 @@ class StreamContactsReactor final
     }
     if (!ok) {
       cancel_->Cancel();
-      Pump();
+    } else if (LaterLane* lane = service_.later_lane_;
+               lane != nullptr && lane->Completed(write_mark_)) {
+      Defer([this] { Pump(); });  // the next message waits its turn
       return;
     }
-    Later([this] { Pump(); });
+    Pump();
   }
 
   void OnCancel() override {
@@ -387,30 +388,24 @@ class StreamContactsReactor final
       request.first_page = f.first_page;
       request.credentials = setup_->credentials.Next();
       refs_.fetch_add(1);
-      const bool first_page = f.first_page;
       service_.source_.Fetch(std::move(request), cancel_,
-                             [this, slot = f.slot, first_page](PageResult result) {
-                               if (first_page) {
-                                 OnPage(slot, std::move(result));
+                             [this, slot = f.slot, first_page = f.first_page](PageResult result) {
+                               LaterLane* lane = service_.later_lane_;
+                               if (!first_page && lane != nullptr && lane->Busy()) {
+                                 Defer([this, slot, result = std::move(result)]() mutable {
+                                   OnPage(slot, std::move(result));
+                                 });
                                  return;
                                }
-                               Later([this, slot, result = std::move(result)]() mutable {
-                                 OnPage(slot, std::move(result));
-                               });
+                               OnPage(slot, std::move(result));
                              });
     }
   }
 
-  // Runs a running stream's `reaction` (its next message, a later page) now, or through the
-  // LaterLane while many streams write.
-  void Later(absl::AnyInvocable<void() &&> reaction) {
-    LaterLane* lane = service_.later_lane_;
-    if (lane == nullptr || !lane->Busy()) {
-      std::move(reaction)();
-      return;
-    }
+  // Hands a running stream's `reaction` (its next message, a later page) to the LaterLane.
+  void Defer(absl::AnyInvocable<void() &&> reaction) {
     Ref();  // until the lane runs it
-    lane->Defer(arrival_, [this, reaction = std::move(reaction)]() mutable {
+    service_.later_lane_->Defer(arrival_, [this, reaction = std::move(reaction)]() mutable {
       std::move(reaction)();
       Unref();
     });

@@ -18,20 +18,25 @@ int64_t LaterLane::SteadyNanos() {
 LaterLane::LaterLane(boost::asio::io_context& io, Options options, Clock clock)
     : io_(io), options_(options), clock_(clock) {}
 
-void LaterLane::Completed(int64_t& mark) {
+bool LaterLane::Completed(int64_t& mark) {
   const int64_t now = clock_() / 1000000;
-  if (mark == now) return;  // counted in this millisecond already
-  mark = now;
-  int64_t bucket = bucket_ms_.load(std::memory_order_relaxed);
-  if (bucket != now && bucket_ms_.compare_exchange_strong(bucket, now, std::memory_order_relaxed)) {
-    const int ended = writers_.exchange(0, std::memory_order_relaxed);
-    writers_before_.store(bucket == now - 1 ? ended : 0, std::memory_order_relaxed);
+  if (mark != now) {  // else counted in this millisecond already
+    mark = now;
+    int64_t bucket = bucket_ms_.load(std::memory_order_relaxed);
+    if (bucket != now &&
+        bucket_ms_.compare_exchange_strong(bucket, now, std::memory_order_relaxed)) {
+      const int ended = writers_.exchange(0, std::memory_order_relaxed);
+      writers_before_.store(bucket == now - 1 ? ended : 0, std::memory_order_relaxed);
+    }
+    writers_.fetch_add(1, std::memory_order_relaxed);
   }
-  writers_.fetch_add(1, std::memory_order_relaxed);
+  return BusyAt(now);
 }
 
-bool LaterLane::Busy() const {
-  const int64_t since = clock_() / 1000000 - bucket_ms_.load(std::memory_order_relaxed);
+bool LaterLane::Busy() const { return BusyAt(clock_() / 1000000); }
+
+bool LaterLane::BusyAt(int64_t now_ms) const {
+  const int64_t since = now_ms - bucket_ms_.load(std::memory_order_relaxed);
   if (since > 1) return false;  // no write completed in the last two milliseconds
   const int before = since == 0 ? writers_before_.load(std::memory_order_relaxed) : 0;
   return std::max(writers_.load(std::memory_order_relaxed), before) > options_.busy_above;

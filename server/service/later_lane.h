@@ -48,9 +48,10 @@ class LaterLane {
 
   LaterLane(boost::asio::io_context& io, Options options, Clock clock = SteadyNanos);
 
-  // A stream's write completed. `mark` is the stream's own (0 at first), kept by the lane: a
-  // stream counts once per millisecond. Called from the stream's OnWriteDone, one at a time.
-  void Completed(int64_t& mark);
+  // A stream's write completed; returns Busy(). `mark` is the stream's own (0 at first), kept by
+  // the lane: a stream counts once per millisecond. Called from the stream's OnWriteDone, one at a
+  // time.
+  bool Completed(int64_t& mark);
   // More than `busy_above` streams completed a write in this millisecond or the one before.
   bool Busy() const;
   // Runs `work` on the io_context when its turn comes. `stream` orders streams: a higher number
@@ -60,6 +61,7 @@ class LaterLane {
 
  private:
   void RunOne();
+  bool BusyAt(int64_t now_ms) const;
 
   boost::asio::io_context& io_;
   const Options options_;

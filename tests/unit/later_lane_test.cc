@@ -81,8 +81,8 @@ TEST_F(LaterLaneTest, WorkWaitingLongerThanTheBoundGetsEverySecondTurnOldestFirs
   fake_now += 100 * kMs;
   for (const char* name : {"new1", "new2", "new3", "new4"}) DeferNamed(lane, 9, name);
   io_.run();
-  EXPECT_EQ(ran_, (std::vector<std::string>{"new1", "old1", "new2", "old2", "new3", "old3",
-                                             "new4"}));
+  EXPECT_EQ(ran_,
+            (std::vector<std::string>{"new1", "old1", "new2", "old2", "new3", "old3", "new4"}));
 }
 
 TEST_F(LaterLaneTest, WorkDeferredWhileTheLaneRunsTakesItsTurn) {
