@@ -375,19 +375,23 @@ b4() {
 }
 
 # --- B5: 10,000 slow streams in one gateway, 64 fast streams beside them ----------------------
-b5_run() {  # b5_run CONDITION RUN: 64 fast streams once BENCH_B5_STREAMS slow ones hold
+b5_run() {  # b5_run CONDITION RUN [SLOW]: 64 fast streams once SLOW slow ones (default BENCH_B5_STREAMS) hold
   measure "$1" "$2" load --list cl-sim-2000 --slow-list cl-sim-1000000 --page-size 50 \
-    --batch-size 50 --slow-streams "${BENCH_B5_STREAMS:-10000}" --ramp 500 --streams 64 --channels 128
+    --batch-size 50 --slow-streams "${3:-${BENCH_B5_STREAMS:-10000}}" --ramp 500 --streams 64 --channels 128
 }
 b5() {
   local slow=${BENCH_B5_STREAMS:-10000} run
   begin b5
   start_sim --threads 2
   # The gateway takes 100 calls at once per connection (--max-concurrent-streams): 128
-  # connections carry the streams, as many callers would.
+  # connections carry the streams, as many callers would. The same 64 fast streams with no slow
+  # ones, in a fresh gateway, are the reference: what the held streams add to their times.
   for run in $(seq "$runs"); do
     start_gw "${no_limit[@]}"
     b5_run "slow=$slow" "$run"
+    stop "$gw_pid"
+    start_gw "${no_limit[@]}"
+    b5_run "slow=0" "$run" 0
     stop "$gw_pid"
   done
   stop "$sim_pid"
@@ -395,6 +399,7 @@ b5() {
   local c=slow=$slow
   echo "B5 gateway RSS per slow stream: $(median b5 $c rss_kib_per_slow_stream) KiB [$(spread b5 $c rss_kib_per_slow_stream)]  target <= 64"
   echo "B5 fast streams max/median time to first message: $(median b5 $c ttfm_max_over_median) [$(spread b5 $c ttfm_max_over_median)] (max $(median b5 $c ttfm_ms_max) ms, median $(median b5 $c ttfm_ms_median) ms)  target <= 1.3"
+  echo "B5 the same with no slow streams: $(median b5 slow=0 ttfm_max_over_median) [$(spread b5 slow=0 ttfm_max_over_median)] (max $(median b5 slow=0 ttfm_ms_max) ms, median $(median b5 slow=0 ttfm_ms_median) ms)"
 }
 
 # --- B6: a sequential urllib pager against the gateway, B1 and B3 conditions -----------------
