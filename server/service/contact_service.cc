@@ -194,12 +194,15 @@ class StreamContactsReactor final
     log_.span_id = trace_.span_id;
     context->AddInitialMetadata("x-request-id", log_.request_id);
     context->AddInitialMetadata("traceparent", trace_.Traceparent());
-    StartRead(&request_);
+    StartRead(&request_);  // gRPC starts it once the constructor returned
+    // gRPC may run the first reactions on another thread, through its own lock-free hand-over.
+    HappensBefore(this);
   }
 
   // The first read brings the request; the second, the caller's half-close (a message there is a
   // second request, which is refused).
   void OnReadDone(bool ok) override {
+    HappensAfter(this);
     if (ok) rpc_metrics_.Received();
     if (!read_request_) {
       read_request_ = true;
@@ -240,7 +243,8 @@ class StreamContactsReactor final
     if (started.ok()) {
       if (setup_->resumed) Metrics().resumed_streams.Increment();
       StartSendInitialMetadata();  // tells the caller at once that the stream was taken
-      StartRead(&request_);        // for the half-close
+      HappensBefore(this);
+      StartRead(&request_);  // for the half-close
       if (service_.page_sizes_ != nullptr) {
         Ref();  // until the memory answers (inside Recall, or later on a thread of its own)
         service_.page_sizes_->Recall(setup_->base.account_id, [this](std::optional<int32_t> size) {
@@ -278,16 +282,18 @@ class StreamContactsReactor final
 
   void OnWriteDone(bool ok) override {
     write_hand_over_.Received();
+    // Counted before writing_ is cleared: until then no other write of this stream can start, so
+    // no other OnWriteDone touches write_mark_.
+    LaterLane* lane = service_.later_lane_;
+    const bool busy = ok && lane != nullptr && lane->Completed(write_mark_);
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
       // Not ok: the caller is gone; stop the upstream side and finish.
       if (!ok) window_->Stop(absl::CancelledError("the stream broke while writing"));
     }
-    if (!ok) {
-      cancel_->Cancel();
-    } else if (LaterLane* lane = service_.later_lane_;
-               lane != nullptr && lane->Completed(write_mark_)) {
+    if (!ok) cancel_->Cancel();
+    if (busy) {
       Defer([this] { Pump(); });  // the next message waits its turn
       return;
     }
@@ -295,6 +301,7 @@ class StreamContactsReactor final
   }
 
   void OnCancel() override {
+    HappensAfter(this);
     cancel_->Cancel();
     {
       absl::MutexLock lock(&mu_);
