@@ -397,16 +397,19 @@ class StreamContactsReactor final
       refs_.fetch_add(1);
       service_.source_.Fetch(std::move(request), cancel_,
                              [this, slot = f.slot, first_page = f.first_page](PageResult result) {
-                               LaterLane* lane = service_.later_lane_;
-                               if (!first_page && lane != nullptr && lane->Busy()) {
-                                 Defer([this, slot, result = std::move(result)]() mutable {
-                                   OnPage(slot, std::move(result));
-                                 });
-                                 return;
-                               }
-                               OnPage(slot, std::move(result));
+                               PageArrived(slot, first_page, std::move(result));
                              });
     }
+  }
+
+  // A stream's first page is taken at once; a later one waits in the LaterLane while it is busy.
+  void PageArrived(uint64_t slot, bool first_page, PageResult result) {
+    if (!first_page && service_.later_lane_ != nullptr && service_.later_lane_->Busy()) {
+      Defer(
+          [this, slot, result = std::move(result)]() mutable { OnPage(slot, std::move(result)); });
+      return;
+    }
+    OnPage(slot, std::move(result));
   }
 
   // Hands a running stream's `reaction` (its next message, a later page) to the LaterLane.

@@ -28,7 +28,7 @@ namespace contacts::gateway {
 // stream's first, so that a stream that just started gets its first messages out before older
 // streams' later ones. Work waiting longer than `age_bound` gets every second turn, oldest first:
 // old streams are slowed, never stopped. Streams whose callers do not read (their writes wait for
-// flow control) complete no writes, so they neither count nor wait here.
+// flow control) complete no writes, so they do not count.
 //
 // Thread-safe. Deferred work runs on the io_context's threads; the owner keeps them running until
 // every call has ended (work that never ran would hold its call open).
