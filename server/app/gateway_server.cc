@@ -182,9 +182,8 @@ absl::Status GatewayServer::BuildService(const Config& config) {
   }
   PageSizeMemory* page_sizes =
       shared_page_sizes_ ? shared_page_sizes_.get() : local_page_sizes_.get();
-  later_lane_ = std::make_unique<LaterLane>(io_, LaterLane::Options{.parallel = config.io_threads});
-  service_ = std::make_unique<ContactService>(*cache_, authorizer_.get(), config.stream, page_sizes,
-                                              later_lane_.get());
+  service_ =
+      std::make_unique<ContactService>(*cache_, authorizer_.get(), config.stream, page_sizes);
   return absl::OkStatus();
 }
 

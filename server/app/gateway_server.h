@@ -82,7 +82,6 @@ class GatewayServer {
   // --shared-state the fleet's in front of it.
   std::unique_ptr<PageSizeMemory> local_page_sizes_;
   std::unique_ptr<PageSizeMemory> shared_page_sizes_;
-  std::unique_ptr<LaterLane> later_lane_;  // on io_
   std::unique_ptr<ContactService> service_;
   std::unique_ptr<grpc::Server> server_;
   // Answers UNIMPLEMENTED to every method but health's on the probe server (gRPC wants a

@@ -271,12 +271,6 @@ GatewayMetrics::GatewayMetrics()
                             .Add<Counter>("contacts_gateway_contacts_streamed_total",
                                           "Contacts written to StreamContacts callers.")
                             .With({})),
-      deferred_reactions(
-          registry
-              .Add<Counter>("contacts_gateway_deferred_reactions_total",
-                            "Running streams' next messages and later pages that waited while "
-                            "many streams wrote, so that new streams' first messages went first.")
-              .With({})),
       active_streams(
           registry.Add<Gauge>("contacts_gateway_active_streams", "StreamContacts calls in flight.")
               .With({})),

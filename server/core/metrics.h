@@ -192,7 +192,6 @@ struct GatewayMetrics {
   Counter& page_cache_hits;              // pages served from the page cache
   Counter& refused_caller_jwt_requests;  // refused at once: the upstream refused that JWT lately
   Counter& contacts_streamed;
-  Counter& deferred_reactions;  // running streams' later messages and pages held in the LaterLane
   Gauge& active_streams;
   Gauge& upstream_connections;  // open or opening, idle ones included
   // StreamContacts, start to end (minutes to hours: grpc_server_handling_seconds stops at 10 s).

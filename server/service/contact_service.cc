@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
-#include "absl/functional/any_invocable.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -175,10 +174,9 @@ TraceContext StreamTrace(const grpc::CallbackServerContext& context) {
 // pages arriving; what to fetch, in which order pages count and where a stream resumes is the
 // PrefetchWindow's. gRPC holds one reference until OnDone; each upstream fetch in flight holds
 // another, and so does the PageSizeMemory's answer while it is awaited (the window opens with
-// it), and so does each reaction the LaterLane holds, so a page or an answer arriving after the
-// call ended finds the reactor alive. gRPC, the page source, the memory and the lane call in on
-// their own threads; the state is guarded by mu_, and no lock is held while calling StartWrite,
-// Finish, Fetch, Recall or Learn.
+// it), so a page or an answer arriving after the call ended finds the reactor alive. gRPC, the
+// page source and the memory call in on their own threads; the state is guarded by mu_, and no
+// lock is held while calling StartWrite, Finish, Fetch, Recall or Learn.
 //
 // The method is registered as bidirectional streaming, though callers see (and the proto declares)
 // a server stream: the reactor reads the request itself, so that it can tell a call that brought
@@ -282,10 +280,6 @@ class StreamContactsReactor final
 
   void OnWriteDone(bool ok) override {
     write_hand_over_.Received();
-    // Counted before writing_ is cleared: until then no other write of this stream can start, so
-    // no other OnWriteDone touches write_mark_.
-    LaterLane* lane = service_.later_lane_;
-    const bool busy = ok && lane != nullptr && lane->Completed(write_mark_);
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
@@ -293,10 +287,6 @@ class StreamContactsReactor final
       if (!ok) window_->Stop(absl::CancelledError("the stream broke while writing"));
     }
     if (!ok) cancel_->Cancel();
-    if (busy) {
-      Defer([this] { Pump(); });  // the next message waits its turn
-      return;
-    }
     Pump();
   }
 
@@ -395,30 +385,10 @@ class StreamContactsReactor final
       request.first_page = f.first_page;
       request.credentials = setup_->credentials.Next();
       refs_.fetch_add(1);
-      service_.source_.Fetch(std::move(request), cancel_,
-                             [this, slot = f.slot, first_page = f.first_page](PageResult result) {
-                               PageArrived(slot, first_page, std::move(result));
-                             });
+      service_.source_.Fetch(std::move(request), cancel_, [this, slot = f.slot](PageResult result) {
+        OnPage(slot, std::move(result));
+      });
     }
-  }
-
-  // A stream's first page is taken at once; a later one waits in the LaterLane while it is busy.
-  void PageArrived(uint64_t slot, bool first_page, PageResult result) {
-    if (!first_page && service_.later_lane_ != nullptr && service_.later_lane_->Busy()) {
-      Defer(
-          [this, slot, result = std::move(result)]() mutable { OnPage(slot, std::move(result)); });
-      return;
-    }
-    OnPage(slot, std::move(result));
-  }
-
-  // Hands a running stream's `reaction` (its next message, a later page) to the LaterLane.
-  void Defer(absl::AnyInvocable<void() &&> reaction) {
-    Ref();  // until the lane runs it
-    service_.later_lane_->Defer(arrival_, [this, reaction = std::move(reaction)]() mutable {
-      std::move(reaction)();
-      Unref();
-    });
   }
 
   // Opens the upstream side, with the largest page the upstream serves if it is remembered.
@@ -536,8 +506,6 @@ class StreamContactsReactor final
   ContactService& service_;
   grpc::CallbackServerContext* const context_;
   const absl::Time started_ = absl::Now();
-  const uint64_t arrival_ = service_.arrivals_.fetch_add(1, std::memory_order_relaxed);
-  int64_t write_mark_ = 0;  // the LaterLane's; OnWriteDone's
   // Counted here rather than by the metrics interceptor (see GrpcMetricsInterceptorFactory).
   RpcMetrics rpc_metrics_{Metrics(), RpcLabels(StreamContactsMethod())};
   const TraceContext trace_;  // the stream's span
@@ -571,12 +539,8 @@ const std::string& StreamContactsMethod() {
 }
 
 ContactService::ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options,
-                               PageSizeMemory* page_sizes, LaterLane* later_lane)
-    : source_(source),
-      authorizer_(authorizer),
-      page_sizes_(page_sizes),
-      later_lane_(later_lane),
-      options_(options) {
+                               PageSizeMemory* page_sizes)
+    : source_(source), authorizer_(authorizer), page_sizes_(page_sizes), options_(options) {
   AddMethod(new grpc::internal::RpcServiceMethod(
       StreamContactsMethod().c_str(), grpc::internal::RpcMethod::BIDI_STREAMING, nullptr));
   MarkMethodRawCallback(0,

@@ -3,7 +3,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -17,7 +16,6 @@
 #include "server/core/page_size_memory.h"
 #include "server/core/page_source.h"
 #include "server/service/authz.h"
-#include "server/service/later_lane.h"
 #include "server/stream/resume_token.h"
 
 namespace contacts::gateway {
@@ -46,9 +44,7 @@ const std::string& StreamContactsMethod();
 // message at a time, with no thread of its own. Callers that bring no upstream credentials
 // (metadata `auth` + `iid`) get the gateway's own if `authorizer` (may be null: pass-through only)
 // allows it. `page_sizes` (may be null: nothing remembered) tells each stream the largest page
-// the upstream serves for its account, and learns it from them. `later_lane` (may be null: every
-// reaction runs at once) holds running streams' later messages and pages while many streams
-// write, so that new streams' first messages come first. All must outlive the service.
+// the upstream serves for its account, and learns it from them. All must outlive the service.
 //
 // The method is registered raw (request and responses as bytes) so that the gateway parses the
 // request itself, naming the field when a string is not UTF-8, and writes each response from the
@@ -58,7 +54,7 @@ const std::string& StreamContactsMethod();
 class ContactService final : public grpc::Service {
  public:
   ContactService(PageSource& source, Authorizer* authorizer, StreamOptions options,
-                 PageSizeMemory* page_sizes = nullptr, LaterLane* later_lane = nullptr);
+                 PageSizeMemory* page_sizes = nullptr);
 
   // For draining: ends every stream in flight with `status` once its current write is done (the
   // trailing metadata `contacts-resume-token` says where to resume), and refuses new streams
@@ -75,8 +71,6 @@ class ContactService final : public grpc::Service {
   PageSource& source_;
   Authorizer* const authorizer_;
   PageSizeMemory* const page_sizes_;
-  LaterLane* const later_lane_;
-  std::atomic<uint64_t> arrivals_{0};  // numbers the streams in the order they came
   const StreamOptions options_;
   mutable absl::Mutex mu_;
   absl::flat_hash_set<StreamContactsReactor*> active_ ABSL_GUARDED_BY(mu_);

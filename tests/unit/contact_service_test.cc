@@ -5,8 +5,6 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -19,7 +17,6 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/core/error_reason.h"
-#include "server/core/metrics.h"
 #include "server/stream/local_page_size_memory.h"
 #include "tests/unit/fake_page_source.h"
 
@@ -39,8 +36,7 @@ class ContactServiceTest : public ::testing::Test {
       authorizer_ =
           std::make_unique<Authorizer>(*credentials_, AuthzOptions{.allow_unauthenticated = true});
     }
-    service_ = std::make_unique<ContactService>(*source_, authorizer_.get(), options_, page_sizes_,
-                                                later_lane_ ? &later_lane_->lane : nullptr);
+    service_ = std::make_unique<ContactService>(*source_, authorizer_.get(), options_, page_sizes_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -52,24 +48,7 @@ class ContactServiceTest : public ::testing::Test {
   }
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::system_clock::now());
-    later_lane_.reset();  // after the server: what waits in the lane runs until its calls end
   }
-
-  // A LaterLane on two I/O threads of its own, for the next StartServer.
-  struct LaneOnThreads {
-    explicit LaneOnThreads(LaterLane::Options options) : lane(io, options) {
-      for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io.run(); });
-    }
-    ~LaneOnThreads() {
-      guard.reset();
-      for (std::thread& thread : threads) thread.join();
-    }
-    boost::asio::io_context io;
-    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{
-        io.get_executor()};
-    LaterLane lane;
-    std::vector<std::thread> threads;
-  };
 
   static StreamContactsRequest Request() {
     StreamContactsRequest request;
@@ -96,7 +75,6 @@ class ContactServiceTest : public ::testing::Test {
 
   StreamOptions options_{.default_page_size = 50, .default_batch_size = 100};
   PageSizeMemory* page_sizes_ = nullptr;
-  std::unique_ptr<LaneOnThreads> later_lane_;
   std::unique_ptr<FakePageSource> source_;
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<Authorizer> authorizer_;
@@ -334,49 +312,6 @@ TEST_F(ContactServiceTest, CancellationStopsUpstreamFetching) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(source_->requests().size(), after_cancel);
   EXPECT_LT(after_cancel, 2000u) << "fetching went on long after the cancellation";
-}
-
-// With a lane that counts every writing stream as many (busy above 0), every stream's next
-// message and later pages wait in the lane: 12 concurrent streams, one of them cancelled midway,
-// still get their whole lists, each contact once and in order.
-TEST_F(ContactServiceTest, LaterWorkThatWaitsInTheLaneLosesAndRepeatsNothing) {
-  later_lane_ = std::make_unique<LaneOnThreads>(LaterLane::Options{.busy_above = 0});
-  StartServer(3000);
-  const uint64_t deferred_before = Metrics().deferred_reactions.value();
-  StreamContactsRequest request = Request();
-  request.set_max_batch_size(7);  // 429 messages a stream
-  std::vector<std::vector<std::string>> ids(12);
-  std::vector<grpc::Status> statuses(12);
-  std::vector<std::thread> callers;
-  for (int i = 0; i < 12; ++i) {
-    callers.emplace_back([&, i] {
-      grpc::ClientContext context;  // a reaction lost in the lane would hold the stream forever
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-      auto reader = stub_->StreamContacts(&context, request);
-      StreamContactsResponse response;
-      while (reader->Read(&response)) {
-        for (const auto& c : response.contacts()) ids[i].push_back(c.id());
-      }
-      statuses[i] = reader->Finish();
-    });
-  }
-  {
-    grpc::ClientContext context;
-    auto reader = stub_->StreamContacts(&context, request);
-    StreamContactsResponse response;
-    for (int i = 0; i < 20; ++i) ASSERT_TRUE(reader->Read(&response));
-    context.TryCancel();
-    while (reader->Read(&response)) {
-    }
-    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  }
-  for (std::thread& caller : callers) caller.join();
-  for (int i = 0; i < 12; ++i) {
-    EXPECT_TRUE(statuses[i].ok()) << statuses[i].error_message();
-    EXPECT_EQ(ids[i], Range(0, 3000)) << "stream " << i;
-  }
-  // Each stream's write completions but the last deferred its next reaction at least.
-  EXPECT_GE(Metrics().deferred_reactions.value() - deferred_before, 12u * 428);
 }
 
 TEST_F(ContactServiceTest, CallerDeadlineReachesTheUpstreamRequest) {

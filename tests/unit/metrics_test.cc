@@ -120,7 +120,6 @@ TEST(MetricsTest, GatewayMetricsUseTheGoGrpcPrometheusNames) {
         "# TYPE contacts_gateway_coalesced_pages_total counter",
         "# TYPE contacts_gateway_page_cache_hits_total counter",
         "# TYPE contacts_gateway_contacts_streamed_total counter",
-        "# TYPE contacts_gateway_deferred_reactions_total counter",
         "# TYPE contacts_gateway_active_streams gauge"}) {
     EXPECT_THAT(text, ::testing::HasSubstr(name));
   }
