@@ -6,7 +6,8 @@
 // Debian's libgrpc is not built with -fsanitize=thread. Mutex hand-overs are covered by the
 // preloaded absl shim of TSan runs (tests/sanitizers/README.md), but some orderings go through
 // gRPC's lock-free transport code: every reactor's OnDone happens before grpc::Server::Wait
-// returns, and all that a StartWrite does on one thread before its OnWriteDone on another.
+// returns, what a reactor set before a read started before its OnReadDone (or OnCancel) on another
+// thread, and all that a StartWrite does on one thread before its OnWriteDone on another.
 // HappensBefore(tag) before such a hand-over and HappensAfter(tag) after it tell TSan; a hand-over
 // that happens inside a call into gRPC takes a HandOver. Outside TSan builds all compile to
 // nothing.
